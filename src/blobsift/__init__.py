@@ -1,0 +1,91 @@
+"""blobsift: sift the real signals out of blob-detector candidates with few labels.
+
+``import blobsift`` is cheap: torch, dask and the web stack load only when a name that
+needs them is first used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# Public name -> module that defines it (loaded on first access).
+_LAZY = {
+    "BlobsiftError": "blobsift.exceptions",
+    "Candidates": "blobsift.types",
+    "CNNClassifier": "blobsift.classify.cnn",
+    "FocalLoss": "blobsift.nn.losses",
+    "ImageReadError": "blobsift.exceptions",
+    "InvalidInputError": "blobsift.exceptions",
+    "ModelFileError": "blobsift.exceptions",
+    "NotFittedError": "blobsift.exceptions",
+    "SignalClassifier": "blobsift.nn.models",
+    "Sifter": "blobsift.classify.sifter",
+    "SingleClassError": "blobsift.exceptions",
+    "balance_dataset": "blobsift.nn.data",
+    "create_weighted_sampler": "blobsift.nn.data",
+    "detect_blobs": "blobsift.detect",
+    "evaluate_classifier": "blobsift.nn.train",
+    "extract_crops": "blobsift.crops",
+    "read_candidates": "blobsift.types",
+    "read_image": "blobsift.io",
+    "train_classifier": "blobsift.nn.train",
+}
+
+__all__ = [
+    "BlobsiftError",
+    "CNNClassifier",
+    "Candidates",
+    "FocalLoss",
+    "ImageReadError",
+    "InvalidInputError",
+    "ModelFileError",
+    "NotFittedError",
+    "Sifter",
+    "SignalClassifier",
+    "SingleClassError",
+    "__version__",
+    "balance_dataset",
+    "create_weighted_sampler",
+    "detect_blobs",
+    "evaluate_classifier",
+    "extract_crops",
+    "read_candidates",
+    "read_image",
+    "train_classifier",
+]
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from blobsift.classify.cnn import CNNClassifier
+    from blobsift.classify.sifter import Sifter
+    from blobsift.crops import extract_crops
+    from blobsift.detect import detect_blobs
+    from blobsift.exceptions import (
+        BlobsiftError,
+        ImageReadError,
+        InvalidInputError,
+        ModelFileError,
+        NotFittedError,
+        SingleClassError,
+    )
+    from blobsift.io import read_image
+    from blobsift.nn.data import balance_dataset, create_weighted_sampler
+    from blobsift.nn.losses import FocalLoss
+    from blobsift.nn.models import SignalClassifier
+    from blobsift.nn.train import evaluate_classifier, train_classifier
+    from blobsift.types import Candidates, read_candidates
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'blobsift' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])

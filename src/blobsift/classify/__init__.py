@@ -1,0 +1,1 @@
+"""Classifiers of candidate crops with the scikit-learn estimator contract."""

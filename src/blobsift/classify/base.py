@@ -1,0 +1,169 @@
+"""What every blobsift crop classifier shares: parameters, input checks, threshold, files."""
+
+from __future__ import annotations
+
+import inspect
+import os
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import numpy as np
+
+from blobsift._validation import check_both_classes, check_crops, check_labels
+from blobsift.exceptions import InvalidInputError, ModelFileError, NotFittedError
+from blobsift.metrics import OperatingPoint, best_threshold
+
+__all__ = ["CropClassifier"]
+
+
+class CropClassifier:
+    """Base class: scikit-learn style parameters, ``predict`` at a chosen threshold, files.
+
+    Subclasses implement ``_fit``, ``_positive_proba``, ``_tensors``/``_file_config`` and
+    ``_restore``. Constructors only store their keyword arguments.
+    """
+
+    #: Name written into model files and used to pick the class on load.
+    kind: ClassVar[str] = ""
+    #: Fewest labels of each class that ``fit`` accepts.
+    min_per_class: ClassVar[int] = 2
+
+    classes_: np.ndarray
+    threshold_: float
+
+    # -- parameters ---------------------------------------------------------------------
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        signature = inspect.signature(cls.__init__)
+        return [name for name in signature.parameters if name != "self"]
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """Return the constructor parameters (scikit-learn convention)."""
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params: Any) -> Self:
+        """Set constructor parameters; unknown names raise with the list of valid ones."""
+        valid = self._param_names()
+        for name, value in params.items():
+            if name not in valid:
+                raise InvalidInputError(
+                    f"{type(self).__name__} has no parameter {name!r}; valid: {valid}."
+                )
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self) -> str:
+        defaults = {
+            name: p.default for name, p in inspect.signature(type(self).__init__).parameters.items()
+        }
+        changed = [
+            f"{name}={value!r}"
+            for name, value in self.get_params().items()
+            if defaults.get(name, inspect.Parameter.empty) != value
+        ]
+        return f"{type(self).__name__}({', '.join(changed)})"
+
+    # -- fitting ------------------------------------------------------------------------
+    def _check_fit_input(self, X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:  # noqa: N803
+        crops = check_crops(X, name="X")
+        labels = check_labels(y, len(crops), name="y")
+        check_both_classes(labels, name="y", minimum=self.min_per_class)
+        return crops, labels
+
+    def _choose_threshold(self, labels: np.ndarray, scores: np.ndarray) -> OperatingPoint:
+        """Pick the operating point on held-out scores (best F1 or the user's target)."""
+        return best_threshold(
+            labels,
+            scores,
+            target_precision=getattr(self, "target_precision", None),
+            target_recall=getattr(self, "target_recall", None),
+        )
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "threshold_"):
+            raise NotFittedError(
+                f"this {type(self).__name__} is not fitted yet; call fit(X, y) or "
+                f"{type(self).__name__}.load(path) first."
+            )
+
+    # -- prediction ---------------------------------------------------------------------
+    def _positive_proba(self, crops: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def predict_proba(self, X: Any) -> np.ndarray:  # noqa: N803
+        """Return class probabilities, shape (n, 2); columns follow ``classes_ == [0, 1]``.
+
+        Parameters
+        ----------
+        X : array of shape (n, 64, 64)
+            Raw crops of any real dtype.
+        """
+        self._check_fitted()
+        crops = check_crops(X, name="X")
+        positive = self._positive_proba(crops).astype(np.float64)
+        return np.column_stack([1.0 - positive, positive])
+
+    def decision_scores(self, X: Any) -> np.ndarray:  # noqa: N803
+        """Return the probability of signal, shape (n,)."""
+        return self.predict_proba(X)[:, 1]
+
+    def predict(self, X: Any) -> np.ndarray:  # noqa: N803
+        """Return 0/1 decisions at ``threshold_`` (chosen on held-out labels), shape (n,)."""
+        return (self.decision_scores(X) >= self.threshold_).astype(np.int64)
+
+    # -- files --------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike[str]) -> tuple[Path, Path]:
+        """Save as ``path.safetensors`` (weights) + ``path.json`` (everything else)."""
+        from blobsift import __version__
+        from blobsift.nn.serialize import save_model_file
+
+        self._check_fitted()
+        config = {
+            "kind": self.kind,
+            "blobsift_version": __version__,
+            "params": _jsonable(self.get_params()),
+            "threshold": float(self.threshold_),
+            **self._file_config(),
+        }
+        return save_model_file(path, self._tensors(), config)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Self:
+        """Load a model saved with :meth:`save`; never executes code from the file."""
+        from blobsift.nn.serialize import load_model_file
+
+        tensors, config = load_model_file(path)
+        if cls.kind and config.get("kind") != cls.kind:
+            raise ModelFileError(
+                f"{path} holds a {config.get('kind')!r} model, not a {cls.kind!r} one."
+            )
+        try:
+            model = cls(**config["params"])
+            model.threshold_ = float(config["threshold"])
+            model.classes_ = np.array([0, 1])
+            model._restore(tensors, config)
+        except (KeyError, TypeError, ValueError, RuntimeError) as error:
+            raise ModelFileError(f"{path} is not a usable {cls.__name__} file: {error}") from None
+        return model
+
+    def _tensors(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _file_config(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _restore(self, tensors: dict[str, Any], config: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+
+def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
+    """Keep the parameters a JSON file can hold (callbacks and devices are dropped)."""
+    kept = {}
+    for name, value in params.items():
+        if value is None or isinstance(value, bool | int | float | str):
+            kept[name] = value
+        elif isinstance(value, list | tuple) and all(isinstance(v, int | float) for v in value):
+            kept[name] = list(value)
+        elif isinstance(value, dict):
+            kept[name] = value
+    return kept

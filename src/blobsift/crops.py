@@ -1,0 +1,108 @@
+"""Square crops centred on candidate positions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from blobsift._validation import CROP_SIZE
+from blobsift.exceptions import InvalidInputError
+
+__all__ = ["centre_window", "extract_crops"]
+
+
+def _centres(candidates: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Return integer (row, col) centres from ``Candidates`` or an (n, 2) array."""
+    if hasattr(candidates, "row") and hasattr(candidates, "col"):
+        rows, cols = np.asarray(candidates.row), np.asarray(candidates.col)
+    else:
+        positions = np.asarray(candidates, dtype=np.float64)
+        if positions.ndim != 2 or positions.shape[1] < 2:
+            raise InvalidInputError(
+                "candidates must be a Candidates table or an array of shape (n, 2) holding "
+                f"(row, col); got shape {positions.shape}."
+            )
+        rows, cols = positions[:, 0], positions[:, 1]
+    if rows.size and not (np.isfinite(rows).all() and np.isfinite(cols).all()):
+        raise InvalidInputError("candidate positions must be finite; got NaN or inf.")
+    return np.floor(rows + 0.5).astype(np.int64), np.floor(cols + 0.5).astype(np.int64)
+
+
+def _reflect(index: np.ndarray, length: int) -> np.ndarray:
+    """Map indices outside [0, length) back inside, mirroring without repeating the edge."""
+    if length == 1:
+        return np.zeros_like(index)
+    period = 2 * (length - 1)
+    index = np.abs(index) % period
+    return np.where(index >= length, period - index, index)
+
+
+def extract_crops(image: np.ndarray, candidates: Any, size: int = CROP_SIZE) -> np.ndarray:
+    """Cut a ``size`` x ``size`` window centred on each candidate.
+
+    The pixel nearest to the candidate's (sub-pixel) position lands at index
+    ``(size // 2, size // 2)`` of its crop. Windows that reach past the image border are
+    filled by mirror reflection (without repeating the edge pixel).
+
+    Parameters
+    ----------
+    image : (H, W) array
+        A 2D image of any real dtype.
+    candidates : Candidates or (n, 2) array
+        Positions as (row, col).
+    size : int
+        Side length of each crop.
+
+    Returns
+    -------
+    crops : (n, size, size) float32 array
+        One crop per candidate, in the candidates' order; ``(0, size, size)`` when there
+        are no candidates.
+    """
+    image = np.asarray(image)
+    if image.ndim != 2:
+        raise InvalidInputError(
+            f"image must be 2D (H, W); got shape {image.shape}. Use read_image(path) or "
+            "pick a channel first."
+        )
+    if size < 1:
+        raise InvalidInputError(f"size must be a positive integer; got {size}.")
+    rows, cols = _centres(candidates)
+    crops = np.empty((rows.size, size, size), dtype=np.float32)
+    if rows.size == 0:
+        return crops
+    if image.size == 0:
+        raise InvalidInputError(f"image is empty (shape {image.shape}); nothing to crop.")
+    half = size // 2
+    top, left = rows - half, cols - half
+    height, width = image.shape
+    inside = (top >= 0) & (left >= 0) & (top + size <= height) & (left + size <= width)
+    # Whole windows: one slice copy each (about 2x faster than a fancy-indexed gather).
+    for index, r, c in zip(
+        np.flatnonzero(inside).tolist(), top[inside].tolist(), left[inside].tolist(), strict=True
+    ):
+        crops[index] = image[r : r + size, c : c + size]
+    border = np.flatnonzero(~inside)
+    if border.size:
+        offsets = np.arange(size)
+        row_index = _reflect(top[border, None] + offsets, height)
+        col_index = _reflect(left[border, None] + offsets, width)
+        crops[border] = image[row_index[:, :, None], col_index[:, None, :]]
+    return crops
+
+
+def centre_window(crops: np.ndarray, size: int) -> np.ndarray:
+    """Return the central ``size`` x ``size`` window of each crop (a view, no copy).
+
+    Parameters
+    ----------
+    crops : (n, S, S) array
+    size : int
+        Window side, at most ``S``; ``S - size`` should be even to stay centred.
+    """
+    full = crops.shape[-1]
+    if size > full:
+        raise InvalidInputError(f"window size {size} exceeds the crop size {full}.")
+    start = (full - size) // 2
+    return crops[..., start : start + size, start : start + size]

@@ -1,0 +1,1 @@
+"""PyTorch parts of blobsift: losses, models, data sampling, augmentation and training."""

@@ -1,0 +1,107 @@
+"""Pictures of results: learning curves and crop galleries, rendered to PNG."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["SPEC_EXPECTED_F1", "plot_crop_gallery", "plot_learning_curve"]
+
+#: The specification's "Expected Results": labels -> (low, high) F1.
+SPEC_EXPECTED_F1: dict[int, tuple[float, float]] = {
+    100: (0.82, 0.88),
+    250: (0.88, 0.93),
+    500: (0.92, 0.96),
+    1000: (0.95, 0.98),
+}
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_learning_curve(
+    curves: dict[str, tuple[Sequence[int], Sequence[float]]],
+    path: str | os.PathLike[str],
+    *,
+    title: str = "F1 against number of labels",
+) -> Path:
+    """Draw F1 against labels for each named curve, with the specification's ranges.
+
+    Parameters
+    ----------
+    curves : dict
+        Name -> (label counts, F1 values).
+    path : path-like
+        Where to write the PNG.
+
+    Returns
+    -------
+    Path
+        The PNG written.
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for labels, (low, high) in SPEC_EXPECTED_F1.items():
+        ax.fill_between([labels * 0.9, labels * 1.1], low, high, color="0.85", lw=0)
+    ax.plot([], [], color="0.85", lw=8, label="specification: expected F1")
+    for name, (counts, values) in curves.items():
+        ax.plot(counts, values, marker="o", label=name)
+    ax.set_xscale("log")
+    ax.set_xlabel("labels")
+    ax.set_ylabel("F1 on held-out crops")
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.set_title(title)
+    ax.legend(loc="lower right")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_crop_gallery(
+    crops: np.ndarray,
+    captions: Sequence[str],
+    path: str | os.PathLike[str],
+    *,
+    columns: int = 10,
+    title: str = "",
+) -> Path:
+    """Draw crops in a grid, each contrast-stretched on its own (1st-99.5th percentile).
+
+    Returns
+    -------
+    Path
+        The PNG written.
+    """
+    plt = _pyplot()
+    n = max(len(crops), 1)
+    rows = int(np.ceil(n / columns))
+    fig, axes = plt.subplots(
+        rows, columns, figsize=(1.3 * columns, 1.45 * rows + 0.4), squeeze=False
+    )
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, crop, caption in zip(axes.flat, crops, captions, strict=False):
+        low, high = np.percentile(crop, [1, 99.5])
+        ax.imshow(crop, cmap="gray", vmin=low, vmax=max(high, low + 1e-6))
+        ax.set_title(caption, fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
