@@ -4,10 +4,9 @@
 needs them is first used.
 """
 
-from __future__ import annotations
-
-import importlib
-from typing import TYPE_CHECKING, Any
+import importlib as _importlib
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+from typing import Any as _Any
 
 __version__ = "0.1.0"
 
@@ -57,7 +56,7 @@ __all__ = [
     "train_classifier",
 ]
 
-if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+if _TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from blobsift.classify.cnn import CNNClassifier
     from blobsift.classify.sifter import Sifter
     from blobsift.crops import extract_crops
@@ -78,14 +77,14 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from blobsift.types import Candidates, read_candidates
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'blobsift' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    value = getattr(_importlib.import_module(module), name)
     globals()[name] = value
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY])
+    return sorted({*globals(), *_LAZY})

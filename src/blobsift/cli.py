@@ -23,7 +23,7 @@ def _demo(args: argparse.Namespace) -> int:
 
     from blobsift.demo import LABEL_COUNTS, run_demo
 
-    counts = (25, 50, 100) if args.quick else LABEL_COUNTS
+    counts = tuple(args.labels) if args.labels else (25, 50, 100) if args.quick else LABEL_COUNTS
     bar: Any = None
 
     def progress(stage: str, info: dict[str, Any]) -> None:
@@ -40,7 +40,10 @@ def _demo(args: argparse.Namespace) -> int:
             bar.set_postfix(val_f1=f"{info['val_f1']:.3f}", loss=f"{info['train_loss']:.4f}")
             bar.update(1)
 
-    rows, pictures = run_demo(args.output, label_counts=counts, seed=args.seed, progress=progress)
+    rows, pictures = run_demo(
+        args.output, label_counts=counts, test_size=args.test_size, seed=args.seed,
+        progress=progress,
+    )  # fmt: skip
     if bar is not None:
         bar.close()
     print(
@@ -65,6 +68,16 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _counts(text: str) -> list[int]:
+    try:
+        counts = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers like 25,50,100; got {text!r}") from None
+    if any(count < 20 for count in counts):
+        raise argparse.ArgumentTypeError("each label count must be at least 20")
+    return counts
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``blobsift`` command."""
     parser = argparse.ArgumentParser(
@@ -85,6 +98,15 @@ def build_parser() -> argparse.ArgumentParser:
                       help="folder for the PNGs (default: ./blobsift-demo)")  # fmt: skip
     demo.add_argument("--quick", action="store_true", help="only 25, 50 and 100 labels")
     demo.add_argument("--seed", type=int, default=0, help="seed of data and training")
+    demo.add_argument(
+        "--labels",
+        type=_counts,
+        default=None,
+        metavar="N,N,...",
+        help="label counts to train on (default: 25,50,100,250,500,1000)",
+    )
+    demo.add_argument("--test-size", type=int, default=3000, metavar="N",
+                      help="held-out crops to score on (default: 3000)")  # fmt: skip
     demo.set_defaults(run=_demo)
     return parser
 
