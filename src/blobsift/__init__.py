@@ -16,10 +16,13 @@ _LAZY = {
     "Candidates": "blobsift.types",
     "CNNClassifier": "blobsift.classify.cnn",
     "FocalLoss": "blobsift.nn.losses",
+    "ImageChangedError": "blobsift.exceptions",
     "ImageReadError": "blobsift.exceptions",
     "InvalidInputError": "blobsift.exceptions",
     "ModelFileError": "blobsift.exceptions",
     "NotFittedError": "blobsift.exceptions",
+    "Project": "blobsift.store",
+    "ProjectError": "blobsift.exceptions",
     "SignalClassifier": "blobsift.nn.models",
     "Sifter": "blobsift.classify.sifter",
     "SingleClassError": "blobsift.exceptions",
@@ -28,6 +31,7 @@ _LAZY = {
     "detect_blobs": "blobsift.detect",
     "evaluate_classifier": "blobsift.nn.train",
     "extract_crops": "blobsift.crops",
+    "predict_images": "blobsift.batch",
     "read_candidates": "blobsift.types",
     "read_image": "blobsift.io",
     "train_classifier": "blobsift.nn.train",
@@ -38,10 +42,13 @@ __all__ = [
     "CNNClassifier",
     "Candidates",
     "FocalLoss",
+    "ImageChangedError",
     "ImageReadError",
     "InvalidInputError",
     "ModelFileError",
     "NotFittedError",
+    "Project",
+    "ProjectError",
     "Sifter",
     "SignalClassifier",
     "SingleClassError",
@@ -51,22 +58,26 @@ __all__ = [
     "detect_blobs",
     "evaluate_classifier",
     "extract_crops",
+    "predict_images",
     "read_candidates",
     "read_image",
     "train_classifier",
 ]
 
 if _TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from blobsift.batch import predict_images
     from blobsift.classify.cnn import CNNClassifier
     from blobsift.classify.sifter import Sifter
     from blobsift.crops import extract_crops
     from blobsift.detect import detect_blobs
     from blobsift.exceptions import (
         BlobsiftError,
+        ImageChangedError,
         ImageReadError,
         InvalidInputError,
         ModelFileError,
         NotFittedError,
+        ProjectError,
         SingleClassError,
     )
     from blobsift.io import read_image
@@ -74,6 +85,7 @@ if _TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from blobsift.nn.losses import FocalLoss
     from blobsift.nn.models import SignalClassifier
     from blobsift.nn.train import evaluate_classifier, train_classifier
+    from blobsift.store import Project
     from blobsift.types import Candidates, read_candidates
 
 

@@ -1,21 +1,382 @@
 """The ``blobsift`` command line: a thin shell over the library.
 
-Every command parses its arguments, calls the API, shows progress and prints results.
-Errors from blobsift become one line on stderr and exit code 2.
+Every command parses its arguments, calls the API, shows progress and prints results
+(``--json`` prints one JSON document instead). Errors from blobsift become one line on
+stderr and exit code 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import glob
+import json
+import sqlite3
 import sys
+import textwrap
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from blobsift import __version__
-from blobsift.exceptions import BlobsiftError
+from blobsift.exceptions import BlobsiftError, InvalidInputError
 
-__all__ = ["main"]
+__all__ = ["build_parser", "main"]
+
+
+# --------------------------------------------------------------------------------------
+# shared helpers
+# --------------------------------------------------------------------------------------
+class _Bars:
+    """Turn ``progress(stage, info)`` calls of the library into tqdm bars on stderr."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.bars: dict[str, Any] = {}
+
+    def __call__(self, stage: str, info: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        from tqdm import tqdm
+
+        total = info.get("total", info.get("total_epochs"))
+        done = info.get("done", info.get("epoch"))
+        bar = self.bars.get(stage)
+        if bar is None:
+            unit = "epoch" if stage == "epoch" else "label" if stage == "label" else "image"
+            desc = {"epoch": "training"}.get(stage, stage)
+            bar = self.bars[stage] = tqdm(
+                total=total, desc=desc, unit=unit, file=sys.stderr, leave=False
+            )
+        if total is not None and bar.total != total:
+            bar.total = total
+        if "val_f1" in info:
+            bar.set_postfix(val_f1=f"{info['val_f1']:.3f}")
+        if done is not None:
+            bar.update(done - bar.n)
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
+        self.bars.clear()
+
+
+def _run_with_bars(args: argparse.Namespace, call: Any) -> Any:
+    bars = _Bars(enabled=not args.quiet)
+    try:
+        return call(bars)
+    finally:
+        bars.close()
+
+
+def _emit(args: argparse.Namespace, document: dict[str, Any], lines: Sequence[str]) -> None:
+    """Print ``document`` as JSON (``--json``) or ``lines`` as text."""
+    if args.json:
+        print(json.dumps(document, indent=2, sort_keys=True, default=str))
+    else:
+        for line in lines:
+            print(line)
+
+
+def _expand(patterns: Sequence[str]) -> list[Path]:
+    """Expand glob patterns (``**`` recursive); each must match something."""
+    paths: list[Path] = []
+    for pattern in patterns:
+        matches = sorted(glob.glob(pattern, recursive=True))
+        if not matches:
+            if Path(pattern).exists():
+                matches = [pattern]
+            else:
+                raise InvalidInputError(f"no file matches {pattern!r}.")
+        paths.extend(Path(m) for m in matches)
+    return list(dict.fromkeys(paths))
+
+
+def _open(args: argparse.Namespace) -> Any:
+    from blobsift.store import Project
+
+    return Project(args.project)
+
+
+def _detect_settings(args: argparse.Namespace) -> dict[str, Any]:
+    names = ("sigma_min", "sigma_max", "threshold", "min_distance", "border", "max_candidates")
+    prefix = "detect_" if hasattr(args, "detect_threshold") else ""
+    settings = {}
+    for name in names:
+        value = getattr(args, prefix + name, None)
+        if value is not None:
+            settings[name] = value
+    return settings
+
+
+def _metric(metrics: dict[str, Any], name: str) -> str:
+    value = metrics.get(name)
+    if value is None:
+        return "-"
+    interval = metrics.get(f"{name}_ci")
+    text = f"{value:.3f}"
+    return text + (f"  (95% interval {interval[0]:.3f}-{interval[1]:.3f})" if interval else "")
+
+
+# --------------------------------------------------------------------------------------
+# commands
+# --------------------------------------------------------------------------------------
+def _init(args: argparse.Namespace) -> int:
+    from blobsift.store import Project
+
+    with Project.create(args.project) as project:
+        added = []
+        if args.images:
+            paths = _expand(args.images)
+            added = _run_with_bars(args, lambda bars: project.add_images(paths, progress=bars))
+        _emit(
+            args,
+            {"project": str(project.root), "images": len(added)},
+            [f"created project {project.root} ({len(added)} image(s))"],
+        )
+    return 0
+
+
+def _add_images(args: argparse.Namespace) -> int:
+    with _open(args) as project:
+        before = {r.id for r in project.images()}
+        paths = _expand(args.images)
+        records = _run_with_bars(args, lambda bars: project.add_images(paths, progress=bars))
+        new = [r for r in records if r.id not in before]
+        _emit(
+            args,
+            {"added": [str(r.path) for r in new], "already_present": len(records) - len(new)},
+            [f"added {len(new)} image(s); {len(records) - len(new)} already in the project"],
+        )
+    return 0
+
+
+def _detect(args: argparse.Namespace) -> int:
+    with _open(args) as project:
+        images = _expand(args.images) if args.images else None
+        summary = _run_with_bars(
+            args,
+            lambda bars: project.detect(
+                images,
+                force=args.force,
+                progress=bars,
+                n_threads=args.threads,
+                **_detect_settings(args),
+            ),
+        )
+        _emit(
+            args,
+            summary,
+            [
+                f"detected {summary['candidates']} candidates in {summary['images']} image(s); "
+                f"{summary['skipped']} image(s) already detected with these settings"
+            ],
+        )
+    return 0
+
+
+def _import_candidates(args: argparse.Namespace) -> int:
+    from blobsift.types import read_candidates
+
+    columns = {"y": "row", "x": "col"} if args.xy else None
+    candidates = read_candidates(args.csv, columns=columns, image=args.image)
+    with _open(args) as project:
+        summary = _run_with_bars(
+            args,
+            lambda bars: project.import_candidates(candidates, source=str(args.csv), progress=bars),
+        )
+        _emit(
+            args,
+            summary,
+            [f"imported {summary['candidates']} candidates for {summary['images']} image(s)"],
+        )
+    return 0
+
+
+def _import_labels(args: argparse.Namespace) -> int:
+    with _open(args) as project:
+        count = _run_with_bars(
+            args, lambda bars: project.import_labels(args.csv, who=args.who, progress=bars)
+        )
+        counts = project.info()["labels"]
+        _emit(
+            args,
+            {"imported": count, "labels": counts},
+            [
+                f"imported {count} label(s); the project now has {counts['signal']} signal, "
+                f"{counts['noise']} noise and {counts['unsure']} unsure labels"
+            ],
+        )
+    return 0
+
+
+def _export_labels(args: argparse.Namespace) -> int:
+    with _open(args) as project:
+        count = project.export_labels(args.csv, include_unsure=args.include_unsure)
+        _emit(
+            args,
+            {"exported": count, "path": str(args.csv)},
+            [f"wrote {count} label(s) to {args.csv}"],
+        )
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    options: dict[str, Any] = {}
+    if args.epochs is not None:
+        options["epochs"] = args.epochs
+    with _open(args) as project:
+        record = _run_with_bars(
+            args,
+            lambda bars: project.train(
+                phase=args.phase,
+                target_precision=args.target_precision,
+                target_recall=args.target_recall,
+                random_state=args.seed,
+                progress=bars,
+                **options,
+            ),
+        )
+        metrics = record.metrics
+        document = {
+            "model_id": record.id,
+            "path": str(record.path),
+            "phase": record.phase,
+            "phase_reason": record.phase_reason,
+            "threshold": record.threshold,
+            "n_labels": record.n_labels,
+            "n_positive": record.n_positive,
+            "label_set_hash": record.label_set_hash,
+            "metrics": metrics,
+        }
+        _emit(
+            args,
+            document,
+            [
+                f"model {record.id}: {record.n_labels} labels ({record.n_positive} signal)",
+                f"  phase      {record.phase} ({record.phase_reason})",
+                f"  F1         {_metric(metrics, 'f1')}",
+                f"  precision  {_metric(metrics, 'precision')}",
+                f"  recall     {_metric(metrics, 'recall')}",
+                f"  threshold  {record.threshold:.4f}",
+                f"  file       {record.path}.safetensors",
+            ],
+        )
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from blobsift.batch import write_predictions
+
+    with _open(args) as project:
+        images = _expand(args.images) if args.images else None
+        model = args.model
+        frame = _run_with_bars(
+            args,
+            lambda bars: project.predict(
+                images, model=model, progress=bars, **_detect_settings(args)
+            ),
+        )
+        output = args.output
+        if output is None:
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+            output = project.root / "predictions" / f"predictions-{stamp}.csv"
+        written = write_predictions(frame, output)
+        if args.overlays and len(frame):
+            from blobsift.project_report import write_overlays
+
+            folder = Path(output).with_name(Path(output).stem + "-overlays")
+            written += _run_with_bars(
+                args, lambda bars: write_overlays(project, frame, folder, progress=bars)
+            )
+        n_signal = int(frame["decision"].sum()) if len(frame) else 0
+        n_images = frame["image"].nunique() if len(frame) else 0
+        _emit(
+            args,
+            {
+                "candidates": len(frame),
+                "signal": n_signal,
+                "images": n_images,
+                "files": [str(p) for p in written],
+            },
+            [
+                f"{n_signal} of {len(frame)} candidates in {n_images} image(s) predicted signal",
+                *[f"  wrote {p}" for p in written],
+            ],
+        )
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from blobsift.project_report import write_report
+
+    with _open(args) as project:
+        index = _run_with_bars(
+            args,
+            lambda bars: write_report(
+                project, args.model, output=args.output, image=args.image, progress=bars
+            ),
+        )
+        pictures = sorted(str(p) for p in index.parent.glob("*.png"))
+        _emit(
+            args,
+            {"report": str(index), "pictures": pictures},
+            [f"report: {index}", *[f"  {p}" for p in pictures]],
+        )
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    with _open(args) as project:
+        info = project.info(verify=args.verify)
+    labels = info["labels"]
+    lines = [
+        f"project    {info['project']} (schema {info['schema_version']})",
+        f"images     {info['images']} ({info['images_missing']} missing, "
+        f"{info['images_without_candidates']} without candidates)",
+        f"candidates {info['candidates']} current, from {info['detection_runs']} run(s)"
+        + (
+            f" ({info['unfinished_detection_runs']} unfinished)"
+            if info["unfinished_detection_runs"]
+            else ""
+        ),
+        f"labels     {labels['signal']} signal, {labels['noise']} noise, {labels['unsure']} "
+        f"unsure ({info['label_events']} events)",
+        f"models     {info['models']}",
+    ]
+    latest = info.get("latest_model")
+    if latest:
+        f1 = "-" if latest["f1"] is None else f"{latest['f1']:.3f}"
+        lines.append(
+            f"latest     model {latest['id']}: {latest['phase']}, {latest['n_labels']} labels, "
+            f"F1 {f1}, threshold {latest['threshold']:.3f}"
+            + (" (labels changed since: train again)" if latest["labels_changed_since"] else "")
+        )
+    for problem in info.get("image_problems", []):
+        lines.append(f"PROBLEM    {problem['message']}")
+    _emit(args, info, lines)
+    return 1 if info.get("image_problems") else 0
+
+
+def _relocate(args: argparse.Namespace) -> int:
+    with _open(args) as project:
+        record = project.relocate_image(args.image, args.new_path)
+        _emit(
+            args,
+            {"image": record.name, "id": record.id, "path": str(record.path)},
+            [f"image {record.id} now at {record.path}"],
+        )
+    return 0
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1]; got {text!r}") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1]; got {text!r}")
+    return value
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -33,17 +394,24 @@ def _demo(args: argparse.Namespace) -> int:
         elif stage == "train":
             if bar is not None:
                 bar.close()
-            bar = tqdm(desc=f"training on {info['labels']:>4} labels ({info['positives']} signal)",
-                       unit="epoch", leave=False, file=sys.stderr)  # fmt: skip
+            bar = tqdm(
+                desc=f"training on {info['labels']:>4} labels ({info['positives']} signal)",
+                unit="epoch",
+                leave=False,
+                file=sys.stderr,
+            )
         elif stage == "epoch" and bar is not None:
             bar.total = info["total_epochs"]
             bar.set_postfix(val_f1=f"{info['val_f1']:.3f}", loss=f"{info['train_loss']:.4f}")
             bar.update(1)
 
     rows, pictures = run_demo(
-        args.output, label_counts=counts, test_size=args.test_size, seed=args.seed,
+        args.output,
+        label_counts=counts,
+        test_size=args.test_size,
+        seed=args.seed,
         progress=progress,
-    )  # fmt: skip
+    )
     if bar is not None:
         bar.close()
     print(
@@ -60,8 +428,10 @@ def _demo(args: argparse.Namespace) -> int:
             verdict = (
                 "above" if r.f1 > r.expected[1] else "within" if r.f1 >= r.expected[0] else "below"
             )
-        print(f"{r.labels:>6} {r.positives:>6} {r.phase:>6} {r.f1:6.3f} {r.precision:6.3f} "
-              f"{r.recall:6.3f} {r.seconds:6.1f}  {expected} {verdict}")  # fmt: skip
+        print(
+            f"{r.labels:>6} {r.positives:>6} {r.phase:>6} {r.f1:6.3f} {r.precision:6.3f} "
+            f"{r.recall:6.3f} {r.seconds:6.1f}  {expected} {verdict}"
+        )
     print("\npictures:")
     for path in pictures:
         print(f"  {path}")
@@ -78,14 +448,343 @@ def _counts(text: str) -> list[int]:
     return counts
 
 
+def _command(
+    commands: Any,
+    name: str,
+    common: argparse.ArgumentParser,
+    help: str,
+    description: str,
+    examples: Sequence[str],
+) -> argparse.ArgumentParser:
+    epilog = "examples:\n" + "\n".join(f"  {example}" for example in examples)
+    return commands.add_parser(
+        name,
+        help=help,
+        description=textwrap.fill(description, width=88),
+        epilog=epilog,
+        parents=[common],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def _add_detect_options(parser: argparse.ArgumentParser, prefix: str = "") -> None:
+    group = parser.add_argument_group("detection settings (see blobsift.detect_blobs)")
+    dest = prefix.replace("-", "_")
+    group.add_argument(
+        f"--{prefix}sigma-min",
+        dest=f"{dest}sigma_min",
+        type=float,
+        metavar="PX",
+        help="smallest blob width (Gaussian sigma; default 1)",
+    )
+    group.add_argument(
+        f"--{prefix}sigma-max",
+        dest=f"{dest}sigma_max",
+        type=float,
+        metavar="PX",
+        help="largest blob width (default 3)",
+    )
+    group.add_argument(
+        f"--{prefix}threshold",
+        dest=f"{dest}threshold",
+        type=float,
+        metavar="SNR",
+        help="minimum score, a signal-to-noise ratio (default 4)",
+    )
+    group.add_argument(
+        f"--{prefix}min-distance",
+        dest=f"{dest}min_distance",
+        type=int,
+        metavar="PX",
+        help="minimum distance between peaks (default 1)",
+    )
+    group.add_argument(
+        f"--{prefix}border",
+        dest=f"{dest}border",
+        type=int,
+        metavar="PX",
+        help="drop candidates this close to the edge (default 0)",
+    )
+    group.add_argument(
+        f"--{prefix}max-candidates",
+        dest=f"{dest}max_candidates",
+        type=int,
+        metavar="N",
+        help="keep at most N per image (default 100000)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``blobsift`` command."""
     parser = argparse.ArgumentParser(
         prog="blobsift",
         description="Sift the real signals out of blob-detector candidates with few labels.",
+        epilog="examples:\n  blobsift init run1 --images 'data/*.tif'\n  blobsift detect run1\n"
+        "  blobsift import-labels run1 labels.csv\n  blobsift train run1\n"
+        "  blobsift predict run1 --images 'more/*.tif'\n  blobsift report run1\n"
+        "  blobsift demo",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"blobsift {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="print one JSON document (for scripts)")
+    common.add_argument("--quiet", action="store_true", help="no progress bars")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    init = _command(
+        commands,
+        "init",
+        common,
+        "create a project folder",
+        "Create a project folder with project.db, models/ and reports/, and optionally add images.",
+        ["blobsift init run1", "blobsift init run1 --images 'data/*.tif'"],
+    )
+    init.add_argument("project", type=Path, help="the project folder to create")
+    init.add_argument(
+        "--images", nargs="+", metavar="PATTERN", help="image files or glob patterns to add"
+    )
+    init.set_defaults(run=_init)
+
+    add = _command(
+        commands,
+        "add-images",
+        common,
+        "add image files to a project",
+        "Add image files (their path, content hash and shape are recorded). Images "
+        "already in the project are skipped; one whose content changed is refused.",
+        [
+            "blobsift add-images run1 'data/*.tif'",
+            "blobsift add-images run1 a.png b.png 'more/**/*.npy'",
+        ],
+    )
+    add.add_argument("project", type=Path, help="the project folder")
+    add.add_argument("images", nargs="+", metavar="PATTERN", help="image files or glob patterns")
+    add.set_defaults(run=_add_images)
+
+    detect = _command(
+        commands,
+        "detect",
+        common,
+        "detect candidate blobs in project images",
+        "Detect candidates in every project image (or the ones given). Each "
+        "image is saved as soon as it is done; run again with the same settings "
+        "to resume after an interruption. Labels are kept: they belong to "
+        "positions and match the new candidates.",
+        [
+            "blobsift detect run1",
+            "blobsift detect run1 --threshold 5 --sigma-max 4",
+            "blobsift detect run1 --images data/a.tif --force",
+        ],
+    )
+    detect.add_argument("project", type=Path, help="the project folder")
+    detect.add_argument("--images", nargs="+", metavar="PATTERN", help="only these project images")
+    detect.add_argument(
+        "--force", action="store_true", help="detect again where these settings already ran"
+    )
+    detect.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        metavar="N",
+        help="detection threads (default: all CPUs)",
+    )
+    _add_detect_options(detect)
+    detect.set_defaults(run=_detect)
+
+    cand = _command(
+        commands,
+        "import-candidates",
+        common,
+        "import candidates found by another detector",
+        "Import a CSV of candidates (columns image,row,col and optionally sigma,"
+        "score) as a new detection run. Images are named by file name or path as "
+        "added.",
+        [
+            "blobsift import-candidates run1 spots.csv",
+            "blobsift import-candidates run1 a_spots.csv --image a.tif --xy",
+        ],
+    )
+    cand.add_argument("project", type=Path, help="the project folder")
+    cand.add_argument("csv", type=Path, help="the candidate CSV")
+    cand.add_argument("--image", default=None, help="the image of every row (no image column)")
+    cand.add_argument(
+        "--xy", action="store_true", help="the file has x,y columns (x = col, y = row)"
+    )
+    cand.set_defaults(run=_import_candidates)
+
+    imp = _command(
+        commands,
+        "import-labels",
+        common,
+        "import labels from a CSV",
+        "Import labels from a CSV with columns image,row,col,label (label 1 signal, "
+        "0 noise, -1 unsure). Labels are appended as events: nothing is overwritten, "
+        "and a position labelled again takes its latest label.",
+        [
+            "blobsift import-labels run1 labels.csv",
+            "blobsift import-labels run1 labels.csv --who alice",
+        ],
+    )
+    imp.add_argument("project", type=Path, help="the project folder")
+    imp.add_argument("csv", type=Path, help="the label CSV")
+    imp.add_argument("--who", default=None, help="who labelled (default: your login name)")
+    imp.set_defaults(run=_import_labels)
+
+    exp = _command(
+        commands,
+        "export-labels",
+        common,
+        "export the current labels to a CSV",
+        "Write the current label of every labelled position as a CSV with columns "
+        "image,row,col,label (1 signal, 0 noise).",
+        ["blobsift export-labels run1 labels.csv"],
+    )
+    exp.add_argument("project", type=Path, help="the project folder")
+    exp.add_argument("csv", type=Path, help="the CSV to write")
+    exp.add_argument("--include-unsure", action="store_true", help="also write unsure (-1)")
+    exp.set_defaults(run=_export_labels)
+
+    train = _command(
+        commands,
+        "train",
+        common,
+        "train a model on the current labels",
+        "Train a Sifter on the current labels. The phase is chosen automatically "
+        "(and the reason recorded); the model file goes to models/ and its "
+        "held-out metrics, threshold, label-set hash and phase to the database.",
+        [
+            "blobsift train run1",
+            "blobsift train run1 --target-precision 0.95",
+            "blobsift train run1 --epochs 20 --json",
+        ],
+    )
+    train.add_argument("project", type=Path, help="the project folder")
+    target = train.add_mutually_exclusive_group()
+    target.add_argument(
+        "--target-precision",
+        type=_fraction,
+        default=None,
+        metavar="P",
+        help="threshold for this precision (highest recall reaching it)",
+    )
+    target.add_argument(
+        "--target-recall",
+        type=_fraction,
+        default=None,
+        metavar="R",
+        help="threshold for this recall (highest precision reaching it)",
+    )
+    train.add_argument(
+        "--phase",
+        choices=("auto", "siamese", "cnn"),
+        default="auto",
+        help="learning phase (default: auto)",
+    )
+    train.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="maximum training epochs (default: the classifier's)",
+    )
+    train.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    train.set_defaults(run=_train)
+
+    predict = _command(
+        commands,
+        "predict",
+        common,
+        "score candidates with a model",
+        "Score candidates with the latest model (or --model) and write CSV and "
+        "Parquet with columns image,row,col,sigma,score,probability,decision. "
+        "Without --images every project image is scored on its current "
+        "candidates; images outside the project are detected and scored without "
+        "being added.",
+        [
+            "blobsift predict run1",
+            "blobsift predict run1 --images 'more/*.tif'",
+            "blobsift predict run1 --model 3 --output out/predictions.csv --overlays",
+        ],
+    )
+    predict.add_argument("project", type=Path, help="the project folder")
+    predict.add_argument(
+        "--images", nargs="+", metavar="PATTERN", help="images to sift (project images or new ones)"
+    )
+    predict.add_argument(
+        "--model",
+        default=None,
+        metavar="ID|PATH",
+        help="model id or model file (default: the latest model)",
+    )
+    predict.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        metavar="CSV",
+        help="CSV to write; Parquet goes beside it "
+        "(default: PROJECT/predictions/predictions-TIME.csv)",
+    )
+    predict.add_argument(
+        "--overlays",
+        action="store_true",
+        help="also draw each image's candidates, coloured by decision (PNG per image, in "
+        "a folder beside the CSV)",
+    )
+    _add_detect_options(predict, prefix="detect-")
+    predict.set_defaults(run=_predict)
+
+    report = _command(
+        commands,
+        "report",
+        common,
+        "write the HTML report of a model",
+        "Write an HTML page with PNG figures (precision-recall curve, F1 against "
+        "labels with the specification's ranges, galleries of false positives and "
+        "false negatives, detections drawn on an image, phase history) and a model "
+        "card.",
+        ["blobsift report run1", "blobsift report run1 --model 2 --output rep"],
+    )
+    report.add_argument("project", type=Path, help="the project folder")
+    report.add_argument(
+        "--model", type=int, default=None, metavar="ID", help="model id (default: the latest)"
+    )
+    report.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="report folder (default: PROJECT/reports/model-ID)",
+    )
+    report.add_argument("--image", default=None, help="image to draw detections on")
+    report.set_defaults(run=_report)
+
+    info = _command(
+        commands,
+        "info",
+        common,
+        "summarise a project",
+        "Summarise images, candidates, labels and models. With --verify every "
+        "image is hashed and images that moved or changed are listed (exit 1).",
+        ["blobsift info run1", "blobsift info run1 --verify --json"],
+    )
+    info.add_argument("project", type=Path, help="the project folder")
+    info.add_argument("--verify", action="store_true", help="check every image's content hash")
+    info.set_defaults(run=_info)
+
+    relocate = _command(
+        commands,
+        "relocate",
+        common,
+        "point an image at its new path",
+        "Point a project image at the file it moved to; the file must hold "
+        "exactly the same bytes (checked by hash).",
+        ["blobsift relocate run1 a.tif /new/place/a.tif"],
+    )
+    relocate.add_argument("project", type=Path, help="the project folder")
+    relocate.add_argument("image", help="the image (file name, path or id)")
+    relocate.add_argument("new_path", type=Path, help="where the file is now")
+    relocate.set_defaults(run=_relocate)
+
     demo = commands.add_parser(
         "demo",
         help="train on built-in simulated data at 25-1000 labels and report F1",
@@ -94,8 +793,12 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="examples:\n  blobsift demo\n  blobsift demo --quick --output /tmp/demo",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    demo.add_argument("--output", type=Path, default=Path("blobsift-demo"),
-                      help="folder for the PNGs (default: ./blobsift-demo)")  # fmt: skip
+    demo.add_argument(
+        "--output",
+        type=Path,
+        default=Path("blobsift-demo"),
+        help="folder for the PNGs (default: ./blobsift-demo)",
+    )
     demo.add_argument("--quick", action="store_true", help="only 25, 50 and 100 labels")
     demo.add_argument("--seed", type=int, default=0, help="seed of data and training")
     demo.add_argument(
@@ -105,8 +808,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N,N,...",
         help="label counts to train on (default: 25,50,100,250,500,1000)",
     )
-    demo.add_argument("--test-size", type=int, default=3000, metavar="N",
-                      help="held-out crops to score on (default: 3000)")  # fmt: skip
+    demo.add_argument(
+        "--test-size",
+        type=int,
+        default=3000,
+        metavar="N",
+        help="held-out crops to score on (default: 3000)",
+    )
     demo.set_defaults(run=_demo)
     return parser
 
@@ -118,6 +826,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.run(args)
     except BlobsiftError as error:
         print(f"blobsift: error: {error}", file=sys.stderr)
+        return 2
+    except sqlite3.DatabaseError as error:
+        print(f"blobsift: error: the project database failed: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("blobsift: interrupted", file=sys.stderr)

@@ -9,17 +9,24 @@ specific error also derives from the built-in exception a caller would catch any
     ├── NotFittedError (ValueError, AttributeError)
     │                                       predict/save before fit
     ├── ModelFileError (ValueError)         a corrupt, foreign or incompatible model file
-    └── ImageReadError (OSError)            an image that is missing, unreadable or unusable
+    ├── ImageReadError (OSError)            an image that is missing, unreadable or unusable
+    └── ProjectError (OSError)              a project folder that is missing, not a blobsift
+        │                                   project, written by a newer blobsift, or without
+        │                                   the model (file) asked for
+        └── ImageChangedError               a project image that moved or whose content
+                                            changed on disk since it was added
 """
 
 from __future__ import annotations
 
 __all__ = [
     "BlobsiftError",
+    "ImageChangedError",
     "ImageReadError",
     "InvalidInputError",
     "ModelFileError",
     "NotFittedError",
+    "ProjectError",
     "SingleClassError",
 ]
 
@@ -46,3 +53,15 @@ class ModelFileError(BlobsiftError, ValueError):
 
 class ImageReadError(BlobsiftError, OSError):
     """An image file is missing, unreadable, or holds data that is not a 2D image."""
+
+
+class ProjectError(BlobsiftError, OSError):
+    """A project folder is missing, not a blobsift project, too new, or lacks a model asked for."""
+
+
+class ImageChangedError(ProjectError):
+    """A project image moved or its content changed on disk since it was added.
+
+    Its recorded content hash no longer matches (or the file is gone), so its candidates
+    and labels would silently describe other pixels; blobsift refuses to use it.
+    """

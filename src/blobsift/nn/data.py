@@ -44,7 +44,8 @@ def robust_noise(crops: torch.Tensor) -> torch.Tensor:
     Tensor of shape (B,)
         The noise standard deviation of each crop (0 for a constant crop).
     """
-    diffs = (crops[:, :, 1:] - crops[:, :, :-1]).flatten(1)
+    rows = crops[:, ::2]  # every other row: half the sorting, and plenty of pixels
+    diffs = (rows[:, :, 1:] - rows[:, :, :-1]).flatten(1)
     centre = diffs.median(dim=1, keepdim=True).values
     mad = (diffs - centre).abs().median(dim=1).values
     return mad * (_MAD_TO_SIGMA / math.sqrt(2.0))
@@ -72,7 +73,8 @@ def normalize_crops(crops: torch.Tensor) -> torch.Tensor:
     crops = crops.to(torch.float32)
     if crops.shape[0] == 0:
         return crops.unsqueeze(1)
-    background = crops.flatten(1).median(dim=1).values
+    # The median of every other pixel in each direction: a quarter of the sorting.
+    background = crops[:, ::2, ::2].flatten(1).median(dim=1).values
     noise = robust_noise(crops)
     # A constant (or nearly noise-free) crop: fall back to the spread of its values, then 1.
     spread = crops.flatten(1).std(dim=1)

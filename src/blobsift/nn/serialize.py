@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorsError
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from blobsift.exceptions import ModelFileError
@@ -97,6 +97,6 @@ def load_model_file(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tenso
         )
     try:
         tensors = load_file(weights_path)
-    except (SafetensorsError, OSError, ValueError) as error:
+    except (SafetensorError, OSError, ValueError) as error:
         raise ModelFileError(f"{weights_path} is not a valid safetensors file: {error}") from None
     return tensors, config

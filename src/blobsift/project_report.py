@@ -1,0 +1,545 @@
+"""The report of a project's model: an HTML page with PNG figures and a model card.
+
+:func:`write_report` draws, from what a :class:`~blobsift.store.Project` recorded:
+
+- the precision-recall curve of the model on its held-out (out-of-fold) labels, with its
+  operating point;
+- held-out F1 against the number of labels for every model version of the project, with
+  the specification's "Expected Results" ranges and the phase of each version (the phase
+  history);
+- galleries of held-out false positives and false negatives (most confident first);
+- the candidates of one image drawn on it, coloured by the model's decision;
+- a model card: what the model was trained on, how well it does (with confidence
+  intervals), its threshold and phase decision, and when.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from blobsift.report import SPEC_EXPECTED_F1, _pyplot, plot_crop_gallery
+
+__all__ = [
+    "model_card",
+    "plot_detections",
+    "plot_f1_history",
+    "plot_pr_curve",
+    "write_overlays",
+    "write_report",
+]
+
+_GALLERY_SIZE = 30
+
+
+def plot_pr_curve(
+    labels: np.ndarray,
+    scores: np.ndarray,
+    threshold: float,
+    path: str | os.PathLike[str],
+    *,
+    title: str = "Precision-recall on held-out labels",
+) -> Path:
+    """Draw the precision-recall curve of held-out scores and mark the operating point.
+
+    Parameters
+    ----------
+    labels : (n,) array of {0, 1}
+        Held-out labels.
+    scores : (n,) array of float
+        Held-out probabilities of signal.
+    threshold : float
+        The model's decision threshold (its point is marked).
+    path : path-like
+        Where to write the PNG.
+    title : str
+        Figure title.
+
+    Returns
+    -------
+    Path
+        The PNG written.
+    """
+    from blobsift.metrics import average_precision, binary_counts, precision_recall_curve
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    labels = np.asarray(labels, dtype=np.int64)
+    scores = np.asarray(scores, dtype=np.float64)
+    if len(labels):
+        precision, recall, _ = precision_recall_curve(labels, scores)
+        ap = average_precision(labels, scores)
+        ax.step(np.r_[recall, 0.0], np.r_[precision, 1.0], where="post", label=f"AP = {ap:.3f}")
+        counts = binary_counts(labels, (scores >= threshold).astype(np.int64))
+        ax.plot(
+            [counts.recall],
+            [counts.precision],
+            "o",
+            color="C3",
+            label=f"threshold {threshold:.3f}: P={counts.precision:.2f} R={counts.recall:.2f}",
+        )
+        ax.axhline(labels.mean(), color="0.6", ls=":", label="chance (share of signal)")
+    ax.set_xlim(0, 1.02)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.grid(alpha=0.3)
+    ax.set_title(title, fontsize=10)
+    ax.legend(loc="lower left", fontsize=8)
+    return _save(fig, plt, path)
+
+
+def plot_f1_history(models: list[Any], path: str | os.PathLike[str]) -> Path:
+    """Draw held-out F1 (with its interval) against labels for every model version.
+
+    Each phase has its own marker; the specification's expected F1 ranges are grey bands.
+
+    Parameters
+    ----------
+    models : list of ModelRecord
+        The model versions, oldest first.
+    path : path-like
+        Where to write the PNG.
+
+    Returns
+    -------
+    Path
+        The PNG written.
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for count, (low, high) in SPEC_EXPECTED_F1.items():
+        ax.fill_between([count * 0.9, count * 1.1], low, high, color="0.85", lw=0)
+    ax.plot([], [], color="0.85", lw=8, label="specification: expected F1")
+    markers = {"siamese": "s", "cnn": "o"}
+    for phase in sorted({m.phase for m in models}):
+        mine = [m for m in models if m.phase == phase]
+        x = [m.n_labels for m in mine]
+        y = [float(m.metrics.get("f1", np.nan)) for m in mine]
+        ci = [m.metrics.get("f1_ci") or [v, v] for m, v in zip(mine, y, strict=True)]
+        err = np.array(
+            [
+                [v - c[0] for c, v in zip(ci, y, strict=True)],
+                [c[1] - v for c, v in zip(ci, y, strict=True)],
+            ]
+        )
+        ax.errorbar(
+            x,
+            y,
+            yerr=np.clip(err, 0, None),
+            marker=markers.get(phase, "^"),
+            ls="none",
+            capsize=3,
+            label=f"phase {phase} (95% interval)",
+        )
+    if models:
+        ax.plot(
+            [m.n_labels for m in models],
+            [m.metrics.get("f1", np.nan) for m in models],
+            color="0.4",
+            lw=0.8,
+            zorder=0,
+        )
+    ax.set_xscale("log")
+    ax.set_xlabel("labels")
+    ax.set_ylabel("held-out F1")
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.set_title("F1 against number of labels (every model version)", fontsize=10)
+    ax.legend(loc="lower right", fontsize=8)
+    return _save(fig, plt, path)
+
+
+def plot_detections(
+    image: np.ndarray,
+    predictions: Any,
+    path: str | os.PathLike[str],
+    *,
+    labels: Any = None,
+    title: str = "",
+) -> Path:
+    """Draw candidates on an image: circles by decision, labelled positions marked.
+
+    Parameters
+    ----------
+    image : (H, W) array
+        The image (contrast-stretched for display, 1st-99.8th percentile).
+    predictions : pandas.DataFrame
+        ``row``, ``col``, ``sigma`` and ``decision`` of each candidate.
+    path : path-like
+        Where to write the PNG.
+    labels : pandas.DataFrame, optional
+        ``row``, ``col``, ``label`` of labelled positions (signal ``+``, noise ``x``).
+    title : str
+        Figure title.
+
+    Returns
+    -------
+    Path
+        The PNG written.
+    """
+    from matplotlib.patches import Circle
+
+    plt = _pyplot()
+    height, width = image.shape
+    scale = 7.0 / max(height, width)
+    fig, ax = plt.subplots(figsize=(max(width * scale, 3) + 0.5, max(height * scale, 3) + 0.6))
+    low, high = np.percentile(image, [1, 99.8])
+    ax.imshow(image, cmap="gray", vmin=low, vmax=max(high, low + 1e-6))
+    for row, col, sigma, decision in zip(
+        predictions["row"],
+        predictions["col"],
+        predictions["sigma"],
+        predictions["decision"],
+        strict=True,
+    ):
+        radius = 2 * (sigma if np.isfinite(sigma) else 1.5)
+        colour = "#33dd33" if decision else "#ff5050"
+        ax.add_patch(Circle((col, row), radius, fill=False, ec=colour, lw=0.8))
+    if labels is not None and len(labels):
+        signal = labels[labels["label"] == 1]
+        noise = labels[labels["label"] == 0]
+        ax.plot(signal["col"], signal["row"], "+", color="cyan", ms=5, mew=0.8)
+        ax.plot(noise["col"], noise["row"], "x", color="orange", ms=4, mew=0.8)
+    ax.plot([], [], "o", mfc="none", mec="#33dd33", label="predicted signal")
+    ax.plot([], [], "o", mfc="none", mec="#ff5050", label="predicted noise")
+    if labels is not None and len(labels):
+        ax.plot([], [], "+", color="cyan", label="labelled signal")
+        ax.plot([], [], "x", color="orange", label="labelled noise")
+    ax.legend(loc="upper right", fontsize=7, framealpha=0.7)
+    ax.set_xlim(-0.5, width - 0.5)
+    ax.set_ylim(height - 0.5, -0.5)
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title, fontsize=9)
+    return _save(fig, plt, path, dpi=120)
+
+
+def _save(fig: Any, plt: Any, path: str | os.PathLike[str], dpi: int = 110) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
+
+
+def write_report(
+    project: Any,
+    model: int | None = None,
+    *,
+    output: str | os.PathLike[str] | None = None,
+    image: Any = None,
+    progress: Callable[[str, dict[str, Any]], None] | None = None,
+) -> Path:
+    """Write the HTML report of a project's model with its PNG figures and model card.
+
+    Parameters
+    ----------
+    project : Project
+        The project.
+    model : int, optional
+        Model id; default the latest model.
+    output : path-like, optional
+        Folder of the report; default ``reports/model-<id>/`` in the project.
+    image : optional
+        The image to draw detections on (id, path or name); default the image with the
+        most labels.
+    progress : callable, optional
+        ``progress("report", {"done", "total", "step"})`` after each figure.
+
+    Returns
+    -------
+    Path
+        The ``index.html`` written (``model_card.json`` lies beside it).
+    """
+    from blobsift.crops import extract_crops
+
+    record = project.model(model)
+    folder = Path(output) if output is not None else project.reports_dir / f"model-{record.id}"
+    folder.mkdir(parents=True, exist_ok=True)
+    steps = 5
+    done = 0
+
+    def step(name: str) -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress("report", {"done": done, "total": steps, "step": name})
+
+    figures: list[tuple[str, str, str]] = []  # (title, file, caption)
+    heldout = project.heldout_scores(record.id)
+    labels = heldout["label"].to_numpy(dtype=np.int64)
+    scores = heldout["probability"].to_numpy(dtype=np.float64)
+    plot_pr_curve(labels, scores, record.threshold, folder / "pr_curve.png")
+    figures.append(
+        (
+            "Precision-recall curve",
+            "pr_curve.png",
+            f"Out-of-fold scores of the {len(labels)} labels model {record.id} was "
+            "trained on; the dot is the chosen threshold.",
+        )
+    )
+    step("pr_curve")
+
+    models = project.models()
+    plot_f1_history(models, folder / "f1_vs_labels.png")
+    figures.append(
+        (
+            "F1 against number of labels",
+            "f1_vs_labels.png",
+            "Held-out F1 of every model version (bars: 95% bootstrap interval); grey: "
+            "the specification's expected ranges.",
+        )
+    )
+    step("f1_vs_labels")
+
+    decided = scores >= record.threshold
+    for name, mask, order in (
+        ("false_positives", decided & (labels == 0), -scores),
+        ("false_negatives", ~decided & (labels == 1), scores),
+    ):
+        index = np.flatnonzero(mask)
+        index = index[np.argsort(order[index], kind="stable")][:_GALLERY_SIZE]
+        crops = np.empty((len(index), 64, 64), dtype=np.float32)
+        chosen = heldout.iloc[index]
+        for image_id, part in chosen.groupby("image_id", sort=False):
+            pixels = project.read_image(int(image_id))
+            where = [int(np.flatnonzero(index == i)[0]) for i in part.index]
+            crops[where] = extract_crops(pixels, part[["row", "col"]].to_numpy())
+        captions = [
+            f"{im[:10]} p={p:.2f}"
+            for im, p in zip(chosen["image"], chosen["probability"], strict=True)
+        ]
+        nice = name.replace("_", " ")
+        plot_crop_gallery(
+            crops,
+            captions,
+            folder / f"{name}.png",
+            title=f"held-out {nice} ({int(mask.sum())} in all)",
+        )
+        figures.append(
+            (
+                nice.capitalize(),
+                f"{name}.png",
+                f"Held-out {nice}, most confident first (up to {_GALLERY_SIZE}).",
+            )
+        )
+        step(name)
+
+    shown = _image_to_draw(project, image)
+    if shown is not None:
+        from blobsift.classify.sifter import Sifter
+
+        sifter = Sifter.load(record.path)
+        found = project.candidates(shown.id)
+        pixels = project.read_image(shown)
+        probability = (
+            sifter.predict_proba(extract_crops(pixels, found[["row", "col"]].to_numpy()))[:, 1]
+            if len(found)
+            else np.empty(0)
+        )
+        found = found.assign(decision=(probability >= record.threshold).astype(np.int64))
+        plot_detections(
+            pixels,
+            found,
+            folder / "detections.png",
+            labels=project.labels(shown.id, include_unsure=False),
+            title=f"{shown.name}: {int(found['decision'].sum())} of {len(found)} "
+            "candidates predicted signal",
+        )
+        figures.append(
+            (
+                "Detections",
+                "detections.png",
+                f"Candidates of {shown.name}: green predicted signal, red noise; "
+                "+ labelled signal, x labelled noise.",
+            )
+        )
+    step("detections")
+
+    card = model_card(project, record)
+    (folder / "model_card.json").write_text(json.dumps(card, indent=2, sort_keys=True))
+    index = folder / "index.html"
+    index.write_text(_html(card, models, figures))
+    return index
+
+
+def _image_to_draw(project: Any, image: Any) -> Any:
+    if image is not None:
+        return project.image(image)
+    labels = project.labels(include_unsure=False)
+    if len(labels):
+        return project.image(int(labels["image_id"].value_counts().index[0]))
+    current = project.candidates()
+    if len(current):
+        return project.image(int(current["image_id"].iloc[0]))
+    return None
+
+
+def model_card(project: Any, record: Any) -> dict[str, Any]:
+    """Return the model card of a model version as a JSON-friendly dict."""
+    from blobsift import __version__
+
+    heldout = project.heldout_scores(record.id)
+    images = sorted(set(heldout["image"])) if len(heldout) else []
+    return {
+        "model_id": record.id,
+        "created_at": record.created_at,
+        "file": str(record.path) + ".safetensors / .json",
+        "kind": record.kind,
+        "phase": record.phase,
+        "phase_reason": record.phase_reason,
+        "threshold": record.threshold,
+        "operating_point": (
+            f"target precision {record.settings['target_precision']}"
+            if record.settings.get("target_precision") is not None
+            else f"target recall {record.settings['target_recall']}"
+            if record.settings.get("target_recall") is not None
+            else "best F1"
+        ),
+        "trained_on": {
+            "labels": record.n_labels,
+            "signal": record.n_positive,
+            "noise": record.n_labels - record.n_positive,
+            "images": images,
+            "label_set_hash": record.label_set_hash,
+            "labels_changed_since": record.label_set_hash != project.label_set_hash(),
+        },
+        "metrics": record.metrics,
+        "settings": record.settings,
+        "project": str(project.root),
+        "blobsift_version": __version__,
+    }
+
+
+def _fmt(metrics: dict[str, Any], name: str) -> str:
+    value = metrics.get(name)
+    if value is None:
+        return "-"
+    interval = metrics.get(f"{name}_ci")
+    text = f"{value:.3f}"
+    if interval:
+        text += f" [{interval[0]:.3f}, {interval[1]:.3f}]"
+    return text
+
+
+def _html(card: dict[str, Any], models: list[Any], figures: list[tuple[str, str, str]]) -> str:
+    e = html.escape
+    metrics = card["metrics"]
+    trained = card["trained_on"]
+    rows = [
+        ("Model", f"#{card['model_id']}, {card['kind']}, created {card['created_at']}"),
+        ("Phase", f"{card['phase']}: {card['phase_reason']}"),
+        (
+            "Trained on",
+            f"{trained['labels']} labels ({trained['signal']} signal, "
+            f"{trained['noise']} noise) from {len(trained['images'])} image(s)",
+        ),
+        (
+            "Label set",
+            trained["label_set_hash"][:16]
+            + (
+                "... (labels changed since)" if trained["labels_changed_since"] else "... (current)"
+            ),
+        ),
+        ("F1 (95% interval)", _fmt(metrics, "f1")),
+        ("Precision", _fmt(metrics, "precision")),
+        ("Recall", _fmt(metrics, "recall")),
+        ("Average precision", _fmt(metrics, "average_precision")),
+        ("Threshold", f"{card['threshold']:.4f} ({card['operating_point']})"),
+        (
+            "Held-out scores",
+            "out-of-fold; the threshold was chosen on the same scores, so the figures at it "
+            "are slightly optimistic"
+            if metrics.get("heldout") == "out-of-fold"
+            else "not recorded",
+        ),
+        ("File", card["file"]),
+        ("blobsift", card["blobsift_version"]),
+    ]
+    card_html = "\n".join(f"<tr><th>{e(k)}</th><td>{e(str(v))}</td></tr>" for k, v in rows)
+    history = "\n".join(
+        f"<tr><td>{m.id}</td><td>{e(m.created_at[:19])}</td><td>{m.n_labels}</td>"
+        f"<td>{m.n_positive}</td><td>{e(m.phase)}</td><td>{e(m.phase_reason)}</td>"
+        f"<td>{e(_fmt(m.metrics, 'f1'))}</td><td>{m.threshold:.3f}</td></tr>"
+        for m in models
+    )
+    pictures = "\n".join(
+        f"<figure><h3>{e(t)}</h3><img src='{e(f)}' alt='{e(t)}'><figcaption>{e(c)}"
+        "</figcaption></figure>"
+        for t, f, c in figures
+    )
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<title>blobsift report: model {card["model_id"]}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; }}
+table {{ border-collapse: collapse; margin-bottom: 1.5em; }}
+th, td {{ border: 1px solid #ccc; padding: 4px 8px; text-align: left; font-size: 14px; }}
+th {{ background: #f4f4f4; }}
+figure {{ margin: 1.5em 0; }} img {{ max-width: 100%; border: 1px solid #ddd; }}
+figcaption {{ color: #555; font-size: 13px; }}
+</style></head><body>
+<h1>blobsift report — model {card["model_id"]}</h1>
+<p>Project <code>{e(card["project"])}</code>.</p>
+<h2>Model card</h2>
+<table>{card_html}</table>
+<h2>Phase history</h2>
+<table><tr><th>model</th><th>created (UTC)</th><th>labels</th><th>signal</th><th>phase</th>
+<th>reason</th><th>F1 [95% interval]</th><th>threshold</th></tr>
+{history}</table>
+<h2>Figures</h2>
+{pictures}
+</body></html>
+"""
+
+
+def write_overlays(
+    project: Any,
+    predictions: Any,
+    folder: str | os.PathLike[str],
+    *,
+    progress: Callable[[str, dict[str, Any]], None] | None = None,
+) -> list[Path]:
+    """Draw each image's scored candidates on it (one PNG per image).
+
+    Parameters
+    ----------
+    project : Project
+        The project; images that are not in it are read from their path.
+    predictions : pandas.DataFrame
+        A prediction table (``image``, ``row``, ``col``, ``sigma``, ``decision``).
+    folder : path-like
+        Where the PNGs go (``<image file name>.png``).
+    progress : callable, optional
+        ``progress("overlays", {"done", "total", "image"})`` after each image.
+
+    Returns
+    -------
+    list of Path
+        The PNGs written.
+    """
+    from blobsift.exceptions import InvalidInputError
+    from blobsift.io import read_image
+
+    folder = Path(folder)
+    written = []
+    groups = list(predictions.groupby("image", sort=False))
+    for done, (image, part) in enumerate(groups, start=1):
+        try:
+            pixels = project.read_image(image)
+        except InvalidInputError:  # not a project image: sifted from its path
+            pixels = read_image(image)
+        name = Path(str(image)).name
+        title = f"{name}: {int(part['decision'].sum())} of {len(part)} candidates predicted signal"
+        written.append(plot_detections(pixels, part, folder / f"{name}.png", title=title))
+        if progress is not None:
+            progress("overlays", {"done": done, "total": len(groups), "image": name})
+    return written

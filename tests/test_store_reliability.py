@@ -1,0 +1,220 @@
+"""Crashes (SIGKILL) and concurrent writers leave the project consistent and lose nothing."""
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from blobsift.detect import detect_blobs
+from blobsift.io import read_image
+from blobsift.store import Project
+from project_helpers import write_images
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="needs SIGKILL")
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+def start(code, *args):
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code), *map(str, args)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
+    )  # fmt: skip
+
+
+def integrity(root):
+    conn = sqlite3.connect(root / "project.db")
+    try:
+        return conn.execute("PRAGMA integrity_check").fetchone()[0]
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def project_root(tmp_path):
+    images = write_images(tmp_path / "data", 4, seed=0)
+    with Project.create(tmp_path / "p") as project:
+        project.add_images(images)
+        rng = np.random.default_rng(0)
+        project.add_labels(["img0.tif"] * 30, rng.uniform(0, 95, 30), rng.uniform(0, 95, 30),
+                           [1] * 10 + [0] * 20, who="before")  # fmt: skip
+    return tmp_path / "p"
+
+
+def committed_labels(root):
+    with Project(root) as project:
+        return project.labels(), project.label_events()
+
+
+KILL_IN_IMPORT = """
+import os, signal, sys
+from blobsift.store import Project
+project = Project(sys.argv[1])
+def progress(stage, info):
+    if info["done"] >= 2000:  # inside the import's transaction, after 2,000 inserts
+        print("killing", flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+project.import_labels(sys.argv[2], who="child", progress=progress)
+print("finished", flush=True)
+"""
+
+
+def test_sigkill_during_label_import_keeps_every_committed_label(project_root, tmp_path):
+    labels_before, events_before = committed_labels(project_root)
+    n = 5000
+    rng = np.random.default_rng(1)
+    csv = tmp_path / "many.csv"
+    pd.DataFrame({"image": "img1.tif", "row": rng.uniform(0, 95, n),
+                  "col": rng.uniform(0, 95, n), "label": rng.integers(0, 2, n)}).to_csv(
+        csv, index=False
+    )  # fmt: skip
+    child = start(KILL_IN_IMPORT, project_root, csv)
+    out, err = child.communicate(timeout=60)
+    assert child.returncode == -signal.SIGKILL, err
+    assert out.split() == ["killing"]
+    assert integrity(project_root) == "ok"
+    labels_after, events_after = committed_labels(project_root)
+    pd.testing.assert_frame_equal(labels_before, labels_after)
+    pd.testing.assert_frame_equal(events_before, events_after)  # the import rolled back whole
+    with Project(project_root) as project:
+        assert project.import_labels(csv) == n
+        assert len(project.label_events()) == len(events_before) + n
+
+
+KILL_IN_DETECT = """
+import os, signal, sys
+from blobsift.store import Project
+project = Project(sys.argv[1])
+def progress(stage, info):
+    print(info["image"], flush=True)
+    if info["done"] == 2:
+        os.kill(os.getpid(), signal.SIGKILL)
+project.detect(threshold=4.5, progress=progress)
+print("finished", flush=True)
+"""
+
+
+def test_sigkill_during_detection_keeps_finished_images_and_detect_resumes(project_root):
+    labels_before, events_before = committed_labels(project_root)
+    child = start(KILL_IN_DETECT, project_root)
+    out, err = child.communicate(timeout=60)
+    assert child.returncode == -signal.SIGKILL, err
+    assert out.split() == ["img0.tif", "img1.tif"]
+    assert integrity(project_root) == "ok"
+    with Project(project_root) as project:
+        info = project.info()
+        assert info["unfinished_detection_runs"] == 1
+        assert info["images_without_candidates"] == 2
+        labels_after = project.labels()
+        assert project.label_events().equals(events_before)
+        summary = project.detect(threshold=4.5)
+        assert (summary["images"], summary["skipped"]) == (2, 2)
+        for record in project.images():
+            expected = detect_blobs(read_image(record.path), threshold=4.5)
+            np.testing.assert_allclose(project.candidates(record.id)["row"], expected.row)
+    pd.testing.assert_frame_equal(labels_before, labels_after)
+
+
+KILL_IN_TRAINING = """
+import os, signal, sys
+from blobsift.store import Project
+project = Project(sys.argv[1])
+def progress(stage, info):
+    if stage == "epoch":
+        os.kill(os.getpid(), signal.SIGKILL)
+project.train(epochs=3, progress=progress)
+"""
+
+
+def test_sigkill_during_training_records_no_model_and_keeps_labels(project_root):
+    _, events_before = committed_labels(project_root)
+    child = start(KILL_IN_TRAINING, project_root)
+    _, err = child.communicate(timeout=120)
+    assert child.returncode == -signal.SIGKILL, err
+    assert integrity(project_root) == "ok"
+    with Project(project_root) as project:
+        assert project.models() == []
+        assert project.label_events().equals(events_before)
+    assert list((project_root / "models").iterdir()) == []
+
+
+LABEL_FOREVER = """
+import sys
+from blobsift.store import Project
+project = Project(sys.argv[1])
+for i in range(10**6):
+    event = project.label("img2.tif", 3 + (i * 7) % 90, 3 + (i * 13) % 90, i % 2, who="loop")
+    print(event, flush=True)  # printed only after the commit
+"""
+
+
+def test_sigkill_at_an_arbitrary_moment_loses_no_committed_label(project_root):
+    child = start(LABEL_FOREVER, project_root)
+    printed = []
+    while len(printed) < 40:
+        line = child.stdout.readline()
+        assert line, child.stderr.read()
+        printed.append(int(line))
+    time.sleep(0.05)
+    child.send_signal(signal.SIGKILL)
+    rest, _ = child.communicate(timeout=30)
+    printed += [int(line) for line in rest.split()]
+    assert integrity(project_root) == "ok"
+    _, events = committed_labels(project_root)
+    assert set(printed) <= set(events["id"])
+    assert len(events) >= 30 + len(printed)
+
+
+LABEL_ALONGSIDE = """
+import sys, time
+from pathlib import Path
+from blobsift.store import Project
+root, who, offset = sys.argv[1], sys.argv[2], float(sys.argv[3])
+project = Project(root)
+print("ready", flush=True)
+while not Path(root, "go").exists():
+    time.sleep(0.005)
+for i in range(120):  # own positions, one transaction each
+    print(project.label("img3.tif", offset + (i // 10) * 3, 3 + (i % 10) * 3, i % 2, who=who),
+          flush=True)
+    if i % 20 == 0:  # and the same shared positions as the other process, as a batch
+        ids = project.add_labels(["img3.tif"] * 5, [80.0] * 5, [10.0, 20, 30, 40, 50],
+                                 [1, 0, 1, 0, 1], who=who)
+        print(*ids, sep="\\n", flush=True)
+    time.sleep(0.002)  # a (very fast) person: lets the other process's writes interleave
+"""
+
+
+def test_two_processes_labelling_at_once_lose_nothing(project_root):
+    children = [start(LABEL_ALONGSIDE, project_root, who, offset)
+                for who, offset in (("ann", 3.0), ("bob", 40.0))]  # fmt: skip
+    for child in children:
+        assert child.stdout.readline().strip() == "ready"
+    (project_root / "go").touch()
+    outputs = [child.communicate(timeout=120) for child in children]
+    for child, (_, err) in zip(children, outputs, strict=True):
+        assert child.returncode == 0, err
+    ids = [[int(v) for v in out.split()] for out, _ in outputs]
+    assert [len(i) for i in ids] == [120 + 6 * 5] * 2
+    assert integrity(project_root) == "ok"
+    with Project(project_root) as project:
+        events = project.label_events()
+        assert set(ids[0]) | set(ids[1]) <= set(events["id"])
+        assert set(ids[0]).isdisjoint(ids[1])
+        mine = events[events["image"] == "img3.tif"]
+        assert len(mine) == 2 * (120 + 30)
+        switches = int((mine["who"] != mine["who"].shift()).sum()) - 1
+        assert switches > 10  # the two really wrote at the same time
+        assert mine.groupby("who").size().to_dict() == {"ann": 150, "bob": 150}
+        current = project.labels("img3.tif")
+        # 120 own positions each (none within 2 px of another) + 5 shared ones.
+        assert len(current) == 245
+        own = current[current["row"] < 80]
+        assert own.groupby("who").size().to_dict() == {"ann": 120, "bob": 120}
