@@ -117,7 +117,8 @@ class HoldoutRecipe:
 
         rng = np.random.default_rng(self.random_state)
         torch.manual_seed(self.random_state)
-        train, val = stratified_folds(labels, 5, rng)[0]
+        # A 20% split, or a larger one when there are fewer than 5 positives.
+        train, val = stratified_folds(labels, int(min(5, np.bincount(labels).min())), rng)[0]
         self.size = DEFAULT_ARCHITECTURE["crop_size"]
         window = np.ascontiguousarray(centre_window(crops, self.size))
         self.model = SignalClassifier(**DEFAULT_ARCHITECTURE)

@@ -6,16 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import safetensors
 import tifffile
 
 from blobsift.simulate import simulate_image
 from blobsift.store import match_positions
-
-# nn/serialize.py imports ``SafetensorsError``, a name the installed safetensors (0.8)
-# spells ``SafetensorError``; without this alias no model can be saved. Reported upstream.
-if not hasattr(safetensors, "SafetensorsError"):
-    safetensors.SafetensorsError = safetensors.SafetensorError
 
 SHAPE = (96, 96)
 

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+from safetensors import safe_open
 
 from blobsift import (
     InvalidInputError,
@@ -92,6 +93,8 @@ def test_save_and_load_round_trip(fitted, crops_test, tmp_path):
         fitted.predict_proba(crops_test.crops[:100]),
         atol=1e-6,
     )
+    with safe_open(weights, framework="pt") as stored:
+        assert "onnx_graph" in set(stored.keys())  # the inference graph travels along
     document = json.loads(config.read_text())
     assert document["format"] == "blobsift-model"
     assert document["estimator"]["metrics"]["n_labels"] == fitted.cv_metrics_["n_labels"]
@@ -128,6 +131,15 @@ def test_weights_of_another_architecture_raise(fitted, tmp_path):
     config.write_text(json.dumps(document))
     with pytest.raises(ModelFileError):
         Sifter.load(tmp_path / "model")
+
+
+def test_a_model_fitted_with_a_callback_saves(crops_train, tmp_path):
+    events = []
+    sifter = Sifter(phase="cnn", random_state=0, epochs=2, callback=events.append)
+    sifter.fit(crops_train.crops[:60], crops_train.labels[:60])
+    sifter.save(tmp_path / "model")
+    assert len(events) == 2
+    assert Sifter.load(tmp_path / "model").callback is None
 
 
 def test_predict_before_fit_raises():

@@ -1284,10 +1284,6 @@ class Project:
             callback=callback,
             **options,
         ).fit(crops, labels)
-        # The progress callback is no part of the model (and a model file cannot hold it).
-        for owner in (sifter, getattr(sifter, "estimator_", None)):
-            if owner is not None and hasattr(owner, "callback"):
-                owner.callback = None
         heldout = _heldout_scores(sifter)
         metrics = dict(_plain(sifter.cv_metrics_))
         if heldout is not None:

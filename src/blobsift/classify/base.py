@@ -13,7 +13,7 @@ from blobsift._validation import check_both_classes, check_crops, check_labels
 from blobsift.exceptions import InvalidInputError, ModelFileError, NotFittedError
 from blobsift.metrics import OperatingPoint, best_threshold
 
-__all__ = ["CropClassifier"]
+__all__ = ["CropClassifier", "jsonable_params"]
 
 
 class CropClassifier:
@@ -121,7 +121,7 @@ class CropClassifier:
         config = {
             "kind": self.kind,
             "blobsift_version": __version__,
-            "params": _jsonable(self.get_params()),
+            "params": jsonable_params(self.get_params()),
             "threshold": float(self.threshold_),
             **self._file_config(),
         }
@@ -156,7 +156,7 @@ class CropClassifier:
         raise NotImplementedError
 
 
-def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
+def jsonable_params(params: dict[str, Any]) -> dict[str, Any]:
     """Keep the parameters a JSON file can hold (callbacks and devices are dropped)."""
     kept = {}
     for name, value in params.items():

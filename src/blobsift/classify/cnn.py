@@ -33,6 +33,7 @@ DEFAULT_ARCHITECTURE: dict[str, Any] = {
     "scale_features": True,
 }
 _PREDICT_CHUNK = 4096
+_ONNX_KEY = "onnx_graph"
 _STEADY_FOLD_SIZE = 300  # training crops per fold up to which ``epochs`` applies in full
 
 
@@ -250,6 +251,7 @@ class CNNClassifier(CropClassifier):
         self.threshold_ = point.threshold
         self.classes_ = np.array([0, 1])
         self.history_ = {**history, "best_epoch": stopper.best_epoch + 1}
+        self._onnx = None
         self.cv_metrics_ = {
             "f1": point.f1, "precision": point.precision, "recall": point.recall,
             "average_precision": history["val_average_precision"][stopper.best_epoch],
@@ -264,10 +266,9 @@ class CNNClassifier(CropClassifier):
 
     def _onnx_runner(self) -> Any:
         if getattr(self, "_runner", None) is None:
-            from blobsift.nn.onnx import OnnxRunner, export_onnx
+            from blobsift.nn.onnx import OnnxRunner
 
-            crop_size = self._architecture()["crop_size"]
-            self._runner = OnnxRunner(export_onnx(self._ensemble(), crop_size))
+            self._runner = OnnxRunner(self._onnx_bytes())
         return self._runner
 
     def _positive_proba(self, crops: np.ndarray) -> np.ndarray:
@@ -295,12 +296,25 @@ class CNNClassifier(CropClassifier):
         return out
 
     # -- files --------------------------------------------------------------------------
+    def _onnx_bytes(self) -> bytes:
+        if getattr(self, "_onnx", None) is None:
+            from blobsift.nn.onnx import export_onnx
+
+            self._onnx = export_onnx(self._ensemble(), self._architecture()["crop_size"])
+        return self._onnx
+
     def _tensors(self) -> dict[str, torch.Tensor]:
-        return {
+        tensors = {
             f"member{i}.{name}": tensor
             for i, member in enumerate(self.members_)
             for name, tensor in member.state_dict().items()
         }
+        try:  # the exported inference graph travels with the weights (protobuf, no code)
+            onnx = self._onnx_bytes()
+        except Exception:
+            return tensors
+        tensors[_ONNX_KEY] = torch.frombuffer(bytearray(onnx), dtype=torch.uint8)
+        return tensors
 
     def _file_config(self) -> dict[str, Any]:
         return {
@@ -328,6 +342,8 @@ class CNNClassifier(CropClassifier):
             members.append(member.eval())
         self.architecture = spec["config"]
         self.members_ = members
+        graph = tensors.get(_ONNX_KEY)
+        self._onnx = None if graph is None else graph.numpy().tobytes()
         self.cv_metrics_ = config.get("metrics", {})
         self.history_ = config.get("history", {})
         self._runner = None

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from blobsift._validation import check_choice
-from blobsift.classify.base import CropClassifier
+from blobsift.classify.base import CropClassifier, jsonable_params
 from blobsift.classify.cnn import CNNClassifier
 from blobsift.exceptions import ModelFileError
 
@@ -137,7 +137,7 @@ class Sifter(CropClassifier):
             "phase_reason": self.phase_reason_,
             "estimator": {
                 "kind": self.estimator_.kind,
-                "params": self.estimator_.get_params(),
+                "params": jsonable_params(self.estimator_.get_params()),
                 **self.estimator_._file_config(),
             },
         }
