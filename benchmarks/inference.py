@@ -71,8 +71,8 @@ def main() -> None:
         "Sifter ensemble, torch": sifter_with("torch"),
         "Sifter ensemble, onnxruntime (default)": sifter_with("onnx"),
     }
-    members = sifter.cv_metrics_["n_folds"]
-    print(f"inference on {THREADS} threads; Sifter = {members} fold models of 5 MFLOP each")
+    members = sifter.cv_metrics_["n_members"]
+    print(f"inference on {THREADS} threads; Sifter: ensemble of {members} nets, 8 MFLOP each")
     print(f"{'':42} {'crops/s @256':>13} {'ms/crop @1':>11} {'speed-up':>9}")
     baseline = None
     for name, predict in rows.items():

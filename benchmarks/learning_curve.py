@@ -38,11 +38,21 @@ METHODS = {
 }
 
 
+def nested_order(labels: np.ndarray) -> np.ndarray:
+    """An order of the pool whose every prefix keeps the class ratio (nested label sets)."""
+    rank = np.empty(len(labels))
+    for value in (0, 1):
+        members = np.flatnonzero(labels == value)
+        rank[members] = (np.arange(members.size) + 0.5) / members.size
+    return np.argsort(rank, kind="stable")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="25,50,100,250,500,1000")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--test-size", type=int, default=3000)
+    parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--png", type=Path, default=Path("benchmarks/results/learning_curve.png"))
     args = parser.parse_args()
@@ -50,18 +60,21 @@ def main() -> None:
     methods = args.methods.split(",")
     f1 = {m: np.full((args.seeds, len(sizes)), np.nan) for m in methods}
     seconds = {m: np.zeros((args.seeds, len(sizes))) for m in methods}
-    for seed in range(args.seeds):
-        pool = simulate_crops(max(sizes), seed=1000 + seed)
+    for row, seed in enumerate(range(args.first_seed, args.first_seed + args.seeds)):
+        # One pool of 1,000 labels per seed, whatever sizes are run, so runs compare.
+        pool = simulate_crops(max(1000, *sizes), seed=1000 + seed)
+        order = nested_order(pool.labels)
+        pool = pool._replace(crops=pool.crops[order], labels=pool.labels[order])
         test = simulate_crops(args.test_size, seed=2000 + seed)
         for j, n in enumerate(sizes):
             for method in methods:
                 start = time.perf_counter()
                 model = METHODS[method](seed).fit(pool.crops[:n], pool.labels[:n])
-                seconds[method][seed, j] = time.perf_counter() - start
-                f1[method][seed, j] = precision_recall_f1(test.labels, model.predict(test.crops))[
+                seconds[method][row, j] = time.perf_counter() - start
+                f1[method][row, j] = precision_recall_f1(test.labels, model.predict(test.crops))[
                     "f1"
                 ]
-                score, took = f1[method][seed, j], seconds[method][seed, j]
+                score, took = f1[method][row, j], seconds[method][row, j]
                 print(f"seed {seed} labels {n:>5} {method:>13}: F1 {score:.3f} ({took:.0f} s)",
                       file=sys.stderr, flush=True)  # fmt: skip
     print(f"\nF1 on {args.test_size} held-out crops (1:10), mean ± sd over {args.seeds} seeds")

@@ -212,4 +212,6 @@ def test_two_positives_among_twenty_labels_are_enough():
     labels = np.r_[np.ones(2), np.zeros(18)].astype(int)
     sifter = Sifter(phase="cnn", random_state=0, epochs=5).fit(crops, labels)
     assert sifter.cv_metrics_["n_folds"] == 2
+    # Each fold model saw one positive; one more member trained on both joins the ensemble.
+    assert sifter.cv_metrics_["n_members"] == 3
     assert sifter.predict_proba(crops).shape == (20, 2)

@@ -1,24 +1,336 @@
-"""Sift many images: read → detect → crop → classify, image by image.
+"""Sift many images: read → detect → crop → classify, image by image, here or on a cluster.
 
 :func:`predict_images` is the library's entry point for images that are not (or need not
 be) in a project; :meth:`blobsift.Project.predict` uses it for images outside the project.
+
+* **Where.** By default every image is processed in this process, one after the other, with
+  detection and inference using every core. With ``scheduler=`` (a ``distributed``
+  scheduler address, ``Client`` or cluster object) each image is one task on that Dask
+  cluster. The model travels once per worker (a worker plugin carrying the model file's
+  bytes, loaded once when the worker starts or joins), never with each task. blobsift
+  schedules nothing itself: start the cluster with ``dask-jobqueue``, ``dask-kubernetes``,
+  ``dask scheduler`` / ``dask worker`` or ``distributed.LocalCluster``.
+* **Failures.** An image that cannot be read or used is recorded as failed, with its
+  reason, and the run goes on. A worker that dies is replaced by Dask and its images are
+  run again elsewhere; each image is recorded once.
+* **Output and resume.** With ``output=`` the rows of each finished image are appended to a
+  CSV file (or, for a ``.parquet`` path, to a folder of Parquet parts) as images finish, and
+  a journal beside it (``OUTPUT.status.jsonl``) records every finished image. Running again
+  with the same output resumes: finished images are skipped, rows of images that were
+  cut off half-written are dropped, failed images are tried again.
+* **Large images.** Images above :data:`WHOLE_IMAGE_PIXELS` (or any image when
+  ``tile_size`` is given) are never read whole: detection and cropping go tile by tile
+  through :func:`blobsift.io.open_image` (lazy for Zarr, NPY and TIFF), so memory is bounded
+  by the tile size. Each candidate belongs to the one tile holding its pixel, so
+  candidates in the overlaps are not duplicated, and the result equals the whole-image one.
+
+dask and distributed are imported only when a scheduler is given.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import socket
+import tempfile
+import time
+import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from blobsift._validation import CROP_SIZE
 from blobsift.exceptions import InvalidInputError
 
-__all__ = ["COLUMNS", "predict_images", "write_predictions"]
+__all__ = ["COLUMNS", "STATUS_COLUMNS", "WHOLE_IMAGE_PIXELS", "predict_images", "write_predictions"]
 
 #: Columns of a prediction table, in order.
 COLUMNS = ("image", "row", "col", "sigma", "score", "probability", "decision")
+#: Fields of a journal record (one per finished image) in ``OUTPUT.status.jsonl``.
+STATUS_COLUMNS = ("image", "status", "n_candidates", "error", "warnings", "seconds", "worker")
+#: Images with more pixels than this are processed in tiles (8192 x 8192, 256 MB float32).
+WHOLE_IMAGE_PIXELS = 8192 * 8192
+_DEFAULT_TILE = 2048
+_CLASSIFY_CHUNK = 4096  # crops classified at once in tiled mode (64 MB of float32)
+_PARQUET_FLUSH_IMAGES = 64  # a Parquet part holds at most this many images ...
+_PARQUET_FLUSH_ROWS = 200_000  # ... or about this many rows
+
+Progress = Callable[[str, dict[str, Any]], None]
+
+
+# --------------------------------------------------------------------------------------
+# One image
+# --------------------------------------------------------------------------------------
+def _tiled_probability(image: Any, found: Any, model: Any, tile_size: int) -> np.ndarray:
+    """Classify the candidates of a lazy image tile by tile (bounded memory)."""
+    from blobsift.crops import extract_crops
+
+    probability = np.empty(len(found), dtype=np.float64)
+    if len(found) == 0:
+        return probability
+    height, width = image.shape
+    rows = np.floor(np.asarray(found.row) + 0.5).astype(np.int64)
+    cols = np.floor(np.asarray(found.col) + 0.5).astype(np.int64)
+    n_across = -(-width // tile_size)
+    owner = (np.clip(rows, 0, height - 1) // tile_size) * n_across + (
+        np.clip(cols, 0, width - 1) // tile_size
+    )
+    # A window reaching past the image is mirrored at the image edge, as extract_crops
+    # does on the whole image: the margin keeps every other window inside the region.
+    margin = CROP_SIZE // 2 + 1
+    order = np.argsort(owner, kind="stable")
+    starts = np.flatnonzero(np.r_[True, np.diff(owner[order]) != 0])
+    for members in np.split(order, starts[1:]):
+        tile = int(owner[members[0]])
+        tile_row, tile_col = divmod(tile, n_across)
+        r0 = max(tile_row * tile_size - margin, 0)
+        r1 = min((tile_row + 1) * tile_size + margin, height)
+        c0 = max(tile_col * tile_size - margin, 0)
+        c1 = min((tile_col + 1) * tile_size + margin, width)
+        region = image[r0:r1, c0:c1]
+        for start in range(0, members.size, _CLASSIFY_CHUNK):
+            chunk = members[start : start + _CLASSIFY_CHUNK]
+            centres = np.column_stack([rows[chunk] - r0, cols[chunk] - c0]).astype(np.float64)
+            crops = extract_crops(region, centres)
+            probability[chunk] = model.predict_proba(crops)[:, 1]
+        del region
+    return probability
+
+
+def _score_image(
+    path: str, model: Any, settings: dict[str, Any], tile_size: int | None, threads: int
+) -> Any:
+    """Read, detect, crop and classify one image; return its prediction table."""
+    import pandas as pd
+
+    from blobsift.crops import extract_crops
+    from blobsift.detect import detect_blobs
+    from blobsift.io import open_image
+
+    settings = {"n_threads": threads, **settings}
+    with open_image(path) as image:
+        height, width = image.shape
+        if tile_size is None and height * width <= WHOLE_IMAGE_PIXELS:
+            pixels = image.read()
+            found = detect_blobs(pixels, **settings)
+            probability = model.predict_proba(extract_crops(pixels, found))[:, 1]
+            del pixels
+        else:
+            size = _DEFAULT_TILE if tile_size is None else tile_size
+            found = detect_blobs(image, tile_size=size, **settings)
+            probability = _tiled_probability(image, found, model, size)
+    return pd.DataFrame(
+        {
+            "image": path,
+            "row": found.row,
+            "col": found.col,
+            "sigma": found.sigma,
+            "score": found.score,
+            "probability": probability,
+            "decision": (probability >= model.threshold_).astype(np.int64),
+        }
+    )
+
+
+def _predict_one(
+    path: str, model: Any, settings: dict[str, Any], tile_size: int | None, threads: int
+) -> tuple[dict[str, Any], Any]:
+    """Return (journal record, table or None); never raises for a bad image."""
+    start = time.perf_counter()
+    frame, error = None, None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            frame = _score_image(path, model, settings, tile_size, threads)
+        except Exception as exc:  # one bad image must not stop the run: record why
+            error = f"{type(exc).__name__}: {exc}"
+    record = {
+        "image": path,
+        "status": "failed" if frame is None else "done",
+        "n_candidates": 0 if frame is None else len(frame),
+        "error": error,
+        "warnings": sorted({f"{w.category.__name__}: {w.message}" for w in caught}),
+        "seconds": round(time.perf_counter() - start, 4),
+        "worker": socket.gethostname(),
+    }
+    return record, frame
+
+
+# --------------------------------------------------------------------------------------
+# Output: a CSV file or a folder of Parquet parts, and a journal of finished images
+# --------------------------------------------------------------------------------------
+def _status_path(output: Path) -> Path:
+    return output.with_name(output.name + ".status.jsonl")
+
+
+def _append(path: Path, data: bytes) -> int:
+    """Append ``data`` durably; return the file's new size."""
+    with open(path, "ab") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+        return handle.tell()
+
+
+class _Sink:
+    """Append finished images to ``output``; the journal makes the output resumable."""
+
+    def __init__(self, output: Path, resume: bool) -> None:
+        self.output = output
+        self.parquet = output.suffix.lower() == ".parquet"
+        self.journal = _status_path(output)
+        self.records: list[dict[str, Any]] = []
+        self._buffer: list[tuple[dict[str, Any], Any]] = []
+        self._parts = 0
+        output.parent.mkdir(parents=True, exist_ok=True)
+        if resume and self.journal.exists():
+            self.records = self._read_journal()
+        else:
+            self.journal.write_bytes(b"")
+        self._repair()
+
+    def _read_journal(self) -> list[dict[str, Any]]:
+        records = []
+        with open(self.journal, "rb") as handle:
+            for line in handle:
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    break  # a line cut off by an interruption, and anything after it
+                if not line.endswith(b"\n"):
+                    break
+                records.append(record)
+        lines = b"".join(json.dumps(r).encode() + b"\n" for r in records)
+        self.journal.write_bytes(lines)
+        return records
+
+    def _repair(self) -> None:
+        """Drop rows written after the last journal record (an image cut off half-way)."""
+        if self.parquet:
+            self.output.mkdir(parents=True, exist_ok=True)
+            kept = {r.get("part") for r in self.records}
+            for part in self.output.glob("part-*.parquet"):
+                if part.name not in kept:
+                    part.unlink()
+            self._parts = len({p for p in kept if p})
+            return
+        end = max((r.get("offset", 0) for r in self.records), default=0)
+        if end == 0 or not self.output.exists():
+            header = (",".join(COLUMNS) + "\n").encode()
+            self.output.write_bytes(header)
+            for record in self.records:  # an output removed by hand: nothing is done
+                record["offset"] = len(header)
+            self.records = [r for r in self.records if r["status"] != "done"]
+            return
+        with open(self.output, "r+b") as handle:
+            handle.truncate(end)
+
+    def done(self) -> set[str]:
+        """Images recorded as done (failed ones are tried again)."""
+        return {r["image"] for r in self.records if r["status"] == "done"}
+
+    def add(self, record: dict[str, Any], frame: Any) -> None:
+        if self.parquet:
+            self._buffer.append((record, frame))
+            rows = sum(0 if f is None else len(f) for _, f in self._buffer)
+            if len(self._buffer) >= _PARQUET_FLUSH_IMAGES or rows >= _PARQUET_FLUSH_ROWS:
+                self.flush()
+            return
+        if frame is not None and len(frame):
+            text = frame[list(COLUMNS)].to_csv(header=False, index=False)
+            record = {**record, "offset": _append(self.output, text.encode())}
+        else:
+            record = {**record, "offset": self.output.stat().st_size}
+        self._log([record])
+
+    def flush(self) -> None:
+        if not self._buffer:
+            return
+        import pandas as pd
+
+        frames = [f for _, f in self._buffer if f is not None and len(f)]
+        part = None
+        if frames:
+            part = f"part-{self._parts:06d}.parquet"
+            table = pd.concat(frames, ignore_index=True)[list(COLUMNS)]
+            temporary = self.output / f".{part}.tmp"
+            table.to_parquet(temporary, index=False)
+            os.replace(temporary, self.output / part)
+            self._parts += 1
+        self._log(
+            [{**r, "part": part if f is not None and len(f) else None} for r, f in self._buffer]
+        )
+        self._buffer.clear()
+
+    def _log(self, records: list[dict[str, Any]]) -> None:
+        self.records.extend(records)
+        _append(self.journal, b"".join(json.dumps(r).encode() + b"\n" for r in records))
+
+    def read(self) -> Any:
+        import pandas as pd
+
+        if self.parquet:
+            parts = sorted(self.output.glob("part-*.parquet"))
+            if not parts:
+                return _empty()
+            return pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
+        frame = pd.read_csv(self.output, dtype={"image": str})
+        return _empty() if frame.empty else frame.astype({"decision": np.int64})
+
+
+class _MemorySink:
+    """Keep every table in memory (no ``output``)."""
+
+    def __init__(self) -> None:
+        self.records: list[dict[str, Any]] = []
+        self.frames: list[Any] = []
+
+    def done(self) -> set[str]:
+        return set()
+
+    def add(self, record: dict[str, Any], frame: Any) -> None:
+        self.records.append(record)
+        if frame is not None and len(frame):
+            self.frames.append(frame)
+
+    def flush(self) -> None:
+        pass
+
+    def read(self) -> Any:
+        import pandas as pd
+
+        if not self.frames:
+            return _empty()
+        return pd.concat(self.frames, ignore_index=True)[list(COLUMNS)]
+
+
+# --------------------------------------------------------------------------------------
+# Running: here, or on a Dask cluster with the model sent once per worker
+# --------------------------------------------------------------------------------------
+def _model_bytes(model: Any) -> tuple[bytes, bytes]:
+    """The (weights, config) bytes of a model file, from a path or a fitted Sifter."""
+    from blobsift.nn.serialize import model_paths
+
+    if isinstance(model, (str, os.PathLike)):
+        weights, config = model_paths(model)
+        return weights.read_bytes(), config.read_bytes()
+    with tempfile.TemporaryDirectory(prefix="blobsift-model-") as folder:
+        weights, config = model.save(Path(folder) / "model")
+        return weights.read_bytes(), config.read_bytes()
+
+
+def _check_tile_size(tile_size: Any) -> int | None:
+    if tile_size is None:
+        return None
+    if isinstance(tile_size, bool) or not isinstance(tile_size, (int, np.integer)):
+        raise InvalidInputError(f"tile_size must be an integer >= 256 or None; got {tile_size!r}.")
+    if tile_size < 256:
+        raise InvalidInputError(
+            f"tile_size must be at least 256 pixels (4 crop widths); got {tile_size}."
+        )
+    return int(tile_size)
 
 
 def predict_images(
@@ -26,7 +338,10 @@ def predict_images(
     model: Any,
     scheduler: Any = None,
     *,
-    progress: Callable[[str, dict[str, Any]], None] | None = None,
+    output: str | os.PathLike[str] | None = None,
+    resume: bool = True,
+    tile_size: int | None = None,
+    progress: Progress | None = None,
     **detect_settings: Any,
 ) -> Any:
     """Detect and classify the candidates of each image file.
@@ -37,11 +352,28 @@ def predict_images(
         Image files (any format :func:`blobsift.read_image` reads).
     model : Sifter or path-like
         A fitted classifier, or the path of a saved :class:`~blobsift.Sifter`.
-    scheduler : None
-        Reserved for running on a Dask cluster; only local execution (None) is available
-        so far.
+    scheduler : None, str, distributed.Client or cluster
+        None (default): run in this process, with detection and inference on every core.
+        Otherwise a Dask ``distributed`` scheduler address (``"tcp://host:8786"``), a
+        ``Client`` or a cluster object (``LocalCluster``, a dask-jobqueue or Kubernetes
+        cluster): each image is one task; the model is sent once to each worker. On a
+        worker each task uses one core unless ``n_threads`` is given.
+    output : path-like, optional
+        Append each finished image's rows to this CSV file, or to a folder of Parquet
+        parts for a path ending in ``.parquet``; the journal ``OUTPUT.status.jsonl``
+        beside it records each finished image (status, candidates, error, warnings,
+        seconds, host).
+    resume : bool
+        With ``output``: skip the images the journal records as done (failed ones are
+        tried again). False starts the output afresh.
+    tile_size : int, optional
+        Process images in tiles of this side (pixels), reading only one tile (plus a halo)
+        at a time. Default: images above :data:`WHOLE_IMAGE_PIXELS` pixels in tiles of
+        2048, smaller ones whole. The result does not depend on it.
     progress : callable, optional
-        ``progress("predict", {"done", "total", "image"})`` after each image.
+        ``progress("predict", {"done", "total", "image", "status"})`` after each image;
+        on a cluster first ``progress("predict", {"done", "total", "dashboard"})`` with
+        the dashboard link.
     **detect_settings
         :func:`blobsift.detect_blobs` parameters (``threshold``, ``sigma_min``, ...).
 
@@ -50,51 +382,91 @@ def predict_images(
     pandas.DataFrame
         Columns ``image`` (the path as given), ``row``, ``col``, ``sigma``, ``score``,
         ``probability`` (of signal) and ``decision`` (1 where ``probability`` reaches the
-        model's threshold), ordered by image and descending detector score.
+        model's threshold), by image and descending detector score within an image (with
+        ``output``: everything in it, resumed images included). ``frame.attrs["failed"]``
+        maps each image that failed to its reason.
+
+    Raises
+    ------
+    InvalidInputError
+        If ``model`` is not a fitted Sifter (or its file), or ``scheduler`` or
+        ``tile_size`` is not valid.
+
+    Examples
+    --------
+    >>> frame = predict_images(["a.tif", "b.tif"], "models/model-3")  # doctest: +SKIP
+    >>> frame = predict_images(
+    ...     paths, "models/model-3", scheduler="tcp://10.0.0.5:8786", output="out.parquet"
+    ... )  # doctest: +SKIP
     """
-    import pandas as pd
-
-    from blobsift.crops import extract_crops
-    from blobsift.detect import detect_blobs
-    from blobsift.io import read_image
-
-    if scheduler is not None:
-        raise InvalidInputError(
-            "scheduler: only local execution (scheduler=None) is available in this version."
-        )
+    tile_size = _check_tile_size(tile_size)
+    for reserved in ("tile_size", "image"):
+        detect_settings.pop(reserved, None)
+    local_model = model
     if isinstance(model, (str, os.PathLike)):
         from blobsift.classify.sifter import Sifter
 
-        model = Sifter.load(model)
-    if not hasattr(model, "predict_proba") or not hasattr(model, "threshold_"):
+        local_model = Sifter.load(model)
+    if not hasattr(local_model, "predict_proba") or not hasattr(local_model, "threshold_"):
         raise InvalidInputError(
             f"model must be a fitted Sifter (or the path of a saved one); got "
             f"{type(model).__name__}."
         )
-    paths = [Path(p) for p in paths]
-    parts = []
-    for done, path in enumerate(paths, start=1):
-        image = read_image(path)
-        found = detect_blobs(image, **detect_settings)
-        probability = model.predict_proba(extract_crops(image, found))[:, 1]
-        parts.append(
-            pd.DataFrame(
-                {
-                    "image": str(path),
-                    "row": found.row,
-                    "col": found.col,
-                    "sigma": found.sigma,
-                    "score": found.score,
-                    "probability": probability,
-                    "decision": (probability >= model.threshold_).astype(np.int64),
-                }
-            )
-        )
+    names = [str(p) for p in paths]
+    names = list(dict.fromkeys(names))  # each image once
+    sink: _Sink | _MemorySink = (
+        _MemorySink() if output is None else _Sink(Path(output), resume=resume)
+    )
+    finished = sink.done()
+    todo = [name for name in names if name not in finished]
+    total, done = len(names), len(names) - len(todo)
+
+    def report(record: dict[str, Any], frame: Any) -> None:
+        nonlocal done
+        sink.add(record, frame)
+        done += 1
         if progress is not None:
-            progress("predict", {"done": done, "total": len(paths), "image": str(path)})
-    if not parts:
-        return _empty()
-    return pd.concat(parts, ignore_index=True)[list(COLUMNS)]
+            progress(
+                "predict",
+                {
+                    "done": done,
+                    "total": total,
+                    "image": record["image"],
+                    "status": record["status"],
+                },
+            )
+
+    try:
+        if scheduler is None:
+            cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+            threads = int(detect_settings.pop("n_threads", None) or cores)
+            for name in todo:
+                report(*_predict_one(name, local_model, detect_settings, tile_size, threads))
+        else:
+            threads = int(detect_settings.pop("n_threads", None) or 1)
+            source = model if isinstance(model, (str, os.PathLike)) else local_model
+            from blobsift._batch_dask import run_on_cluster
+
+            run_on_cluster(
+                scheduler,
+                todo,
+                source,
+                detect_settings,
+                tile_size,
+                threads,
+                report,
+                progress,
+                total,
+                done,
+            )
+    finally:
+        sink.flush()
+    frame = sink.read()
+    latest = {r["image"]: r for r in sink.records}
+    frame.attrs["failed"] = {
+        image: r["error"] for image, r in latest.items() if r["status"] == "failed"
+    }
+    return frame
 
 
 def _empty() -> Any:

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from blobsift.report import SPEC_EXPECTED_F1, _pyplot, plot_crop_gallery
+from blobsift.report import draw_spec_ranges, plot_crop_gallery, pyplot, save_figure
 
 __all__ = [
     "model_card",
@@ -68,7 +68,7 @@ def plot_pr_curve(
     """
     from blobsift.metrics import average_precision, binary_counts, precision_recall_curve
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 4.5))
     labels = np.asarray(labels, dtype=np.int64)
     scores = np.asarray(scores, dtype=np.float64)
@@ -92,7 +92,7 @@ def plot_pr_curve(
     ax.grid(alpha=0.3)
     ax.set_title(title, fontsize=10)
     ax.legend(loc="lower left", fontsize=8)
-    return _save(fig, plt, path)
+    return save_figure(fig, path)
 
 
 def plot_f1_history(models: list[Any], path: str | os.PathLike[str]) -> Path:
@@ -112,11 +112,9 @@ def plot_f1_history(models: list[Any], path: str | os.PathLike[str]) -> Path:
     Path
         The PNG written.
     """
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for count, (low, high) in SPEC_EXPECTED_F1.items():
-        ax.fill_between([count * 0.9, count * 1.1], low, high, color="0.85", lw=0)
-    ax.plot([], [], color="0.85", lw=8, label="specification: expected F1")
+    draw_spec_ranges(ax)
     markers = {"siamese": "s", "cnn": "o"}
     for phase in sorted({m.phase for m in models}):
         mine = [m for m in models if m.phase == phase]
@@ -153,7 +151,7 @@ def plot_f1_history(models: list[Any], path: str | os.PathLike[str]) -> Path:
     ax.grid(alpha=0.3)
     ax.set_title("F1 against number of labels (every model version)", fontsize=10)
     ax.legend(loc="lower right", fontsize=8)
-    return _save(fig, plt, path)
+    return save_figure(fig, path)
 
 
 def plot_detections(
@@ -186,7 +184,7 @@ def plot_detections(
     """
     from matplotlib.patches import Circle
 
-    plt = _pyplot()
+    plt = pyplot()
     height, width = image.shape
     scale = 7.0 / max(height, width)
     fig, ax = plt.subplots(figsize=(max(width * scale, 3) + 0.5, max(height * scale, 3) + 0.6))
@@ -218,16 +216,7 @@ def plot_detections(
     ax.set_axis_off()
     if title:
         ax.set_title(title, fontsize=9)
-    return _save(fig, plt, path, dpi=120)
-
-
-def _save(fig: Any, plt: Any, path: str | os.PathLike[str], dpi: int = 110) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=dpi)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=120)
 
 
 def write_report(

@@ -9,7 +9,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["SPEC_EXPECTED_F1", "plot_crop_gallery", "plot_learning_curve"]
+__all__ = [
+    "SPEC_EXPECTED_F1",
+    "draw_spec_ranges",
+    "plot_crop_gallery",
+    "plot_learning_curve",
+    "pyplot",
+    "save_figure",
+]
 
 #: The specification's "Expected Results": labels -> (low, high) F1.
 SPEC_EXPECTED_F1: dict[int, tuple[float, float]] = {
@@ -20,7 +27,8 @@ SPEC_EXPECTED_F1: dict[int, tuple[float, float]] = {
 }
 
 
-def _pyplot():
+def pyplot() -> Any:
+    """Return ``matplotlib.pyplot`` on the non-interactive Agg backend."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -29,14 +37,21 @@ def _pyplot():
     return plt
 
 
-def _save(fig: Any, path: str | os.PathLike[str], dpi: int) -> Path:
+def save_figure(fig: Any, path: str | os.PathLike[str], dpi: int = 110) -> Path:
     """Write ``fig`` as a PNG (creating the folder) and close it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, dpi=dpi)
-    _pyplot().close(fig)
+    pyplot().close(fig)
     return path
+
+
+def draw_spec_ranges(ax: Any) -> None:
+    """Shade the specification's expected F1 range at each label count on ``ax``."""
+    for labels, (low, high) in SPEC_EXPECTED_F1.items():
+        ax.fill_between([labels * 0.9, labels * 1.1], low, high, color="0.85", lw=0)
+    ax.plot([], [], color="0.85", lw=8, label="specification: expected F1")
 
 
 def plot_learning_curve(
@@ -59,11 +74,9 @@ def plot_learning_curve(
     Path
         The PNG written.
     """
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for labels, (low, high) in SPEC_EXPECTED_F1.items():
-        ax.fill_between([labels * 0.9, labels * 1.1], low, high, color="0.85", lw=0)
-    ax.plot([], [], color="0.85", lw=8, label="specification: expected F1")
+    draw_spec_ranges(ax)
     for name, (counts, values) in curves.items():
         ax.plot(counts, values, marker="o", label=name)
     ax.set_xscale("log")
@@ -73,7 +86,7 @@ def plot_learning_curve(
     ax.grid(alpha=0.3)
     ax.set_title(title)
     ax.legend(loc="lower right")
-    return _save(fig, path, dpi=110)
+    return save_figure(fig, path, dpi=110)
 
 
 def plot_crop_gallery(
@@ -91,7 +104,7 @@ def plot_crop_gallery(
     Path
         The PNG written.
     """
-    plt = _pyplot()
+    plt = pyplot()
     n = max(len(crops), 1)
     rows = int(np.ceil(n / columns))
     fig, axes = plt.subplots(
@@ -105,4 +118,4 @@ def plot_crop_gallery(
         ax.set_title(caption, fontsize=7)
     if title:
         fig.suptitle(title, fontsize=10)
-    return _save(fig, path, dpi=90)
+    return save_figure(fig, path, dpi=90)

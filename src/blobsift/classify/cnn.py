@@ -34,6 +34,7 @@ DEFAULT_ARCHITECTURE: dict[str, Any] = {
 }
 _PREDICT_CHUNK = 4096
 _ONNX_KEY = "onnx_graph"
+_REFIT_MAX_LABELS = 400  # "auto" refit adds a full-data member up to this many labels
 _STEADY_FOLD_SIZE = 300  # training crops per fold up to which ``epochs`` applies in full
 
 
@@ -56,7 +57,8 @@ class CNNClassifier(CropClassifier):
     :class:`~blobsift.nn.models.SignalClassifier` per fold, all in lockstep. After every
     epoch the fold models score their held-out folds; the pooled out-of-fold scores cover
     *every* label, so early stopping and the decision threshold rest on all positives
-    rather than the two or so an 80/20 split leaves at 100 labels. The fold models are
+    rather than the two or so an 80/20 split leaves at 100 labels. The fold models (and,
+    up to 400 labels, one more model trained on every label for the best epoch count) are
     kept as an ensemble whose mean probability is the prediction.
 
     Parameters
@@ -81,6 +83,9 @@ class CNNClassifier(CropClassifier):
         Class-balanced batches (with focal alpha 0.5) or plain shuffling (alpha 0.75).
     augment : bool
         Random flips/rotations, sub-pixel shifts, gain/offset/gamma, noise and blur.
+    refit : bool or None
+        Add one more ensemble member trained on all labels for the best epoch count;
+        by default up to 400 labels, where each fold model misses many of the few positives.
     architecture : dict or None
         :class:`~blobsift.nn.models.SignalClassifier` arguments;
         :data:`DEFAULT_ARCHITECTURE` when None.
@@ -110,6 +115,7 @@ class CNNClassifier(CropClassifier):
         patience: int = 25,
         sampling: str = "weighted",
         augment: bool = True,
+        refit: bool | None = None,
         architecture: dict[str, Any] | None = None,
         target_precision: float | None = None,
         target_recall: float | None = None,
@@ -126,6 +132,7 @@ class CNNClassifier(CropClassifier):
         self.patience = patience
         self.sampling = sampling
         self.augment = augment
+        self.refit = refit
         self.architecture = architecture
         self.target_precision = target_precision
         self.target_recall = target_recall
@@ -146,6 +153,11 @@ class CNNClassifier(CropClassifier):
         from blobsift.nn.models import SignalClassifier
 
         return SignalClassifier(**self._architecture())
+
+    def _refits(self, labels: np.ndarray) -> bool:
+        if self.refit is not None:
+            return bool(self.refit)
+        return len(labels) <= _REFIT_MAX_LABELS
 
     def _n_folds(self, labels: np.ndarray) -> int:
         wanted = self.n_folds if self.n_folds is not None else 5 if len(labels) <= 400 else 3
@@ -246,6 +258,19 @@ class CNNClassifier(CropClassifier):
             trainer.model.load_state_dict(state)
             trainer.model.to("cpu").eval()
         self.members_ = [trainer.model for trainer in trainers]
+        if self._refits(labels):
+            # One more member trained on every label for the epochs the folds found best:
+            # with few positives each fold model misses a large share of them.
+            full = Trainer(
+                self._build_member(), x_all, y_all, epochs=stopper.best_epoch + 1,
+                learning_rate=self.learning_rate, batch_size=self._batch_size(len(labels)),
+                weight_decay=self.weight_decay, sampling=self.sampling, device=device,
+                generator=torch.Generator().manual_seed(int(rng.integers(2**31 - 1))),
+                augment=augment,
+            )  # fmt: skip
+            for _ in range(stopper.best_epoch + 1):
+                full.train_epoch()
+            self.members_.append(full.model.to("cpu").eval())
         self.oof_proba_ = torch.sigmoid(best_oof).numpy().astype(np.float64)
         point = self._choose_threshold(labels, self.oof_proba_)
         self.threshold_ = point.threshold
@@ -256,6 +281,7 @@ class CNNClassifier(CropClassifier):
             "f1": point.f1, "precision": point.precision, "recall": point.recall,
             "average_precision": history["val_average_precision"][stopper.best_epoch],
             "n_labels": len(labels), "n_positive": int(labels.sum()), "n_folds": len(folds),
+            "n_members": len(self.members_),
         }  # fmt: skip
         self._runner = None
         return self

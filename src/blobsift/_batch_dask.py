@@ -1,0 +1,166 @@
+"""The Dask side of :func:`blobsift.batch.predict_images` (imported only with a scheduler).
+
+The model travels once per worker as a :class:`ModelPlugin` (the model file's bytes,
+loaded when the plugin is set up on a worker, including workers that join or replace a
+dead one later); each task is one image and looks the model up by the plugin's name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from distributed import Client, as_completed, get_worker
+from distributed.diagnostics.plugin import WorkerPlugin
+
+from blobsift.batch import _model_bytes, _predict_one
+from blobsift.exceptions import InvalidInputError
+
+__all__ = ["ModelPlugin", "run_on_cluster"]
+
+
+def _limit_inference_threads(model: Any, threads: int) -> None:
+    """Keep a worker's inference to ``threads`` cores (onnxruntime defaults to all)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    estimator = getattr(model, "estimator_", None)
+    graph = getattr(estimator, "_onnx", None)
+    if graph is not None and getattr(estimator, "backend", "auto") in ("auto", "onnx"):
+        from blobsift.nn.onnx import OnnxRunner
+
+        with contextlib.suppress(Exception):  # "auto" falls back to torch by itself
+            estimator._runner = OnnxRunner(graph, threads=threads)
+
+
+class ModelPlugin(WorkerPlugin):
+    """A worker plugin carrying a saved Sifter's bytes, loaded once on each worker.
+
+    Parameters
+    ----------
+    name : str
+        The plugin's name; tasks find the model as ``get_worker().plugins[name].model``.
+    weights, config : bytes
+        The ``.safetensors`` and ``.json`` files of the model.
+    threads : int
+        Cores each inference may use on the worker.
+    """
+
+    def __init__(self, name: str, weights: bytes, config: bytes, threads: int) -> None:
+        self.name = name
+        self.weights = weights
+        self.config = config
+        self.threads = threads
+        self.model: Any = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "model": None}
+
+    def setup(self, worker: Any) -> None:
+        """Load the model (once, when the plugin reaches the worker)."""
+        from blobsift.classify.sifter import Sifter
+
+        with tempfile.TemporaryDirectory(prefix="blobsift-model-") as folder:
+            Path(folder, "model.safetensors").write_bytes(self.weights)
+            Path(folder, "model.json").write_bytes(self.config)
+            self.model = Sifter.load(Path(folder, "model"))
+        _limit_inference_threads(self.model, self.threads)
+
+    def teardown(self, worker: Any) -> None:
+        """Drop the model."""
+        self.model = None
+
+
+def _worker_task(
+    path: str, plugin: str, settings: dict[str, Any], tile_size: int | None, threads: int
+) -> tuple[dict[str, Any], Any]:
+    """One image on a Dask worker, with the model its plugin loaded."""
+    model = get_worker().plugins[plugin].model
+    return _predict_one(path, model, settings, tile_size, threads)
+
+
+def _client(scheduler: Any) -> tuple[Client, bool]:
+    """Return (Client, whether it was created here and must be closed here)."""
+    if isinstance(scheduler, Client):
+        return scheduler, False
+    if isinstance(scheduler, str) or hasattr(scheduler, "scheduler_address"):
+        return Client(scheduler, timeout="60s", set_as_default=False), True
+    raise InvalidInputError(
+        "scheduler must be None (run here), a scheduler address such as "
+        "'tcp://10.0.0.5:8786', a distributed.Client or a cluster object; got "
+        f"{type(scheduler).__name__}."
+    )
+
+
+def _failure(image: str, error: BaseException) -> dict[str, Any]:
+    return {
+        "image": image,
+        "status": "failed",
+        "n_candidates": 0,
+        "error": f"{type(error).__name__}: {error}",
+        "warnings": [],
+        "seconds": None,
+        "worker": None,
+    }
+
+
+def run_on_cluster(
+    scheduler: Any,
+    todo: list[str],
+    model: Any,
+    settings: dict[str, Any],
+    tile_size: int | None,
+    threads: int,
+    report: Callable[[dict[str, Any], Any], None],
+    progress: Callable[[str, dict[str, Any]], None] | None,
+    total: int,
+    skipped: int,
+) -> None:
+    """Run one task per image on the cluster; ``report(record, frame)`` as each finishes."""
+    client, own = _client(scheduler)
+    futures: list[Any] = []
+    name = ""
+    try:
+        weights, config = _model_bytes(model)
+        name = "blobsift-model-" + hashlib.sha256(weights + config).hexdigest()[:16]
+        client.register_plugin(ModelPlugin(name, weights, config, threads), name=name)
+        if progress is not None:
+            link = getattr(client, "dashboard_link", None)
+            progress("predict", {"done": skipped, "total": total, "dashboard": link})
+        run = os.urandom(4).hex()
+        futures = [
+            client.submit(
+                _worker_task,
+                path,
+                name,
+                settings,
+                tile_size,
+                threads,
+                key=f"blobsift-predict-{run}-{i}",
+                pure=False,
+            )
+            for i, path in enumerate(todo)
+        ]
+        image_of = {future.key: path for future, path in zip(futures, todo, strict=True)}
+        for future in as_completed(futures, loop=client.loop):
+            try:
+                record, frame = future.result()
+            except Exception as error:  # e.g. KilledWorker: this image killed every worker
+                record, frame = _failure(image_of[future.key], error), None
+            future.release()
+            report(record, frame)
+    finally:
+        pending = [f for f in futures if not f.done()]
+        if pending:
+            with contextlib.suppress(Exception):
+                client.cancel(pending)
+        if name:
+            with contextlib.suppress(Exception):
+                client.unregister_worker_plugin(name)
+        if own:
+            client.close()
