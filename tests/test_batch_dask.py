@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import time
 
@@ -65,6 +66,11 @@ def client(cluster):
         yield connected
 
 
+def _journal(output):
+    with open(str(output) + ".status.jsonl") as handle:
+        return [json.loads(line) for line in handle]
+
+
 def _by_position(frame):
     return frame.sort_values(["image", "row", "col"]).reset_index(drop=True)
 
@@ -81,7 +87,7 @@ def test_serial_finds_candidates_in_every_image(serial, images):
     assert list(serial.columns) == [
         "image", "row", "col", "sigma", "score", "probability", "decision"
     ]  # fmt: skip
-    assert set(serial["image"]) == set(images)
+    assert list(dict.fromkeys(serial["image"])) == images  # in the order given
     assert serial["probability"].between(0, 1).all()
     assert serial.attrs["failed"] == {}
 
@@ -92,6 +98,7 @@ def test_cluster_gives_the_serial_result(client, images, model_file, serial):
         images, model_file, scheduler=client, progress=lambda s, i: seen.append(i), **DETECT
     )
     _assert_same(frame, serial)
+    assert list(dict.fromkeys(frame["image"])) == images
     assert seen[0]["done"] == 0
     assert "dashboard" in seen[0]
     assert [i["done"] for i in seen[1:]] == list(range(1, N_IMAGES + 1))
@@ -104,11 +111,28 @@ def test_cluster_takes_a_fitted_sifter_and_a_scheduler_address(cluster, images, 
     _assert_same(frame, expected)
 
 
-def test_model_is_loaded_once_per_worker(client, images, model_file):
-    predict_images(images, model_file, scheduler=client, **DETECT)
-    # The plugin is gone afterwards, and no task carried the model: tasks are small.
-    plugins = client.run(lambda dask_worker: sorted(dask_worker.plugins))
-    assert all(not any(p.startswith("blobsift-model") for p in names) for names in plugins.values())
+def _loaded_models(dask_worker):
+    return [
+        (name, id(plugin.model))
+        for name, plugin in dask_worker.plugins.items()
+        if name.startswith("blobsift-model") and plugin.model is not None
+    ]
+
+
+def test_the_model_is_loaded_once_per_worker_and_removed_afterwards(client, images, model_file):
+    snapshots = []
+
+    def look(stage, info):
+        if info.get("done") in (1, N_IMAGES - 1) and "image" in info:
+            snapshots.append(client.run(_loaded_models))
+
+    predict_images(images, model_file, scheduler=client, progress=look, **DETECT)
+    assert len(snapshots) == 2
+    # One model per worker, the same object all run long (loaded once, not per task).
+    assert snapshots[0] == snapshots[1]
+    assert len(snapshots[0]) == 2
+    assert all(len(models) == 1 for models in snapshots[0].values())
+    assert all(models == [] for models in client.run(_loaded_models).values())
 
 
 def test_a_corrupt_image_is_recorded_and_the_rest_completes(
@@ -145,14 +169,14 @@ def test_a_worker_killed_mid_run_still_completes_every_image_once(
     copies = []
     for i, path in enumerate(paths):
         copy = tmp_path / f"copy{i}.npy"
-        copy.write_bytes(open(path, "rb").read())
+        shutil.copyfile(path, copy)
         copies.append(str(copy))
     output = tmp_path / "out.csv"
     frame = predict_images(
         copies, model_file, scheduler=client, output=output, progress=kill_one_worker, **DETECT
     )
     assert killed
-    journal = [json.loads(line) for line in open(str(output) + ".status.jsonl")]
+    journal = _journal(output)
     assert sorted(r["image"] for r in journal) == sorted(copies)
     assert all(r["status"] == "done" for r in journal)
     assert frame.attrs["failed"] == {}
@@ -173,11 +197,14 @@ def test_output_is_written_as_images_finish_and_resumes(images, model_file, seri
 
     with pytest.raises(KeyboardInterrupt):
         predict_images(images, model_file, output=output, progress=interrupt, **DETECT)
+    finished = set(seen)
+    assert len(finished) == 2
     partial = pd.read_csv(output)
-    assert set(partial["image"]) == set(images[:2])
-    # Simulate a crash while the third image's rows were being written.
+    assert set(partial["image"]) == finished
+    rest = [image for image in images if image not in finished]
+    # Simulate a crash while another image's rows were being written.
     with open(output, "a") as handle:
-        handle.write(f"{images[2]},1.0,2.0,1.0")
+        handle.write(f"{rest[0]},1.0,2.0,1.0")
     with open(str(output) + ".status.jsonl", "a") as handle:
         handle.write('{"image": "cut off')
 
@@ -185,7 +212,7 @@ def test_output_is_written_as_images_finish_and_resumes(images, model_file, seri
     frame = predict_images(
         images, model_file, output=output, progress=lambda s, i: redone.append(i), **DETECT
     )
-    assert [i["image"] for i in redone] == images[2:]
+    assert sorted(i["image"] for i in redone) == sorted(rest)
     assert redone[0]["done"] == 3
     _assert_same(frame, serial)
     _assert_same(pd.read_csv(output), serial)
@@ -199,7 +226,7 @@ def test_parquet_output_resumes(images, model_file, serial, tmp_path):
     frame = predict_images(
         images, model_file, output=output, progress=lambda s, i: calls.append(i), **DETECT
     )
-    assert [i["image"] for i in calls] == images[2:]
+    assert sorted(i["image"] for i in calls) == sorted(images[2:])
     _assert_same(frame, serial)
     _assert_same(pd.read_parquet(output), serial)
 
@@ -217,6 +244,30 @@ def test_tiled_equals_whole_without_duplicates(model_file, tmp_path):
     _assert_same(tiled, whole, atol=1e-3)
 
 
+@pytest.mark.parametrize("kind", ["zarr", "tiled-tiff"])
+def test_lazy_formats_in_tiles_equal_the_whole_image(kind, model_file, tmp_path):
+    picture = simulate_image((520, 600), n_spots=60, seed=7).image
+    whole = predict_images([_save(tmp_path / "whole.npy", picture)], model_file, **DETECT)
+    if kind == "zarr":
+        zarr = pytest.importorskip("zarr")
+        path = tmp_path / "mosaic.zarr"
+        store = zarr.open(str(path), mode="w", shape=picture.shape, chunks=(128, 128), dtype="f4")
+        store[:] = picture
+    else:
+        import tifffile
+
+        path = tmp_path / "mosaic.tif"
+        tifffile.imwrite(path, picture, tile=(128, 128))
+    tiled = predict_images([path], model_file, tile_size=256, **DETECT)
+    assert len(whole) > 20
+    _assert_same(tiled.assign(image="x"), whole.assign(image="x"), atol=1e-3)
+
+
+def _save(path, array):
+    np.save(path, array)
+    return path
+
+
 def test_bad_arguments_raise_clear_errors(images, model_file):
     from blobsift import InvalidInputError
 
@@ -224,6 +275,8 @@ def test_bad_arguments_raise_clear_errors(images, model_file):
         predict_images(images[:1], model_file, scheduler=3.5)
     with pytest.raises(InvalidInputError, match="tile_size"):
         predict_images(images[:1], model_file, tile_size=10)
+    with pytest.raises(InvalidInputError, match="unknown detection setting"):
+        predict_images(images[:1], model_file, treshold=5)
     with pytest.raises(InvalidInputError, match="fitted Sifter"):
         predict_images(images[:1], object())
 
@@ -237,6 +290,56 @@ def test_elapsed_time_is_recorded(images, model_file, tmp_path):
     output = tmp_path / "out.csv"
     start = time.perf_counter()
     predict_images(images[:1], model_file, output=output, **DETECT)
-    record = json.loads(open(str(output) + ".status.jsonl").readline())
+    record = _journal(output)[0]
     assert 0 < record["seconds"] <= time.perf_counter() - start
     assert record["n_candidates"] > 0
+
+
+def test_cli_predict_on_a_scheduler(cluster, images, model_file, serial, tmp_path, capsys):
+    from blobsift.cli import main
+
+    project = tmp_path / "run1"
+    assert main(["init", str(project), "--quiet"]) == 0
+    csv = tmp_path / "cli.csv"
+    model = str(model_file) + ".json"
+    argv = ["predict", str(project), "--images", *images[:2], "--model", model]
+    argv += ["--scheduler", cluster.scheduler_address, "--detect-threshold", "5"]
+    capsys.readouterr()
+    assert main([*argv, "--output", str(csv), "--json", "--quiet"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["failed"] == {}
+    frame = pd.read_csv(csv)
+    expected = serial[serial["image"].isin(images[:2])]
+    assert len(frame) == len(expected) > 0
+    np.testing.assert_allclose(
+        np.sort(frame["probability"]), np.sort(expected["probability"]), rtol=1e-5
+    )
+
+
+def test_a_large_image_is_read_in_tiles_with_bounded_memory(model_file, tmp_path):
+    import tracemalloc
+
+    side, tile = 3072, 512
+    path = tmp_path / "mosaic.npy"
+    pixels = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint16, shape=(side, side))
+    rng = np.random.default_rng(0)
+    for start in range(0, side, 512):
+        pixels[start : start + 512] = rng.poisson(100, (512, side))
+    spots = rng.integers(40, side - 40, (60, 2))
+    for r, c in spots:
+        pixels[r - 1 : r + 2, c - 1 : c + 2] += 400
+    pixels.flush()
+    del pixels
+    tracemalloc.start()
+    try:
+        frame = predict_images([path], model_file, tile_size=tile, n_threads=1, threshold=6.0)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    whole_float32 = side * side * 4
+    # Whole, the image alone is 38 MB as float32 and its scale space about 8 times that.
+    assert peak < whole_float32 / 2, f"peak {peak / 1e6:.1f} MB"
+    assert len(frame) >= 55
+    found = np.round(frame[["row", "col"]].to_numpy())
+    hits = (np.abs(found[:, None, :] - spots[None]).max(axis=2) <= 1).any(axis=0)
+    assert hits.all()

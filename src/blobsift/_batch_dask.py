@@ -103,7 +103,6 @@ def _failure(image: str, error: BaseException) -> dict[str, Any]:
         "status": "failed",
         "n_candidates": 0,
         "error": f"{type(error).__name__}: {error}",
-        "warnings": [],
         "seconds": None,
         "worker": None,
     }
@@ -127,12 +126,12 @@ def run_on_cluster(
     name = ""
     try:
         weights, config = _model_bytes(model)
-        name = "blobsift-model-" + hashlib.sha256(weights + config).hexdigest()[:16]
+        run = os.urandom(4).hex()  # runs sharing a client never remove each other's model
+        name = f"blobsift-model-{hashlib.sha256(weights + config).hexdigest()[:12]}-{run}"
         client.register_plugin(ModelPlugin(name, weights, config, threads), name=name)
         if progress is not None:
             link = getattr(client, "dashboard_link", None)
             progress("predict", {"done": skipped, "total": total, "dashboard": link})
-        run = os.urandom(4).hex()
         futures = [
             client.submit(
                 _worker_task,

@@ -34,7 +34,6 @@ import os
 import socket
 import tempfile
 import time
-import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -49,7 +48,7 @@ __all__ = ["COLUMNS", "STATUS_COLUMNS", "WHOLE_IMAGE_PIXELS", "predict_images", 
 #: Columns of a prediction table, in order.
 COLUMNS = ("image", "row", "col", "sigma", "score", "probability", "decision")
 #: Fields of a journal record (one per finished image) in ``OUTPUT.status.jsonl``.
-STATUS_COLUMNS = ("image", "status", "n_candidates", "error", "warnings", "seconds", "worker")
+STATUS_COLUMNS = ("image", "status", "n_candidates", "error", "seconds", "worker")
 #: Images with more pixels than this are processed in tiles (8192 x 8192, 256 MB float32).
 WHOLE_IMAGE_PIXELS = 8192 * 8192
 _DEFAULT_TILE = 2048
@@ -140,18 +139,15 @@ def _predict_one(
     """Return (journal record, table or None); never raises for a bad image."""
     start = time.perf_counter()
     frame, error = None, None
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            frame = _score_image(path, model, settings, tile_size, threads)
-        except Exception as exc:  # one bad image must not stop the run: record why
-            error = f"{type(exc).__name__}: {exc}"
+    try:
+        frame = _score_image(path, model, settings, tile_size, threads)
+    except Exception as exc:  # one bad image must not stop the run: record why
+        error = f"{type(exc).__name__}: {exc}"
     record = {
         "image": path,
         "status": "failed" if frame is None else "done",
         "n_candidates": 0 if frame is None else len(frame),
         "error": error,
-        "warnings": sorted({f"{w.category.__name__}: {w.message}" for w in caught}),
         "seconds": round(time.perf_counter() - start, 4),
         "worker": socket.gethostname(),
     }
@@ -217,12 +213,11 @@ class _Sink:
             self._parts = len({p for p in kept if p})
             return
         end = max((r.get("offset", 0) for r in self.records), default=0)
-        if end == 0 or not self.output.exists():
-            header = (",".join(COLUMNS) + "\n").encode()
-            self.output.write_bytes(header)
-            for record in self.records:  # an output removed by hand: nothing is done
-                record["offset"] = len(header)
-            self.records = [r for r in self.records if r["status"] != "done"]
+        size = self.output.stat().st_size if self.output.exists() else 0
+        if end == 0 or size < end:  # a new run, or an output shortened by hand: start afresh
+            self.records = []
+            self.journal.write_bytes(b"")
+            self.output.write_bytes((",".join(COLUMNS) + "\n").encode())
             return
         with open(self.output, "r+b") as handle:
             handle.truncate(end)
@@ -321,6 +316,87 @@ def _model_bytes(model: Any) -> tuple[bytes, bytes]:
         return weights.read_bytes(), config.read_bytes()
 
 
+def _run_here(
+    todo: list[str],
+    model: Any,
+    settings: dict[str, Any],
+    tile_size: int | None,
+    threads: int | None,
+    cores: int,
+    report: Callable[[dict[str, Any], Any], None],
+) -> None:
+    """Process images in this process: one per core at a time, in threads.
+
+    Reading, filtering and inference release the GIL, so ``cores`` images in flight keep
+    every core busy, also through the single-threaded steps of each image. At most
+    ``2 x cores`` images are in flight, so memory stays bounded on long lists.
+    """
+    if cores <= 1 or len(todo) <= 1:
+        for name in todo:
+            report(*_predict_one(name, model, settings, tile_size, threads or cores))
+        return
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+    pending: set[Any] = set()
+    queue = iter(todo)
+    with ThreadPoolExecutor(max_workers=cores, thread_name_prefix="blobsift") as pool:
+        try:
+            while True:
+                for name in queue:
+                    pending.add(
+                        pool.submit(_predict_one, name, model, settings, tile_size, threads or 1)
+                    )
+                    if len(pending) >= 2 * cores:
+                        break
+                if not pending:
+                    return
+                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    report(*future.result())
+        finally:
+            for future in pending:
+                future.cancel()
+
+
+def _check_detect_settings(settings: dict[str, Any]) -> None:
+    import inspect
+
+    from blobsift.detect import detect_blobs
+
+    valid = sorted(
+        name
+        for name, parameter in inspect.signature(detect_blobs).parameters.items()
+        if parameter.kind is inspect.Parameter.KEYWORD_ONLY and name != "tile_size"
+    )
+    unknown = sorted(set(settings) - set(valid))
+    if unknown:
+        raise InvalidInputError(
+            f"unknown detection setting(s) {unknown}; valid: {valid} (and tile_size)."
+        )
+
+
+def _check_scheduler(scheduler: Any) -> None:
+    """Refuse a scheduler of the wrong kind before any output is touched."""
+    if scheduler is None:
+        return
+    import importlib.util
+
+    if importlib.util.find_spec("distributed") is None:
+        raise InvalidInputError(
+            "scheduler= needs dask.distributed; install it with `pip install blobsift[dask]`."
+        )
+    if not (
+        isinstance(scheduler, str)
+        or hasattr(scheduler, "scheduler_address")  # a cluster object
+        or hasattr(scheduler, "submit")  # a Client
+    ):
+        raise InvalidInputError(
+            "scheduler must be None (run here), a scheduler address such as "
+            "'tcp://10.0.0.5:8786', a distributed.Client or a cluster object; got "
+            f"{type(scheduler).__name__}."
+        )
+
+
 def _check_tile_size(tile_size: Any) -> int | None:
     if tile_size is None:
         return None
@@ -361,8 +437,8 @@ def predict_images(
     output : path-like, optional
         Append each finished image's rows to this CSV file, or to a folder of Parquet
         parts for a path ending in ``.parquet``; the journal ``OUTPUT.status.jsonl``
-        beside it records each finished image (status, candidates, error, warnings,
-        seconds, host).
+        beside it records each finished image (status, candidates, error, seconds,
+        host).
     resume : bool
         With ``output``: skip the images the journal records as done (failed ones are
         tried again). False starts the output afresh.
@@ -389,8 +465,9 @@ def predict_images(
     Raises
     ------
     InvalidInputError
-        If ``model`` is not a fitted Sifter (or its file), or ``scheduler`` or
-        ``tile_size`` is not valid.
+        If ``model`` is not a fitted Sifter (or its file), a detection setting is unknown,
+        or ``scheduler`` or ``tile_size`` is not valid (checked before ``output`` is
+        touched). Problems with single images never raise: they are recorded.
 
     Examples
     --------
@@ -400,8 +477,8 @@ def predict_images(
     ... )  # doctest: +SKIP
     """
     tile_size = _check_tile_size(tile_size)
-    for reserved in ("tile_size", "image"):
-        detect_settings.pop(reserved, None)
+    _check_detect_settings(detect_settings)
+    _check_scheduler(scheduler)
     local_model = model
     if isinstance(model, (str, os.PathLike)):
         from blobsift.classify.sifter import Sifter
@@ -439,9 +516,8 @@ def predict_images(
     try:
         if scheduler is None:
             cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
-            threads = int(detect_settings.pop("n_threads", None) or cores)
-            for name in todo:
-                report(*_predict_one(name, local_model, detect_settings, tile_size, threads))
+            threads = detect_settings.pop("n_threads", None)
+            _run_here(todo, local_model, detect_settings, tile_size, threads, cores, report)
         else:
             threads = int(detect_settings.pop("n_threads", None) or 1)
             source = model if isinstance(model, (str, os.PathLike)) else local_model
@@ -462,6 +538,10 @@ def predict_images(
     finally:
         sink.flush()
     frame = sink.read()
+    # Images in the order given (finished images arrive in any order), rows as detected.
+    rank = frame["image"].map({name: i for i, name in enumerate(names)})
+    order = np.argsort(rank.fillna(len(names)).to_numpy(), kind="stable")
+    frame = frame.iloc[order].reset_index(drop=True)
     latest = {r["image"]: r for r in sink.records}
     frame.attrs["failed"] = {
         image: r["error"] for image, r in latest.items() if r["status"] == "failed"

@@ -39,6 +39,9 @@ class _Bars:
             return
         from tqdm import tqdm
 
+        if info.get("dashboard"):
+            tqdm.write(f"Dask dashboard: {info['dashboard']}", file=sys.stderr)
+
         total = info.get("total", info.get("total_epochs"))
         done = info.get("done", info.get("epoch"))
         bar = self.bars.get(stage)
@@ -274,9 +277,14 @@ def _predict(args: argparse.Namespace) -> int:
         frame = _run_with_bars(
             args,
             lambda bars: project.predict(
-                images, model=model, progress=bars, **_detect_settings(args)
+                images,
+                model=model,
+                progress=bars,
+                scheduler=args.scheduler,
+                **_detect_settings(args),
             ),
         )
+        failed = frame.attrs.get("failed", {})
         output = args.output
         if output is None:
             stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
@@ -297,10 +305,12 @@ def _predict(args: argparse.Namespace) -> int:
                 "candidates": len(frame),
                 "signal": n_signal,
                 "images": n_images,
+                "failed": failed,
                 "files": [str(p) for p in written],
             },
             [
                 f"{n_signal} of {len(frame)} candidates in {n_images} image(s) predicted signal",
+                *[f"  failed {image}: {reason}" for image, reason in failed.items()],
                 *[f"  wrote {p}" for p in written],
             ],
         )
@@ -704,6 +714,7 @@ def build_parser() -> argparse.ArgumentParser:
             "blobsift predict run1",
             "blobsift predict run1 --images 'more/*.tif'",
             "blobsift predict run1 --model 3 --output out/predictions.csv --overlays",
+            "blobsift predict run1 --images 'survey/*.tif' --scheduler tcp://10.0.0.5:8786",
         ],
     )
     predict.add_argument("project", type=Path, help="the project folder")
@@ -729,6 +740,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also draw each image's candidates, coloured by decision (PNG per image, in "
         "a folder beside the CSV)",
+    )
+    predict.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="detect and score images outside the project on this Dask cluster "
+        "(a distributed scheduler address, e.g. tcp://10.0.0.5:8786; needs "
+        "blobsift[dask]); the model is sent once to each worker",
     )
     _add_detect_options(predict, prefix="detect-")
     predict.set_defaults(run=_predict)

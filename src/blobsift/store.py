@@ -1431,6 +1431,7 @@ class Project:
         model: int | str | os.PathLike[str] | None = None,
         progress: Progress | None = None,
         record: bool = True,
+        scheduler: Any = None,
         **detect_settings: Any,
     ) -> Any:
         """Score candidates with a model and record the predictions.
@@ -1448,13 +1449,19 @@ class Project:
             ``progress("predict", {"done", "total", "image"})`` per image.
         record : bool
             Record the predictions in the database.
+        scheduler : None, str or distributed.Client
+            Where images outside the project are detected and scored: here (None) or on
+            a Dask cluster (see :func:`blobsift.predict_images`). Project images are
+            scored here on their stored candidates.
         **detect_settings
             Detection settings for images outside the project.
 
         Returns
         -------
         pandas.DataFrame
-            Columns ``image, row, col, sigma, score, probability, decision``.
+            Columns ``image, row, col, sigma, score, probability, decision``;
+            ``frame.attrs["failed"]`` maps each image outside the project that could not
+            be processed to the reason.
         """
         import pandas as pd
 
@@ -1478,6 +1485,7 @@ class Project:
                     outside.append(path)
         total = len(inside) + len(outside)
         parts = []
+        failed: dict[str, str] = {}
         current = self._current_runs()
         for done, image_record in enumerate(inside, start=1):
             if image_record.id not in current:
@@ -1517,7 +1525,10 @@ class Project:
                 if progress is not None:
                     progress(stage, {**info, "done": info["done"] + offset, "total": total})
 
-            external = predict_images(outside, sifter, progress=forward, **settings)
+            external = predict_images(
+                outside, sifter, scheduler=scheduler, progress=forward, **settings
+            )
+            failed = dict(external.attrs.get("failed", {}))
             parts.append(external.assign(image_id=None))
         if parts:
             frame = pd.concat([p for p in parts if len(p)] or parts[:1], ignore_index=True)
@@ -1525,7 +1536,9 @@ class Project:
             frame = pd.DataFrame(columns=[*COLUMNS, "image_id"])
         if record:
             self._record_predictions(frame, model_id, model_path, settings, total)
-        return frame[list(COLUMNS)]
+        frame = frame[list(COLUMNS)]
+        frame.attrs["failed"] = failed
+        return frame
 
     def _record_predictions(
         self,
