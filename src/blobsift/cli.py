@@ -686,7 +686,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--phase",
-        choices=("auto", "siamese", "cnn"),
+        choices=("auto", "cnn"),
         default="auto",
         help="learning phase (default: auto)",
     )

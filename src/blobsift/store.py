@@ -1256,7 +1256,7 @@ class Project:
 
         Parameters
         ----------
-        phase : {"auto", "siamese", "cnn"}
+        phase : {"auto", "cnn"}
             Passed to :class:`~blobsift.Sifter`; "auto" lets it choose.
         target_precision, target_recall : float, optional
             Choose the threshold for this precision (or recall) instead of best F1.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import numpy as np
@@ -14,7 +13,7 @@ from blobsift.exceptions import ModelFileError
 
 __all__ = ["PHASES", "Sifter"]
 
-PHASES = ("auto", "siamese", "cnn")
+PHASES = ("auto", "cnn")  # "siamese" joins when Phase 1 lands
 
 
 class Sifter(CropClassifier):
@@ -22,10 +21,9 @@ class Sifter(CropClassifier):
 
     Parameters
     ----------
-    phase : {"auto", "siamese", "cnn"}
-        The learning phase: the direct CNN (Phase 2), the Siamese gallery classifier
-        (Phase 1), or "auto" to choose from the labels. Until Phase 1 is available "auto"
-        uses the CNN.
+    phase : {"auto", "cnn"}
+        The learning phase: the direct CNN (Phase 2), or "auto" to choose from the labels.
+        Until the Siamese gallery classifier (Phase 1) is available "auto" uses the CNN.
     random_state : int or None
         Seed for reproducible fits.
     target_precision, target_recall : float or None
@@ -99,8 +97,6 @@ class Sifter(CropClassifier):
         """
         check_choice(self.phase, PHASES, name="phase")
         crops, labels = self._check_fit_input(X, y)
-        if self.phase == "siamese":
-            raise NotImplementedError("the Siamese phase is not available yet; use phase='cnn'.")
         self.phase_ = "cnn"
         self.phase_reason_ = (
             "phase='cnn' was requested"
@@ -155,8 +151,3 @@ class Sifter(CropClassifier):
         self.estimator_ = estimator
         self.phase_ = config["phase"]
         self.phase_reason_ = config.get("phase_reason", "")
-
-    @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> Sifter:
-        """Load a Sifter saved with :meth:`save`; never executes code from the file."""
-        return super().load(path)
