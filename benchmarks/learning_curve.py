@@ -92,7 +92,9 @@ def main() -> None:
         for j, n in enumerate(sizes):
             ours = np.mean(f1["Sifter"][:, j])
             theirs = [np.mean(f1[m][:, j]) for m in methods if m != "Sifter"]
-            cells = " ".join(f"{ours - t:>+8.3f} ({ours / max(t, 1e-9):.2f}x)" for t in theirs)
+            cells = " ".join(
+                f"{ours - t:>+8.3f} ({f'{ours / t:.2f}x' if t >= 0.01 else 'n/a'})" for t in theirs
+            )
             print(f"{n:>7} {cells}")
     print("\nmean fit seconds")
     for j, n in enumerate(sizes):
