@@ -112,15 +112,6 @@ def _detect_settings(args: argparse.Namespace) -> dict[str, Any]:
     return settings
 
 
-def _metric(metrics: dict[str, Any], name: str) -> str:
-    value = metrics.get(name)
-    if value is None:
-        return "-"
-    interval = metrics.get(f"{name}_ci")
-    text = f"{value:.3f}"
-    return text + (f"  (95% interval {interval[0]:.3f}-{interval[1]:.3f})" if interval else "")
-
-
 # --------------------------------------------------------------------------------------
 # commands
 # --------------------------------------------------------------------------------------
@@ -225,6 +216,8 @@ def _export_labels(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from blobsift.project_report import format_metric
+
     options: dict[str, Any] = {}
     if args.epochs is not None:
         options["epochs"] = args.epochs
@@ -258,9 +251,9 @@ def _train(args: argparse.Namespace) -> int:
             [
                 f"model {record.id}: {record.n_labels} labels ({record.n_positive} signal)",
                 f"  phase      {record.phase} ({record.phase_reason})",
-                f"  F1         {_metric(metrics, 'f1')}",
-                f"  precision  {_metric(metrics, 'precision')}",
-                f"  recall     {_metric(metrics, 'recall')}",
+                f"  F1         {format_metric(metrics, 'f1')}",
+                f"  precision  {format_metric(metrics, 'precision')}",
+                f"  recall     {format_metric(metrics, 'recall')}",
                 f"  threshold  {record.threshold:.4f}",
                 f"  file       {record.path}.safetensors",
             ],
@@ -477,51 +470,27 @@ def _command(
     )
 
 
+#: Detection settings shared by ``detect`` and ``predict``: (option, type, metavar, help).
+_DETECT_OPTIONS = (
+    ("sigma-min", float, "PX", "smallest blob width (Gaussian sigma; default 1)"),
+    ("sigma-max", float, "PX", "largest blob width (default 3)"),
+    ("threshold", float, "SNR", "minimum score, a signal-to-noise ratio (default 4)"),
+    ("min-distance", int, "PX", "minimum distance between peaks (default 1)"),
+    ("border", int, "PX", "drop candidates this close to the edge (default 0)"),
+    ("max-candidates", int, "N", "keep at most N per image (default 100000)"),
+)
+
+
 def _add_detect_options(parser: argparse.ArgumentParser, prefix: str = "") -> None:
     group = parser.add_argument_group("detection settings (see blobsift.detect_blobs)")
-    dest = prefix.replace("-", "_")
-    group.add_argument(
-        f"--{prefix}sigma-min",
-        dest=f"{dest}sigma_min",
-        type=float,
-        metavar="PX",
-        help="smallest blob width (Gaussian sigma; default 1)",
-    )
-    group.add_argument(
-        f"--{prefix}sigma-max",
-        dest=f"{dest}sigma_max",
-        type=float,
-        metavar="PX",
-        help="largest blob width (default 3)",
-    )
-    group.add_argument(
-        f"--{prefix}threshold",
-        dest=f"{dest}threshold",
-        type=float,
-        metavar="SNR",
-        help="minimum score, a signal-to-noise ratio (default 4)",
-    )
-    group.add_argument(
-        f"--{prefix}min-distance",
-        dest=f"{dest}min_distance",
-        type=int,
-        metavar="PX",
-        help="minimum distance between peaks (default 1)",
-    )
-    group.add_argument(
-        f"--{prefix}border",
-        dest=f"{dest}border",
-        type=int,
-        metavar="PX",
-        help="drop candidates this close to the edge (default 0)",
-    )
-    group.add_argument(
-        f"--{prefix}max-candidates",
-        dest=f"{dest}max_candidates",
-        type=int,
-        metavar="N",
-        help="keep at most N per image (default 100000)",
-    )
+    for option, kind, metavar, text in _DETECT_OPTIONS:
+        group.add_argument(
+            f"--{prefix}{option}",
+            dest=f"{prefix}{option}".replace("-", "_"),
+            type=kind,
+            metavar=metavar,
+            help=text,
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:

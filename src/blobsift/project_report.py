@@ -27,6 +27,7 @@ import numpy as np
 from blobsift.report import draw_spec_ranges, plot_crop_gallery, pyplot, save_figure
 
 __all__ = [
+    "format_metric",
     "model_card",
     "plot_detections",
     "plot_f1_history",
@@ -408,7 +409,8 @@ def model_card(project: Any, record: Any) -> dict[str, Any]:
     }
 
 
-def _fmt(metrics: dict[str, Any], name: str) -> str:
+def format_metric(metrics: dict[str, Any], name: str) -> str:
+    """Format metric ``name`` with its 95% interval (``name_ci``) when there is one."""
     value = metrics.get(name)
     if value is None:
         return "-"
@@ -438,10 +440,10 @@ def _html(card: dict[str, Any], models: list[Any], figures: list[tuple[str, str,
                 "... (labels changed since)" if trained["labels_changed_since"] else "... (current)"
             ),
         ),
-        ("F1 (95% interval)", _fmt(metrics, "f1")),
-        ("Precision", _fmt(metrics, "precision")),
-        ("Recall", _fmt(metrics, "recall")),
-        ("Average precision", _fmt(metrics, "average_precision")),
+        ("F1 (95% interval)", format_metric(metrics, "f1")),
+        ("Precision", format_metric(metrics, "precision")),
+        ("Recall", format_metric(metrics, "recall")),
+        ("Average precision", format_metric(metrics, "average_precision")),
         ("Threshold", f"{card['threshold']:.4f} ({card['operating_point']})"),
         (
             "Held-out scores",
@@ -457,7 +459,7 @@ def _html(card: dict[str, Any], models: list[Any], figures: list[tuple[str, str,
     history = "\n".join(
         f"<tr><td>{m.id}</td><td>{e(m.created_at[:19])}</td><td>{m.n_labels}</td>"
         f"<td>{m.n_positive}</td><td>{e(m.phase)}</td><td>{e(m.phase_reason)}</td>"
-        f"<td>{e(_fmt(m.metrics, 'f1'))}</td><td>{m.threshold:.3f}</td></tr>"
+        f"<td>{e(format_metric(m.metrics, 'f1'))}</td><td>{m.threshold:.3f}</td></tr>"
         for m in models
     )
     pictures = "\n".join(
