@@ -1,16 +1,24 @@
 """F1 on held-out simulated crops against the number of labels, for Sifter and baselines.
 
 Every method trains on the same nested label sets and is scored on the same held-out
-crops (cut from other simulated images), for several seeds, in one run:
+crops (cut from other simulated images), for several seeds, in one run. Methods marked +U
+also get 3,000 unlabelled candidate crops (from other images) to pre-train on:
 
-* Sifter                  blobsift's estimator (defaults)
-* holdout                 the same recipe with one 80/20 split instead of the CV ensemble
-* spec                    the specification's recipe as written (model, split, batch 8,
-                          focal alpha 0.25, threshold 0.5)
-* spec+balance            the same with its balance_dataset(target_ratio=0.3)
-* forest                  a random forest on hand-made filter features
+* auto +U          Sifter(phase="auto"): Phase 1, and Phase 2 where the policy says so
+* siamese          Phase 1 (the Siamese gallery) without pre-training
+* siamese +U       Phase 1 with self-supervised pre-training
+* gallery-add +U   Phase 1 trained at the first size only; later labels are added to its
+                   gallery without retraining
+* cnn              Phase 2 (the direct CNN ensemble) from random weights
+* cnn +U           Phase 2 started from the pre-trained encoder
+* holdout          the Phase 2 recipe with one 80/20 split instead of the CV ensemble
+* spec             the specification's recipe as written (model, split, batch 8, focal
+                   alpha 0.25, threshold 0.5)
+* spec+balance     the same with its balance_dataset(target_ratio=0.3)
+* forest           a random forest on hand-made filter features: the baseline
 
-Run: .venv/bin/python benchmarks/learning_curve.py [--sizes 25,50,100] [--seeds 3]
+Run: .venv/bin/python benchmarks/learning_curve.py [--sizes 25,50,100,250] [--seeds 3]
+     [--methods "auto +U,siamese,cnn,forest"]
 """
 
 from __future__ import annotations
@@ -18,7 +26,9 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -28,36 +38,40 @@ from blobsift import Sifter
 from blobsift.metrics import precision_recall_f1
 from blobsift.report import SPEC_EXPECTED_F1, plot_learning_curve
 from blobsift.simulate import simulate_crops
+from blobsift.splits import nested_order
 
-METHODS = {
-    "Sifter": lambda seed: Sifter(random_state=seed),
-    "holdout": lambda seed: HoldoutRecipe(random_state=seed),
-    "spec": lambda seed: SpecRecipe(random_state=seed),
-    "spec+balance": lambda seed: SpecRecipe(balance=True, random_state=seed),
-    "forest": lambda seed: FeatureForest(random_state=seed),
+# name: (a model for a seed, whether it gets the unlabelled crops)
+METHODS: dict[str, tuple[Callable[[int], Any], bool]] = {
+    "auto +U": (lambda seed: Sifter(random_state=seed), True),
+    "siamese": (lambda seed: Sifter(phase="siamese", random_state=seed), False),
+    "siamese +U": (lambda seed: Sifter(phase="siamese", random_state=seed), True),
+    "gallery-add +U": (lambda seed: Sifter(phase="siamese", random_state=seed), True),
+    "cnn": (lambda seed: Sifter(phase="cnn", random_state=seed), False),
+    "cnn +U": (lambda seed: Sifter(phase="cnn", random_state=seed), True),
+    "holdout": (lambda seed: HoldoutRecipe(random_state=seed), False),
+    "spec": (lambda seed: SpecRecipe(random_state=seed), False),
+    "spec+balance": (lambda seed: SpecRecipe(balance=True, random_state=seed), False),
+    "forest": (lambda seed: FeatureForest(random_state=seed), False),
 }
-
-
-def nested_order(labels: np.ndarray) -> np.ndarray:
-    """An order of the pool whose every prefix keeps the class ratio (nested label sets)."""
-    rank = np.empty(len(labels))
-    for value in (0, 1):
-        members = np.flatnonzero(labels == value)
-        rank[members] = (np.arange(members.size) + 0.5) / members.size
-    return np.argsort(rank, kind="stable")
+DEFAULT_METHODS = ("auto +U", "siamese", "siamese +U", "gallery-add +U", "cnn", "cnn +U", "forest")
+BASELINE = "forest"
+UNLABELED = 3000
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="25,50,100,250,500,1000")
+    parser.add_argument("--sizes", default="25,50,100,250")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--test-size", type=int, default=3000)
     parser.add_argument("--first-seed", type=int, default=0)
-    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--methods", default=",".join(DEFAULT_METHODS))
     parser.add_argument("--png", type=Path, default=Path("benchmarks/results/learning_curve.png"))
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     methods = args.methods.split(",")
+    unknown = sorted(set(methods) - set(METHODS))
+    if unknown:
+        parser.error(f"unknown methods {unknown}; known: {list(METHODS)}")
     f1 = {m: np.full((args.seeds, len(sizes)), np.nan) for m in methods}
     seconds = {m: np.zeros((args.seeds, len(sizes))) for m in methods}
     for row, seed in enumerate(range(args.first_seed, args.first_seed + args.seeds)):
@@ -65,38 +79,55 @@ def main() -> None:
         pool = simulate_crops(max(1000, *sizes), seed=1000 + seed)
         order = nested_order(pool.labels)
         pool = pool._replace(crops=pool.crops[order], labels=pool.labels[order])
+        unlabeled = simulate_crops(UNLABELED, seed=3000 + seed).crops
         test = simulate_crops(args.test_size, seed=2000 + seed)
+        grown = None
         for j, n in enumerate(sizes):
             for method in methods:
+                factory, uses_unlabeled = METHODS[method]
+                extra = {"unlabeled": unlabeled} if uses_unlabeled else {}
                 start = time.perf_counter()
-                model = METHODS[method](seed).fit(pool.crops[:n], pool.labels[:n])
+                if method == "gallery-add +U" and grown is not None:
+                    have = len(grown.gallery_.gallery_labels_)
+                    grown.gallery_.add_to_gallery(pool.crops[have:n], pool.labels[have:n])
+                    model = grown
+                else:
+                    model = factory(seed).fit(pool.crops[:n], pool.labels[:n], **extra)
+                    grown = model if method == "gallery-add +U" else grown
                 seconds[method][row, j] = time.perf_counter() - start
-                f1[method][row, j] = precision_recall_f1(test.labels, model.predict(test.crops))[
-                    "f1"
-                ]
-                score, took = f1[method][row, j], seconds[method][row, j]
-                print(f"seed {seed} labels {n:>5} {method:>13}: F1 {score:.3f} ({took:.0f} s)",
+                scores = precision_recall_f1(test.labels, model.predict(test.crops))
+                f1[method][row, j] = scores["f1"]
+                print(f"seed {seed} labels {n:>5} {method:>15}: F1 {scores['f1']:.3f} "
+                      f"({seconds[method][row, j]:.0f} s) {getattr(model, 'phase_', '')} "
+                      f"{getattr(model, 'phase_scores_', '')}",
                       file=sys.stderr, flush=True)  # fmt: skip
     print(f"\nF1 on {args.test_size} held-out crops (1:10), mean ± sd over {args.seeds} seeds")
     print(f"{'labels':>7} " + " ".join(f"{m:>15}" for m in methods) + "   spec expects")
-    others = [m for m in methods if m != "Sifter"]
     for j, n in enumerate(sizes):
         cells = " ".join(
             f"{np.mean(f1[m][:, j]):>8.3f} ± {np.std(f1[m][:, j]):.3f}" for m in methods
         )
         expected = SPEC_EXPECTED_F1.get(n)
         print(f"{n:>7} {cells}   {'{:.2f}-{:.2f}'.format(*expected) if expected else '-'}")
-    if "Sifter" in methods:
-        print("\nSifter minus baseline (mean F1 difference; ratio Sifter / baseline)")
-        print(f"{'labels':>7} " + " ".join(f"{m:>15}" for m in others))
+    if BASELINE in methods:
+        others = [m for m in methods if m != BASELINE]
+        print(f"\nminus the {BASELINE} baseline (mean F1 difference; ratio method / {BASELINE})")
+        print(f"{'labels':>7} " + " ".join(f"{m:>17}" for m in others))
         for j, n in enumerate(sizes):
-            ours = np.mean(f1["Sifter"][:, j])
-            theirs = [np.mean(f1[m][:, j]) for m in methods if m != "Sifter"]
+            base = np.mean(f1[BASELINE][:, j])
             cells = " ".join(
-                f"{ours - t:>+8.3f} ({f'{ours / t:.2f}x' if t >= 0.01 else 'n/a'})" for t in theirs
+                f"{np.mean(f1[m][:, j]) - base:>+8.3f} "
+                f"({f'{np.mean(f1[m][:, j]) / base:.2f}x' if base >= 0.01 else 'n/a':>6})"
+                for m in others
             )
             print(f"{n:>7} {cells}")
+    if {"auto +U", "siamese +U", "cnn +U"} <= set(methods):
+        print("\nauto minus the better of its two phases (siamese +U, cnn +U); target >= -0.01")
+        for j, n in enumerate(sizes):
+            best = max(np.mean(f1[m][:, j]) for m in ("siamese +U", "cnn +U"))
+            print(f"{n:>7} {np.mean(f1['auto +U'][:, j]) - best:>+8.3f}")
     print("\nmean fit seconds")
+    print(f"{'labels':>7} " + " ".join(f"{m:>15}" for m in methods))
     for j, n in enumerate(sizes):
         print(f"{n:>7} " + " ".join(f"{np.mean(seconds[m][:, j]):>15.1f}" for m in methods))
     path = plot_learning_curve({m: (sizes, f1[m].mean(axis=0).tolist()) for m in methods}, args.png)

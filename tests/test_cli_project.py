@@ -267,3 +267,19 @@ def test_predict_with_a_model_file_matches_predict_images(pipeline, capsys):
         last = project.prediction_runs()[-1]
     assert last["model_id"] is None
     assert json.loads(last["settings"])["threshold"] == 6.0
+
+
+def test_train_phase1_without_pretraining_and_the_phase_history(pipeline, capsys):
+    cache = pipeline.project / "models" / "pretrained"
+    cached = sorted(cache.iterdir())  # the fixture's training pre-trained once
+    assert cached
+    out = run_json(capsys, "train", str(pipeline.project), "--phase", "siamese", "--no-pretrain")
+    with Project(pipeline.project) as project:
+        record = project.model(out["model_id"])
+        history = project.phase_history()
+        with_phase1 = [m for m in project.models() if "siamese" in m.metrics["phase_scores"]]
+    assert record.phase == "siamese"
+    assert record.settings["pretrain"] is False
+    assert sorted(cache.iterdir()) == cached
+    assert history[-1] == (record.n_labels, record.metrics["phase_scores"]["siamese"])
+    assert len(history) == len(with_phase1)

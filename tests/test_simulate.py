@@ -1,8 +1,16 @@
 import numpy as np
+import pandas as pd
 import pytest
 
 from blobsift import InvalidInputError
-from blobsift.simulate import DECOY_KINDS, simulate_crops, simulate_image
+from blobsift.io import read_image
+from blobsift.simulate import (
+    DECOY_KINDS,
+    simulate_crops,
+    simulate_image,
+    truth_labels,
+    write_simulated_images,
+)
 
 
 def test_image_and_truth_are_consistent():
@@ -57,3 +65,30 @@ def test_zero_crops_and_bad_arguments():
         simulate_crops(10, positive_fraction=1.5)
     with pytest.raises(InvalidInputError, match="n_spots"):
         simulate_image(n_spots=-1)
+
+
+def test_written_images_hold_what_simulate_image_draws(tmp_path):
+    truth = write_simulated_images(tmp_path, 2, seed=7, prefix="a", shape=(40, 50), n_spots=3)
+    assert list(truth) == [tmp_path / "a0.tif", tmp_path / "a1.tif"]
+    for k, (path, objects) in enumerate(truth.items()):
+        expected = simulate_image((40, 50), n_spots=3, seed=7 + k)
+        np.testing.assert_array_equal(read_image(path), expected.image)
+        pd.testing.assert_frame_equal(objects, expected.objects)
+
+
+def test_truth_labels_pair_candidates_with_objects_one_to_one():
+    objects = {
+        "a": pd.DataFrame({"row": [10.0, 30.0], "col": [10.0, 30.0], "label": [1, 0]}),
+        "b": pd.DataFrame({"row": [5.0], "col": [5.0], "label": [1]}),
+    }
+    candidates = pd.DataFrame(
+        {
+            "image": ["b", "a", "a", "a", "a", "b"],
+            "row": [5.5, 10.5, 11.0, 30.0, 50.0, 20.0],
+            "col": [5.0, 10.0, 10.0, 31.0, 50.0, 20.0],
+        },
+        index=[9, 3, 7, 1, 0, 2],
+    )
+    # b's spot; a's spot (the nearer of two candidates); a's decoy; nothing near; nothing.
+    assert truth_labels(candidates, objects).tolist() == [1, 1, 0, 0, 0, 0]
+    assert truth_labels(candidates, objects, radius=0.4).tolist() == [0] * 6

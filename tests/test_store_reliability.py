@@ -127,9 +127,9 @@ import os, signal, sys
 from blobsift.store import Project
 project = Project(sys.argv[1])
 def progress(stage, info):
-    if stage == "epoch":
+    if stage in ("finetune", "epoch"):  # training Phase 1 or Phase 2
         os.kill(os.getpid(), signal.SIGKILL)
-project.train(epochs=3, progress=progress)
+project.train(epochs=3, pretrain=False, progress=progress)
 """
 
 

@@ -23,6 +23,7 @@ _LAZY = {
     "NotFittedError": "blobsift.exceptions",
     "Project": "blobsift.store",
     "ProjectError": "blobsift.exceptions",
+    "SiameseClassifier": "blobsift.classify.siamese",
     "SignalClassifier": "blobsift.nn.models",
     "Sifter": "blobsift.classify.sifter",
     "SingleClassError": "blobsift.exceptions",
@@ -34,6 +35,7 @@ _LAZY = {
     "predict_images": "blobsift.batch",
     "read_candidates": "blobsift.types",
     "read_image": "blobsift.io",
+    "recommend_phase": "blobsift.classify.phases",
     "train_classifier": "blobsift.nn.train",
 }
 
@@ -49,6 +51,7 @@ __all__ = [
     "NotFittedError",
     "Project",
     "ProjectError",
+    "SiameseClassifier",
     "Sifter",
     "SignalClassifier",
     "SingleClassError",
@@ -61,12 +64,15 @@ __all__ = [
     "predict_images",
     "read_candidates",
     "read_image",
+    "recommend_phase",
     "train_classifier",
 ]
 
 if _TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from blobsift.batch import predict_images
     from blobsift.classify.cnn import CNNClassifier
+    from blobsift.classify.phases import recommend_phase
+    from blobsift.classify.siamese import SiameseClassifier
     from blobsift.classify.sifter import Sifter
     from blobsift.crops import extract_crops
     from blobsift.detect import detect_blobs

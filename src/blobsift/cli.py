@@ -14,11 +14,13 @@ import sqlite3
 import sys
 import textwrap
 from collections.abc import Sequence
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from blobsift import __version__
+from blobsift.classify.phases import PHASES
 from blobsift.exceptions import BlobsiftError, InvalidInputError
 
 __all__ = ["build_parser", "main"]
@@ -46,8 +48,10 @@ class _Bars:
         done = info.get("done", info.get("epoch"))
         bar = self.bars.get(stage)
         if bar is None:
-            unit = "epoch" if stage == "epoch" else "label" if stage == "label" else "image"
-            desc = {"epoch": "training"}.get(stage, stage)
+            unit = {"epoch": "epoch", "label": "label", "report": "figure", "pretrain": "step",
+                    "finetune": "step"}.get(stage, "image")  # fmt: skip
+            desc = {"epoch": "training Phase 2", "pretrain": "pre-training Phase 1",
+                    "finetune": "training Phase 1"}.get(stage, stage)  # fmt: skip
             bar = self.bars[stage] = tqdm(
                 total=total, desc=desc, unit=unit, file=sys.stderr, leave=False
             )
@@ -229,6 +233,7 @@ def _train(args: argparse.Namespace) -> int:
                 target_precision=args.target_precision,
                 target_recall=args.target_recall,
                 random_state=args.seed,
+                pretrain=not args.no_pretrain,
                 progress=bars,
                 **options,
             ),
@@ -387,57 +392,110 @@ def _demo(args: argparse.Namespace) -> int:
 
     from blobsift.demo import LABEL_COUNTS, run_demo
 
-    counts = tuple(args.labels) if args.labels else (25, 50, 100) if args.quick else LABEL_COUNTS
-    bar: Any = None
+    counts = args.labels or (LABEL_COUNTS[:3] if args.quick else LABEL_COUNTS)
+    options: dict[str, Any] = {} if args.epochs is None else {"epochs": args.epochs}
+    if args.no_pretrain:
+        options["pretrain"] = False
+    bars = _Bars(enabled=not args.quiet)
 
     def progress(stage: str, info: dict[str, Any]) -> None:
-        nonlocal bar
-        if stage == "simulate":
-            print(f"simulating {info['crops']} labelled crops ...", file=sys.stderr)
-        elif stage == "train":
-            if bar is not None:
-                bar.close()
-            bar = tqdm(
-                desc=f"training on {info['labels']:>4} labels ({info['positives']} signal)",
-                unit="epoch",
-                leave=False,
-                file=sys.stderr,
-            )
-        elif stage == "epoch" and bar is not None:
-            bar.total = info["total_epochs"]
-            bar.set_postfix(val_f1=f"{info['val_f1']:.3f}", loss=f"{info['train_loss']:.4f}")
-            bar.update(1)
+        if stage == "round":
+            bars.close()
+            if bars.enabled:
+                tqdm.write(
+                    f"round {info['round']}/{info['rounds']}: {info['labels']} labels "
+                    f"({info['positives']} signal), training ...",
+                    file=sys.stderr,
+                )
+        elif stage == "scored":
+            bars.close()
+            if bars.enabled:
+                tqdm.write(
+                    f"  model {info['model_id']} ({info['phase']}, {info['seconds']:.0f} s): "
+                    f"F1 {info['f1']:.3f} on the new images",
+                    file=sys.stderr,
+                )
+        else:
+            bars(stage, info)
 
-    rows, pictures = run_demo(
-        args.output,
-        label_counts=counts,
-        test_size=args.test_size,
-        seed=args.seed,
-        progress=progress,
-    )
-    if bar is not None:
-        bar.close()
-    print(
-        f"\nblobsift {__version__} demo: F1 on 3,000 held-out simulated crops (1 signal : 10 noise)"
-    )
-    columns = ("labels", "signal", "phase", "F1", "prec", "recall", "fit s")
-    header = " ".join(f"{c:>6}" for c in columns) + "  spec expects"
-    print(header)
-    print("-" * len(header))
-    for r in rows:
-        expected = f"{r.expected[0]:.2f}-{r.expected[1]:.2f}" if r.expected else "-"
-        verdict = ""
-        if r.expected:
-            verdict = (
-                "above" if r.f1 > r.expected[1] else "within" if r.f1 >= r.expected[0] else "below"
-            )
-        print(
-            f"{r.labels:>6} {r.positives:>6} {r.phase:>6} {r.f1:6.3f} {r.precision:6.3f} "
-            f"{r.recall:6.3f} {r.seconds:6.1f}  {expected} {verdict}"
+    try:
+        result = run_demo(
+            args.folder,
+            label_counts=counts,
+            new_images=args.new_images,
+            seed=args.seed,
+            progress=progress,
+            **options,
         )
-    print("\npictures:")
-    for path in pictures:
-        print(f"  {path}")
+    finally:
+        bars.close()
+    _emit(args, asdict(result), _demo_lines(result))
+    return 0
+
+
+def _demo_lines(result: Any) -> list[str]:
+    """The demo's summary: a table of the rounds, the phase history and where things are."""
+    lines = [
+        f"blobsift {__version__} demo: {result.rounds[-1].labels} labels in "
+        f"{len(result.rounds)} rounds; every model scored on {result.new_images} new image(s) "
+        f"({result.new_candidates} candidates, {result.new_signal} real) against their truth",
+        "",
+        "labels signal phase      F1   prec recall  oof F1 train s  spec expects",
+    ]
+    lines.append("-" * len(lines[-1]))
+    for r in result.rounds:
+        expected = "-"
+        if r.expected:
+            low, high = r.expected
+            verdict = "above" if r.f1 > high else "within" if r.f1 >= low else "below"
+            expected = f"{low:.2f}-{high:.2f} {verdict}"
+        oof = "-" if r.oof_f1 is None else f"{r.oof_f1:.3f}"
+        lines.append(
+            f"{r.labels:>6} {r.positives:>6} {r.phase:<8} {r.f1:5.3f} {r.precision:6.3f} "
+            f"{r.recall:6.3f} {oof:>7} {r.seconds:7.1f}  {expected}"
+        )
+    lines += [
+        "",
+        "F1, prec, recall: on the new images; oof F1: out-of-fold on the labels; train s:",
+        "training seconds, with Phase 1's pre-training on unlabelled candidates (once)",
+        "",
+        "phase history (why each model has its phase):",
+        *[
+            textwrap.fill(
+                f"model {r.model_id}, {r.phase}: {r.phase_reason}",
+                width=88,
+                initial_indent="  ",
+                subsequent_indent="    ",
+            )
+            for r in result.rounds
+        ],
+    ]
+    overlays = {path.parent for path in result.predictions if path.suffix == ".png"}
+    lines += [
+        "",
+        f"report:      {result.report}",
+        f"project:     {result.project}",
+        *[f"predictions: {path}" for path in result.predictions if path.suffix != ".png"],
+        *[f"overlays:    {folder}" for folder in overlays],
+        f"took {result.seconds:.0f} s",
+    ]
+    return lines
+
+
+def _label(args: argparse.Namespace) -> int:
+    from blobsift.web.serve import serve
+
+    options = {} if args.epochs is None else {"train_options": {"epochs": args.epochs}}
+    serve(
+        args.project,
+        announce=lambda line: print(line, flush=True),
+        host=args.host,
+        port=args.port,
+        token=args.token,
+        open_browser=not args.no_browser,
+        who=args.who,
+        **options,
+    )
     return 0
 
 
@@ -655,9 +713,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--phase",
-        choices=("auto", "cnn"),
+        choices=PHASES,
         default="auto",
-        help="learning phase (default: auto)",
+        help="learning phase: Phase 1 'siamese', Phase 2 'cnn', or 'auto' to choose from the "
+        "labels and the project's phase history (default)",
+    )
+    train.add_argument(
+        "--no-pretrain",
+        action="store_true",
+        help="skip pre-training Phase 1 on the project's candidates (faster, weaker at few "
+        "labels; the pre-trained encoder is cached under models/pretrained)",
     )
     train.add_argument(
         "--epochs",
@@ -773,36 +838,93 @@ def build_parser() -> argparse.ArgumentParser:
     relocate.add_argument("new_path", type=Path, help="where the file is now")
     relocate.set_defaults(run=_relocate)
 
-    demo = commands.add_parser(
+    label = _command(
+        commands,
+        "label",
+        common,
+        "label crops in the browser",
+        "Start the labelling app (a local web page) and open it in the browser: one "
+        "key per label (s signal, n noise, u unsure, z undo, t train), a grid view "
+        "for pages of crops, live training and a review of likely mislabels. It "
+        "listens on 127.0.0.1; any other --host requires a token, printed in the URL.",
+        [
+            "blobsift label run1",
+            "blobsift label run1 --port 8765 --no-browser",
+            "blobsift label run1 --host 0.0.0.0 --port 8765",
+        ],
+    )
+    label.add_argument("project", type=Path, help="the project folder")
+    label.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
+    )
+    label.add_argument(
+        "--port", type=int, default=0, metavar="N", help="port (default: a free one)"
+    )
+    label.add_argument(
+        "--token",
+        default=None,
+        help="access token (default: a new one when --host is not loopback)",
+    )
+    label.add_argument("--no-browser", action="store_true", help="do not open the browser")
+    label.add_argument("--who", default=None, help="who labels (default: your login name)")
+    label.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="maximum training epochs of the t key (default: the classifier's)",
+    )
+    label.set_defaults(run=_label)
+
+    demo = _command(
+        commands,
         "demo",
-        help="train on built-in simulated data at 25-1000 labels and report F1",
-        description="Simulate labelled candidate crops, train at growing label counts, score "
-        "each model on held-out crops, and write a learning curve and galleries of mistakes.",
-        epilog="examples:\n  blobsift demo\n  blobsift demo --quick --output /tmp/demo",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        common,
+        "the whole path on built-in simulated images",
+        "Simulate images with a known answer and run the whole path on them: create a "
+        "project in FOLDER, detect candidates, let a simulated labeller label them in "
+        "rounds (25, 50, 100, 250, 1000 labels), train after each round, sift new "
+        "simulated images with every model and score it against their truth, and write "
+        "the report. Prints a table of the rounds and where the report is. A folder an "
+        "earlier demo wrote is replaced.",
+        ["blobsift demo", "blobsift demo /tmp/demo --quick", "blobsift demo --labels 25,100"],
     )
     demo.add_argument(
-        "--output",
+        "folder",
+        nargs="?",
         type=Path,
         default=Path("blobsift-demo"),
-        help="folder for the PNGs (default: ./blobsift-demo)",
+        help="the project folder to create (default: ./blobsift-demo)",
     )
     demo.add_argument("--quick", action="store_true", help="only 25, 50 and 100 labels")
-    demo.add_argument("--seed", type=int, default=0, help="seed of data and training")
     demo.add_argument(
         "--labels",
         type=_counts,
         default=None,
         metavar="N,N,...",
-        help="label counts to train on (default: 25,50,100,250,500,1000)",
+        help="labels after each round (default: 25,50,100,250,1000)",
     )
     demo.add_argument(
-        "--test-size",
+        "--new-images",
         type=int,
-        default=3000,
+        default=6,
         metavar="N",
-        help="held-out crops to score on (default: 3000)",
+        help="new simulated images to score every model on (default: 6)",
     )
+    demo.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="maximum training epochs (default: the classifier's)",
+    )
+    demo.add_argument(
+        "--no-pretrain",
+        action="store_true",
+        help="skip pre-training Phase 1 on the unlabelled candidates (faster, weaker at few "
+        "labels)",
+    )
+    demo.add_argument("--seed", type=int, default=0, help="seed of data and training")
     demo.set_defaults(run=_demo)
     return parser
 

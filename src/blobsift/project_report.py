@@ -5,8 +5,10 @@
 - the precision-recall curve of the model on its held-out (out-of-fold) labels, with its
   operating point;
 - held-out F1 against the number of labels for every model version of the project, with
-  the specification's "Expected Results" ranges and the phase of each version (the phase
-  history);
+  the specification's "Expected Results" ranges (and further F1 curves, e.g. the demo's
+  F1 against the truth of new images);
+- the phase history: the learning phase of every model version against its labels (and,
+  in a table, why it was chosen);
 - galleries of held-out false positives and false negatives (most confident first);
 - the candidates of one image drawn on it, coloured by the model's decision;
 - a model card: what the model was trained on, how well it does (with confidence
@@ -18,25 +20,37 @@ from __future__ import annotations
 import html
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from blobsift.report import draw_spec_ranges, plot_crop_gallery, pyplot, save_figure
+from blobsift.report import (
+    SPEC_EXPECTED_F1,
+    draw_spec_ranges,
+    plot_crop_gallery,
+    pyplot,
+    save_figure,
+)
 
 __all__ = [
     "format_metric",
     "model_card",
     "plot_detections",
     "plot_f1_history",
+    "plot_phase_history",
     "plot_pr_curve",
     "write_overlays",
     "write_report",
 ]
 
 _GALLERY_SIZE = 30
+_PHASE_NAMES = {"siamese": "Phase 1: Siamese", "cnn": "Phase 2: CNN"}
+#: Marker and colour of each phase, the same in every figure.
+_PHASE_STYLE = {"siamese": ("s", "C0"), "cnn": ("o", "C2")}
+_OTHER_STYLE = ("^", "C4")
+_CURVE_COLOURS = ("C1", "C3", "C5")
 
 
 def plot_pr_curve(
@@ -96,7 +110,12 @@ def plot_pr_curve(
     return save_figure(fig, path)
 
 
-def plot_f1_history(models: list[Any], path: str | os.PathLike[str]) -> Path:
+def plot_f1_history(
+    models: list[Any],
+    path: str | os.PathLike[str],
+    *,
+    curves: Mapping[str, tuple[Sequence[int], Sequence[float]]] | None = None,
+) -> Path:
     """Draw held-out F1 (with its interval) against labels for every model version.
 
     Each phase has its own marker; the specification's expected F1 ranges are grey bands.
@@ -107,6 +126,9 @@ def plot_f1_history(models: list[Any], path: str | os.PathLike[str]) -> Path:
         The model versions, oldest first.
     path : path-like
         Where to write the PNG.
+    curves : mapping, optional
+        Further F1 curves to draw, name -> (label counts, F1), e.g. F1 against the ground
+        truth of new images.
 
     Returns
     -------
@@ -116,7 +138,6 @@ def plot_f1_history(models: list[Any], path: str | os.PathLike[str]) -> Path:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     draw_spec_ranges(ax)
-    markers = {"siamese": "s", "cnn": "o"}
     for phase in sorted({m.phase for m in models}):
         mine = [m for m in models if m.phase == phase]
         x = [m.n_labels for m in mine]
@@ -132,10 +153,11 @@ def plot_f1_history(models: list[Any], path: str | os.PathLike[str]) -> Path:
             x,
             y,
             yerr=np.clip(err, 0, None),
-            marker=markers.get(phase, "^"),
+            marker=_PHASE_STYLE.get(phase, _OTHER_STYLE)[0],
+            color=_PHASE_STYLE.get(phase, _OTHER_STYLE)[1],
             ls="none",
             capsize=3,
-            label=f"phase {phase} (95% interval)",
+            label=f"out-of-fold F1, phase {phase} (95% interval)",
         )
     if models:
         ax.plot(
@@ -145,14 +167,65 @@ def plot_f1_history(models: list[Any], path: str | os.PathLike[str]) -> Path:
             lw=0.8,
             zorder=0,
         )
-    ax.set_xscale("log")
-    ax.set_xlabel("labels")
+    for k, (name, (counts, values)) in enumerate((curves or {}).items()):
+        colour = _CURVE_COLOURS[k % len(_CURVE_COLOURS)]
+        ax.plot(counts, values, marker="D", ms=4, color=colour, label=name)
+    _label_axis(ax, [m.n_labels for m in models])
     ax.set_ylabel("held-out F1")
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)
     ax.set_title("F1 against number of labels (every model version)", fontsize=10)
     ax.legend(loc="lower right", fontsize=8)
     return save_figure(fig, path)
+
+
+def plot_phase_history(models: list[Any], path: str | os.PathLike[str]) -> Path:
+    """Draw the phase each model version used against its number of labels.
+
+    Parameters
+    ----------
+    models : list of ModelRecord
+        The model versions, oldest first.
+    path : path-like
+        Where to write the PNG.
+
+    Returns
+    -------
+    Path
+        The PNG written.
+    """
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7, 2.2))
+    phases = list(_PHASE_NAMES) + sorted({m.phase for m in models} - set(_PHASE_NAMES))
+    x = [m.n_labels for m in models]
+    y = [phases.index(m.phase) for m in models]
+    ax.plot(x, y, color="0.6", lw=0.8, zorder=0)
+    for phase in sorted({m.phase for m in models}):
+        mine = [m for m in models if m.phase == phase]
+        marker, colour = _PHASE_STYLE.get(phase, _OTHER_STYLE)
+        row = [phases.index(phase)] * len(mine)
+        ax.plot([m.n_labels for m in mine], row, marker, color=colour, ms=7)
+        for m in mine:
+            ax.annotate(f"#{m.id}", (m.n_labels, phases.index(phase)), xytext=(0, 7),
+                        textcoords="offset points", ha="center", fontsize=7)  # fmt: skip
+    ax.set_yticks(range(len(phases)), [_PHASE_NAMES.get(p, p) for p in phases])
+    ax.set_ylim(-0.6, len(phases) - 0.4)
+    _label_axis(ax, x)
+    ax.grid(alpha=0.3)
+    ax.set_title("Phase of every model version (#id) by number of labels", fontsize=10)
+    return save_figure(fig, path)
+
+
+def _label_axis(ax: Any, counts: Sequence[int]) -> None:
+    """A log axis of label counts, ticked at the specification's counts and at ``counts``."""
+    from matplotlib.ticker import NullLocator
+
+    ax.set_xscale("log")
+    ticks = sorted(set(SPEC_EXPECTED_F1) | set(counts))
+    ax.set_xticks(ticks, [str(t) for t in ticks], fontsize=8)
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xlim(min(ticks) / 1.25, max(ticks) * 1.25)
+    ax.set_xlabel("labels")
 
 
 def plot_detections(
@@ -226,6 +299,7 @@ def write_report(
     *,
     output: str | os.PathLike[str] | None = None,
     image: Any = None,
+    f1_curves: Mapping[str, tuple[Sequence[int], Sequence[float]]] | None = None,
     progress: Callable[[str, dict[str, Any]], None] | None = None,
 ) -> Path:
     """Write the HTML report of a project's model with its PNG figures and model card.
@@ -241,6 +315,8 @@ def write_report(
     image : optional
         The image to draw detections on (id, path or name); default the image with the
         most labels.
+    f1_curves : mapping, optional
+        Further F1 curves for the F1 figure (see :func:`plot_f1_history`).
     progress : callable, optional
         ``progress("report", {"done", "total", "step"})`` after each figure.
 
@@ -254,7 +330,7 @@ def write_report(
     record = project.model(model)
     folder = Path(output) if output is not None else project.reports_dir / f"model-{record.id}"
     folder.mkdir(parents=True, exist_ok=True)
-    steps = 5
+    steps = 6
     done = 0
 
     def step(name: str) -> None:
@@ -279,16 +355,27 @@ def write_report(
     step("pr_curve")
 
     models = project.models()
-    plot_f1_history(models, folder / "f1_vs_labels.png")
+    plot_f1_history(models, folder / "f1_vs_labels.png", curves=f1_curves)
     figures.append(
         (
             "F1 against number of labels",
             "f1_vs_labels.png",
-            "Held-out F1 of every model version (bars: 95% bootstrap interval); grey: "
-            "the specification's expected ranges.",
+            "Out-of-fold F1 of every model version on its own labels (bars: 95% bootstrap "
+            "interval)" + "".join(f"; {name}" for name in f1_curves or {}) + "; grey: the "
+            "specification's expected ranges.",
         )
     )
     step("f1_vs_labels")
+
+    plot_phase_history(models, folder / "phase_history.png")
+    figures.append(
+        (
+            "Phase history",
+            "phase_history.png",
+            "The learning phase of every model version; the table above gives the reasons.",
+        )
+    )
+    step("phase_history")
 
     decided = scores >= record.threshold
     for name, mask, order in (

@@ -99,6 +99,8 @@ def plot_crop_gallery(
 ) -> Path:
     """Draw crops in a grid, each contrast-stretched on its own (1st-99.5th percentile).
 
+    Ticks on the crop edges point at its centre, the candidate the label belongs to.
+
     Returns
     -------
     Path
@@ -106,6 +108,7 @@ def plot_crop_gallery(
     """
     plt = pyplot()
     n = max(len(crops), 1)
+    columns = min(columns, n)
     rows = int(np.ceil(n / columns))
     fig, axes = plt.subplots(
         rows, columns, figsize=(1.3 * columns, 1.45 * rows + 0.4), squeeze=False
@@ -115,6 +118,10 @@ def plot_crop_gallery(
     for ax, crop, caption in zip(axes.flat, crops, captions, strict=False):
         low, high = np.percentile(crop, [1, 99.5])
         ax.imshow(crop, cmap="gray", vmin=low, vmax=max(high, low + 1e-6))
+        centre, size = (crop.shape[0] - 1) / 2, crop.shape[0]
+        for start, stop in ((-0.5, size * 0.12), (size - 0.5, size * 0.88)):
+            ax.plot([start, stop], [centre, centre], color="#ffcc00", lw=1.2)
+            ax.plot([centre, centre], [start, stop], color="#ffcc00", lw=1.2)
         ax.set_title(caption, fontsize=7)
     if title:
         fig.suptitle(title, fontsize=10)

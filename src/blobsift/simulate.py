@@ -12,8 +12,11 @@ Everything is seeded and nothing is downloaded.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import NamedTuple
+from pathlib import Path
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -29,6 +32,8 @@ __all__ = [
     "SimulatedImage",
     "simulate_crops",
     "simulate_image",
+    "truth_labels",
+    "write_simulated_images",
 ]
 
 #: Kinds of false candidates the simulator draws, in addition to noise peaks.
@@ -381,3 +386,83 @@ def simulate_crops(
     ).astype(str)
     order = rng.permutation(n)
     return LabelledCrops(crops[order], labels[order], kinds[order])
+
+
+def write_simulated_images(
+    folder: str | os.PathLike[str],
+    n: int,
+    *,
+    seed: int = 0,
+    prefix: str = "sim",
+    **options: Any,
+) -> dict[Path, pd.DataFrame]:
+    """Write ``n`` simulated images as TIFF files and return their ground truth.
+
+    Image ``k`` is ``simulate_image(seed=seed + k, **options)``, written as
+    ``<folder>/<prefix><k>.tif`` (float32).
+
+    Parameters
+    ----------
+    folder : path-like
+        Where the files go; created if missing.
+    n : int
+        Number of images.
+    seed : int
+        Seed of the first image.
+    prefix : str
+        File-name prefix.
+    **options
+        :func:`simulate_image` arguments (``shape``, ``n_spots``, ``decoys_per_spot``, ...).
+
+    Returns
+    -------
+    dict
+        File path -> the image's ``objects`` table (see :class:`SimulatedImage`).
+    """
+    import tifffile
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    truth = {}
+    for k in range(n):
+        simulated = simulate_image(seed=seed + k, **options)
+        path = folder / f"{prefix}{k}.tif"
+        tifffile.imwrite(path, simulated.image)
+        truth[path] = simulated.objects
+    return truth
+
+
+def truth_labels(
+    candidates: pd.DataFrame, objects: Mapping[str, pd.DataFrame], radius: float = 2.0
+) -> np.ndarray:
+    """Label candidates from the ground truth, as a perfect labeller would.
+
+    Within each image, candidates and drawn objects are paired one to one, nearest first,
+    within ``radius`` pixels; a candidate takes the label of its object (1 for a spot, 0 for
+    a decoy) and is noise (0) when no object is near it.
+
+    Parameters
+    ----------
+    candidates : pandas.DataFrame
+        Columns ``image``, ``row``, ``col``.
+    objects : mapping
+        ``image`` value -> that image's ground-truth ``objects``.
+    radius : float
+        Largest distance in pixels between a candidate and its object.
+
+    Returns
+    -------
+    (n,) int64 array
+        The label of each candidate, in the order of ``candidates``.
+    """
+    from blobsift.store import match_positions
+
+    images = candidates["image"].to_numpy()
+    positions = candidates[["row", "col"]].to_numpy(dtype=np.float64)
+    labels = np.zeros(len(candidates), dtype=np.int64)
+    for image in pd.unique(images):
+        where = np.flatnonzero(images == image)
+        truth = objects[image]
+        ia, ib = match_positions(positions[where], truth[["row", "col"]].to_numpy(), radius)
+        labels[where[ia]] = truth["label"].to_numpy()[ib]
+    return labels

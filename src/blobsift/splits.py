@@ -6,7 +6,31 @@ import numpy as np
 
 from blobsift.exceptions import InvalidInputError
 
-__all__ = ["stratified_folds"]
+__all__ = ["nested_order", "stratified_folds"]
+
+
+def nested_order(labels: np.ndarray) -> np.ndarray:
+    """Return an order of ``labels`` whose every prefix keeps the class ratio.
+
+    Label sets taken as growing prefixes of this order are nested, and each holds its
+    share of every class (within one member); members of a class keep their given order.
+
+    Parameters
+    ----------
+    labels : (n,) array
+        Class of each item.
+
+    Returns
+    -------
+    (n,) int64 array
+        A permutation of ``range(n)``.
+    """
+    labels = np.asarray(labels)
+    rank = np.empty(labels.size)
+    for value in np.unique(labels):
+        members = np.flatnonzero(labels == value)
+        rank[members] = (np.arange(members.size) + 0.5) / members.size
+    return np.argsort(rank, kind="stable")
 
 
 def stratified_folds(

@@ -1245,6 +1245,7 @@ class Project:
         target_precision: float | None = None,
         target_recall: float | None = None,
         random_state: int | None = 0,
+        pretrain: bool = True,
         progress: Progress | None = None,
         **options: Any,
     ) -> ModelRecord:
@@ -1256,14 +1257,19 @@ class Project:
 
         Parameters
         ----------
-        phase : {"auto", "cnn"}
-            Passed to :class:`~blobsift.Sifter`; "auto" lets it choose.
+        phase : {"auto", "siamese", "cnn"}
+            Passed to :class:`~blobsift.Sifter`; "auto" lets it choose, given the phase
+            history of this project's earlier models (:meth:`phase_history`).
         target_precision, target_recall : float, optional
             Choose the threshold for this precision (or recall) instead of best F1.
         random_state : int or None
             Seed.
+        pretrain : bool
+            Pre-train Phase 1's encoder on the project's candidates
+            (:meth:`pretraining_crops`); the result is cached under ``models/pretrained``.
         progress : callable, optional
-            ``progress("epoch", info)`` after each training epoch.
+            ``progress(stage, info)`` as training goes: stage "pretrain" or "finetune"
+            (Phase 1 steps) or "epoch" (Phase 2), with ``done`` and ``total``.
         **options
             Further :class:`~blobsift.Sifter` options (e.g. ``epochs``).
 
@@ -1275,17 +1281,21 @@ class Project:
 
         crops, labels, table = self.training_data()
         label_hash = _label_set_hash(table, self.images())
-        callback = None if progress is None else (lambda info: progress("epoch", info))
+        callback = None if progress is None else (lambda info: progress(info["stage"], info))
+        unlabeled = self.pretraining_crops(seed=0) if pretrain else None
+        if unlabeled is not None and len(unlabeled) < 2:
+            unlabeled = None
         sifter = Sifter(
             phase=phase,
             random_state=random_state,
             target_precision=target_precision,
             target_recall=target_recall,
             callback=callback,
-            **options,
-        ).fit(crops, labels)
+            **{"siamese__pretrain_cache": str(self.models_dir / "pretrained"), **options},
+        ).fit(crops, labels, unlabeled=unlabeled, history=self.phase_history())
         heldout = _heldout_scores(sifter)
         metrics = dict(_plain(sifter.cv_metrics_))
+        metrics["phase_scores"] = _plain(sifter.phase_scores_)
         if heldout is not None:
             metrics.update(metrics_with_intervals(labels, heldout, sifter.threshold_))
             metrics["heldout"] = "out-of-fold"
@@ -1298,6 +1308,7 @@ class Project:
             "random_state": random_state,
             "target_precision": target_precision,
             "target_recall": target_recall,
+            "pretrain": pretrain,
             **_plain(options),
         }
         kind = getattr(getattr(sifter, "estimator_", None), "kind", sifter.kind)
@@ -1335,6 +1346,38 @@ class Project:
                     ),
                 )
         return self.model(model_id)
+
+    def pretraining_crops(self, limit: int = 3000, *, seed: int = 0) -> np.ndarray:
+        """Crops of a random sample of the current candidates, labelled or not.
+
+        Phase 1 pre-trains on them without labels. The sample depends only on the
+        candidates (not on the labels), so it stays the same as labelling goes on.
+
+        Returns
+        -------
+        ndarray of shape (m, 64, 64), m <= ``limit``
+        """
+        from blobsift.crops import extract_crops
+
+        candidates = self.candidates()
+        if len(candidates) > limit:
+            chosen = np.random.default_rng(seed).choice(len(candidates), limit, replace=False)
+            candidates = candidates.iloc[np.sort(chosen)].reset_index(drop=True)
+        crops = np.empty((len(candidates), 64, 64), dtype=np.float32)
+        for image_id, part in candidates.groupby("image_id", sort=True):
+            crops[part.index.to_numpy()] = extract_crops(
+                self.read_image(int(image_id)), part[["row", "col"]].to_numpy()
+            )
+        return crops
+
+    def phase_history(self) -> list[tuple[int, float]]:
+        """``(labels, Phase 1 held-out score)`` of every model so far that trained Phase 1."""
+        history = []
+        for record in self.models():
+            score = (record.metrics.get("phase_scores") or {}).get("siamese")
+            if score is not None:
+                history.append((record.n_labels, float(score)))
+        return history
 
     def models(self) -> list[ModelRecord]:
         """Return every model version, oldest first."""

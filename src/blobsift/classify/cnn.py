@@ -12,7 +12,7 @@ from torch import nn
 from blobsift._validation import check_choice
 from blobsift.classify.base import CropClassifier
 from blobsift.crops import centre_window
-from blobsift.exceptions import ModelFileError
+from blobsift.exceptions import InvalidInputError, ModelFileError
 from blobsift.splits import stratified_folds
 
 __all__ = ["DEFAULT_ARCHITECTURE", "CNNClassifier"]
@@ -149,10 +149,22 @@ class CNNClassifier(CropClassifier):
         """The part of each crop the network is fed (its ``crop_size`` window)."""
         return np.ascontiguousarray(centre_window(crops, self._architecture()["crop_size"]))
 
-    def _build_member(self) -> nn.Module:
+    def _build_member(self, initial_weights: dict[str, torch.Tensor] | None = None) -> nn.Module:
         from blobsift.nn.models import SignalClassifier
 
-        return SignalClassifier(**self._architecture())
+        member = SignalClassifier(**self._architecture())
+        if initial_weights is not None:
+            try:
+                _, unexpected = member.load_state_dict(initial_weights, strict=False)
+            except RuntimeError as error:
+                raise InvalidInputError(
+                    f"initial_weights do not fit the architecture: {error}"
+                ) from None
+            if unexpected:
+                raise InvalidInputError(
+                    f"initial_weights hold weights the architecture lacks: {unexpected[:3]}."
+                )
+        return member
 
     def _refits(self, labels: np.ndarray) -> bool:
         if self.refit is not None:
@@ -174,7 +186,13 @@ class CNNClassifier(CropClassifier):
             return int(self.batch_size)
         return int(np.clip(8 * round(n_labels / 200), 8, 32))
 
-    def fit(self, X: Any, y: Any) -> CNNClassifier:  # noqa: N803
+    def fit(
+        self,
+        X: Any,  # noqa: N803
+        y: Any,
+        *,
+        initial_weights: dict[str, torch.Tensor] | None = None,
+    ) -> CNNClassifier:
         """Train the fold ensemble and choose the threshold on out-of-fold scores.
 
         Parameters
@@ -183,6 +201,10 @@ class CNNClassifier(CropClassifier):
             Raw crops of any real dtype (normalised internally).
         y : array of shape (n,)
             Labels: 1 signal, 0 noise; at least 2 of each.
+        initial_weights : dict, optional
+            Weights every member starts from instead of a random initialisation, e.g. a
+            pre-trained encoder's body (:func:`~blobsift.nn.models.transferable_state`).
+            Names must be a subset of the network's.
 
         Returns
         -------
@@ -214,7 +236,7 @@ class CNNClassifier(CropClassifier):
         augment = Augmentation() if self.augment else None
         trainers = [
             Trainer(
-                self._build_member(), x_all[train], y_all[train], epochs=epochs,
+                self._build_member(initial_weights), x_all[train], y_all[train], epochs=epochs,
                 learning_rate=self.learning_rate, batch_size=self._batch_size(len(train)),
                 weight_decay=self.weight_decay, sampling=self.sampling, device=device,
                 generator=torch.Generator().manual_seed(int(rng.integers(2**31 - 1))),
@@ -262,7 +284,7 @@ class CNNClassifier(CropClassifier):
             # One more member trained on every label for the epochs the folds found best:
             # with few positives each fold model misses a large share of them.
             full = Trainer(
-                self._build_member(), x_all, y_all, epochs=stopper.best_epoch + 1,
+                self._build_member(initial_weights), x_all, y_all, epochs=stopper.best_epoch + 1,
                 learning_rate=self.learning_rate, batch_size=self._batch_size(len(labels)),
                 weight_decay=self.weight_decay, sampling=self.sampling, device=device,
                 generator=torch.Generator().manual_seed(int(rng.integers(2**31 - 1))),

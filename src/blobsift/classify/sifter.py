@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -9,37 +10,76 @@ import numpy as np
 from blobsift._validation import check_choice
 from blobsift.classify.base import CropClassifier, jsonable_params
 from blobsift.classify.cnn import CNNClassifier
-from blobsift.exceptions import ModelFileError
+from blobsift.classify.phases import PHASES, recommend_phase
+from blobsift.classify.siamese import SiameseClassifier
+from blobsift.exceptions import InvalidInputError, ModelFileError, NotFittedError
 
 __all__ = ["PHASES", "Sifter"]
 
-PHASES = ("auto", "cnn")  # "siamese" joins when Phase 1 lands
+#: The held-out score of each phase that ``phase="auto"`` compares: average precision of
+#: Phase 2's out-of-fold scores (optimistic: its early stopping chose the epoch on them)
+#: and of Phase 1's leave-one-out gallery scores (optimistic: its encoder saw the labels).
+#: Phase 1's out-of-fold scores are far too pessimistic to compare: each fold's gallery
+#: lacks a fifth of the few positives a nearest-neighbour score rests on.
+PHASE_SCORES = {"siamese": "loo_average_precision", "cnn": "average_precision"}
+#: How much Phase 2's held-out score must beat Phase 1's for ``phase="auto"`` to switch.
+#: Phase 2's early stopping picks its best epoch on those same held-out scores, which
+#: flatters it; Phase 1's score involves no such choice.
+SWITCH_MARGIN = 0.02
+_PHASE_CLASSES: dict[str, type[CropClassifier]] = {
+    SiameseClassifier.kind: SiameseClassifier,
+    CNNClassifier.kind: CNNClassifier,
+}
 
 
 class Sifter(CropClassifier):
     """Classify candidate crops as signal (1) or noise (0) from a few labels.
 
+    Two learning phases, as in the specification: Phase 1, a Siamese encoder compared with
+    the gallery of labelled crops (:class:`~blobsift.classify.siamese.SiameseClassifier`),
+    learns from 20 labels on; Phase 2, the direct CNN
+    (:class:`~blobsift.classify.cnn.CNNClassifier`), needs 100+. With ``phase="auto"``
+    ``fit`` always trains Phase 1 (it is cheap, and its held-out score extends the phase
+    history), asks :func:`~blobsift.classify.phases.recommend_phase` whether Phase 1 has
+    plateaued, and if so trains Phase 2 too, keeping it only if its held-out score beats
+    Phase 1's by 0.02 (so it never keeps a phase that held-out labels show to be worse).
+    The score is an average precision of held-out probabilities (see
+    :data:`PHASE_SCORES`): it rates the ranking, not one threshold, so neither phase's
+    threshold choice tips the comparison.
+
     Parameters
     ----------
-    phase : {"auto", "cnn"}
-        The learning phase: the direct CNN (Phase 2), or "auto" to choose from the labels.
-        Until the Siamese gallery classifier (Phase 1) is available "auto" uses the CNN.
+    phase : {"auto", "siamese", "cnn"}
+        The learning phase, or "auto" to choose from the labels and the phase history.
     random_state : int or None
         Seed for reproducible fits.
     target_precision, target_recall : float or None
         Choose the decision threshold for this precision (or recall) on held-out labels
         instead of the F1-best one.
+    cnn_from_pretrained : bool
+        When ``fit`` gets unlabelled crops, start Phase 2's networks from Phase 1's
+        pre-trained encoder instead of random weights.
     callback : callable or None
-        Progress callback, called once per training epoch with a dict.
+        Progress callback, called with a dict holding ``phase``, ``stage`` ("pretrain",
+        "finetune" or "epoch"), ``done`` and ``total`` (plus the phase's own fields).
     **options
-        Further keyword arguments for the phase's classifier (e.g. ``epochs``).
+        Further arguments of the phase classifiers: ``siamese__name=value`` or
+        ``cnn__name=value`` for one of them; a plain ``name=value`` goes to the CNN if it
+        has that parameter, else to the Siamese classifier (e.g. ``epochs=20``, ``k=3``).
 
     Attributes
     ----------
     phase_ : str
-        The phase ``fit`` used.
+        The phase ``fit`` used; ``phase_reason_`` says why.
     estimator_ : CropClassifier
-        The fitted phase classifier.
+        The fitted classifier of that phase.
+    gallery_ : SiameseClassifier or None
+        The fitted Phase 1 classifier (also when Phase 2 was chosen): :meth:`kneighbors`
+        uses it.
+    phase_history_ : list of (int, float)
+        The history given to ``fit`` plus this fit's (labels, Phase 1 held-out score).
+    phase_scores_ : dict
+        Held-out score of each phase trained (see :data:`PHASE_SCORES`).
     threshold_ : float
         Decision threshold on the signal probability, chosen on held-out labels.
     classes_ : ndarray
@@ -63,6 +103,7 @@ class Sifter(CropClassifier):
         random_state: int | None = None,
         target_precision: float | None = None,
         target_recall: float | None = None,
+        cnn_from_pretrained: bool = True,
         callback: Any = None,
         **options: Any,
     ) -> None:
@@ -70,6 +111,7 @@ class Sifter(CropClassifier):
         self.random_state = random_state
         self.target_precision = target_precision
         self.target_recall = target_recall
+        self.cnn_from_pretrained = cnn_from_pretrained
         self.callback = callback
         self.options = options
 
@@ -79,7 +121,7 @@ class Sifter(CropClassifier):
         return {**params, **self.options}
 
     def set_params(self, **params: Any) -> Sifter:
-        """Set parameters; names that are not Sifter's own go to the phase classifier."""
+        """Set parameters; names that are not Sifter's own go to the phase classifiers."""
         own = set(self._param_names()) - {"options"}
         for name, value in params.items():
             if name in own:
@@ -88,8 +130,74 @@ class Sifter(CropClassifier):
                 self.options[name] = value
         return self
 
-    def fit(self, X: Any, y: Any) -> Sifter:  # noqa: N803
-        """Fit the phase classifier on raw crops ``X`` (n, 64, 64) and labels ``y`` (n,).
+    # -- fitting ------------------------------------------------------------------------
+    def _phase_options(self) -> dict[str, dict[str, Any]]:
+        """Split ``options`` between the phase classifiers (see the class docstring)."""
+        routed: dict[str, dict[str, Any]] = {kind: {} for kind in _PHASE_CLASSES}
+        for name, value in self.options.items():
+            kind, _, inner = name.partition("__")
+            if inner:
+                if kind not in _PHASE_CLASSES:
+                    raise InvalidInputError(
+                        f"option {name!r}: prefix {kind!r} is not a phase; use "
+                        f"{[k + '__' for k in _PHASE_CLASSES]}."
+                    )
+                target, name = kind, inner
+            else:
+                target = next(
+                    (k for k in ("cnn", "siamese") if name in _PHASE_CLASSES[k]._param_names()),
+                    None,
+                )
+                if target is None:
+                    raise InvalidInputError(f"Sifter has no option {name!r}.")
+            if name not in _PHASE_CLASSES[target]._param_names():
+                raise InvalidInputError(f"the {target} phase has no option {name!r}.")
+            routed[target][name] = value
+        return routed
+
+    def _phase_estimator(self, kind: str) -> CropClassifier:
+        shared = {
+            "random_state": self.random_state,
+            "target_precision": self.target_precision,
+            "target_recall": self.target_recall,
+            "callback": self._phase_callback(kind),
+        }
+        return _PHASE_CLASSES[kind](**{**shared, **self._phase_options()[kind]})
+
+    def _phase_callback(self, kind: str) -> Any:
+        if self.callback is None:
+            return None
+
+        def forward(info: dict[str, Any]) -> None:
+            stage = info.get("stage", "epoch")
+            done = info.get("step", info.get("epoch"))
+            total = info.get("total_steps", info.get("total_epochs"))
+            self.callback({**info, "phase": kind, "stage": stage, "done": done, "total": total})
+
+        return forward
+
+    def fit(
+        self,
+        X: Any,  # noqa: N803
+        y: Any,
+        *,
+        unlabeled: Any = None,
+        history: Sequence[tuple[int, float]] = (),
+    ) -> Sifter:
+        """Fit the phase classifier(s) on raw crops ``X`` (n, 64, 64) and labels ``y`` (n,).
+
+        Parameters
+        ----------
+        X : array of shape (n, 64, 64)
+            Raw labelled crops.
+        y : array of shape (n,)
+            Labels: 1 signal, 0 noise; at least 2 of each.
+        unlabeled : array of shape (m, 64, 64), optional
+            Unlabelled candidate crops: Phase 1 pre-trains its encoder on them (and is
+            trained with ``phase="cnn"`` too, to start Phase 2 and for neighbours).
+        history : sequence of (int, float)
+            Earlier ``(number of labels, Phase 1 held-out score)`` pairs of this data set,
+            for ``phase="auto"`` (see :func:`~blobsift.classify.phases.recommend_phase`).
 
         Returns
         -------
@@ -97,23 +205,54 @@ class Sifter(CropClassifier):
         """
         check_choice(self.phase, PHASES, name="phase")
         crops, labels = self._check_fit_input(X, y)
-        self.phase_ = "cnn"
-        self.phase_reason_ = (
-            "phase='cnn' was requested"
-            if self.phase == "cnn"
-            else "the direct CNN is the only phase available"
-        )
-        estimator = CNNClassifier(
-            random_state=self.random_state,
-            target_precision=self.target_precision,
-            target_recall=self.target_recall,
-            callback=self.callback,
-            **self.options,
-        )
-        self.estimator_ = estimator.fit(crops, labels)
-        self.threshold_ = estimator.threshold_
+        self._phase_options()  # option errors before any training
+        history = [(int(n), float(score)) for n, score in history]
+        self.gallery_ = None
+        self.phase_scores_: dict[str, float] = {}
+        if self.phase in ("auto", "siamese") or unlabeled is not None:
+            self.gallery_ = self._phase_estimator("siamese").fit(crops, labels, unlabeled=unlabeled)
+        if self.gallery_ is not None:
+            self.phase_scores_["siamese"] = float(
+                self.gallery_.cv_metrics_[PHASE_SCORES["siamese"]]
+            )
+            history.append((len(labels), self.phase_scores_["siamese"]))
+        self.phase_history_ = history
+        if self.phase == "auto":
+            phase, reason = recommend_phase(history)
+        else:
+            phase, reason = self.phase, f"phase={self.phase!r} was requested."
+        if phase == "cnn":
+            cnn = self._phase_estimator("cnn")
+            cnn.fit(crops, labels, initial_weights=self._pretrained_start(cnn))
+            self.phase_scores_["cnn"] = float(cnn.cv_metrics_[PHASE_SCORES["cnn"]])
+            self.estimator_ = cnn
+            if self.phase == "auto" and (
+                self.phase_scores_["cnn"] < self.phase_scores_["siamese"] + SWITCH_MARGIN
+            ):
+                phase, self.estimator_ = "siamese", self.gallery_
+                reason += (
+                    f" But Phase 2's held-out score ({self.phase_scores_['cnn']:.3f}) does not "
+                    f"beat Phase 1's ({self.phase_scores_['siamese']:.3f}) by {SWITCH_MARGIN}, "
+                    "so Phase 1 is kept."
+                )
+        else:
+            self.estimator_ = self.gallery_
+        self.phase_, self.phase_reason_ = phase, reason
+        self.threshold_ = self.estimator_.threshold_
         self.classes_ = np.array([0, 1])
         return self
+
+    def _pretrained_start(self, cnn: CNNClassifier) -> dict[str, Any] | None:
+        """Phase 1's pre-trained encoder body, if Phase 2's network has the same body."""
+        if not self.cnn_from_pretrained or self.gallery_ is None:
+            return None
+
+        def body(architecture: dict[str, Any]) -> dict[str, Any]:
+            return {k: v for k, v in architecture.items() if k != "dropout"}
+
+        if body(self.gallery_._architecture()) != body(cnn._architecture()):
+            return None
+        return self.gallery_.pretrain_state_
 
     @property
     def cv_metrics_(self) -> dict[str, Any]:
@@ -121,33 +260,78 @@ class Sifter(CropClassifier):
         self._check_fitted()
         return self.estimator_.cv_metrics_
 
+    def kneighbors(self, X: Any, k: int = 5) -> tuple[np.ndarray, np.ndarray]:  # noqa: N803
+        """The ``k`` most similar labelled crops of each crop in Phase 1's gallery.
+
+        See :meth:`SiameseClassifier.kneighbors`; indices refer to the training crops in
+        the order ``fit`` got them.
+
+        Raises
+        ------
+        NotFittedError
+            If no Phase 1 gallery was trained (``phase="cnn"``).
+        """
+        self._check_fitted()
+        if self.gallery_ is None:
+            raise NotFittedError(
+                "this Sifter has no Phase 1 gallery (it was fitted with phase='cnn'); fit "
+                "with phase='auto' or 'siamese' to get neighbours."
+            )
+        return self.gallery_.kneighbors(X, k)
+
     def _positive_proba(self, crops: np.ndarray) -> np.ndarray:
         return self.estimator_._positive_proba(crops)
 
+    # -- files --------------------------------------------------------------------------
     def _tensors(self) -> dict[str, Any]:
-        return self.estimator_._tensors()
+        tensors = dict(self.estimator_._tensors())
+        if self.gallery_ is not None and self.gallery_ is not self.estimator_:
+            tensors.update({f"gallery.{k}": v for k, v in self.gallery_._tensors().items()})
+        return tensors
 
     def _file_config(self) -> dict[str, Any]:
-        return {
+        def describe(estimator: CropClassifier) -> dict[str, Any]:
+            return {
+                "kind": estimator.kind,
+                "params": jsonable_params(estimator.get_params()),
+                "threshold": float(estimator.threshold_),
+                **estimator._file_config(),
+            }
+
+        config = {
             "phase": self.phase_,
             "phase_reason": self.phase_reason_,
-            "estimator": {
-                "kind": self.estimator_.kind,
-                "params": jsonable_params(self.estimator_.get_params()),
-                **self.estimator_._file_config(),
-            },
+            "phase_history": self.phase_history_,
+            "phase_scores": self.phase_scores_,
+            "estimator": describe(self.estimator_),
         }
+        if self.gallery_ is not None and self.gallery_ is not self.estimator_:
+            config["gallery"] = describe(self.gallery_)
+        return config
 
-    def _restore(self, tensors: dict[str, Any], config: dict[str, Any]) -> None:
-        inner = config["estimator"]
-        if inner.get("kind") != CNNClassifier.kind:
-            raise ModelFileError(f"unknown phase classifier {inner.get('kind')!r}.")
-        params = {k: v for k, v in inner["params"].items() if k in CNNClassifier._param_names()}
+    @staticmethod
+    def _restore_phase(tensors: dict[str, Any], config: dict[str, Any]) -> CropClassifier:
+        cls = _PHASE_CLASSES.get(config.get("kind"))
+        if cls is None:
+            raise ModelFileError(f"unknown phase classifier {config.get('kind')!r}.")
+        params = {k: v for k, v in config["params"].items() if k in cls._param_names()}
         params.pop("callback", None)
-        estimator = CNNClassifier(**params)
+        estimator = cls(**params)
         estimator.threshold_ = float(config["threshold"])
         estimator.classes_ = np.array([0, 1])
-        estimator._restore(tensors, inner)
-        self.estimator_ = estimator
+        estimator._restore(tensors, config)
+        return estimator
+
+    def _restore(self, tensors: dict[str, Any], config: dict[str, Any]) -> None:
+        inner = {**config["estimator"]}
+        inner.setdefault("threshold", config["threshold"])
+        self.estimator_ = self._restore_phase(tensors, inner)
+        self.gallery_ = self.estimator_ if self.estimator_.kind == "siamese" else None
+        if "gallery" in config:
+            prefix = "gallery."
+            own = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+            self.gallery_ = self._restore_phase(own, config["gallery"])
         self.phase_ = config["phase"]
         self.phase_reason_ = config.get("phase_reason", "")
+        self.phase_history_ = [tuple(entry) for entry in config.get("phase_history", [])]
+        self.phase_scores_ = config.get("phase_scores", {})

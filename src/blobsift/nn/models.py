@@ -13,7 +13,14 @@ from torch import nn
 from blobsift._validation import CROP_SIZE
 from blobsift.exceptions import InvalidInputError
 
-__all__ = ["ScaleSpaceFeatures", "SignalClassifier", "build_model", "register_model"]
+__all__ = [
+    "CropEncoder",
+    "ScaleSpaceFeatures",
+    "SignalClassifier",
+    "build_model",
+    "register_model",
+    "transferable_state",
+]
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 
@@ -169,11 +176,14 @@ class SignalClassifier(nn.Module):
         centre (far fewer weights, so it overfits less with few labels).
     scale_features : bool
         Also feed the head :class:`ScaleSpaceFeatures` of the crop centre (batch-normed).
+    outputs : int
+        Width of the last layer: 1 for a classifier's logit; more for an embedding
+        (see :class:`CropEncoder`).
 
     Notes
     -----
     ``forward`` takes (B, 1, H, W) or (B, H, W) normalised crops and returns logits of
-    shape (B, 1).
+    shape (B, outputs).
     """
 
     def __init__(
@@ -185,6 +195,7 @@ class SignalClassifier(nn.Module):
         input_size: int | None = None,
         head: str = "flatten",
         scale_features: bool = False,
+        outputs: int = 1,
     ) -> None:
         super().__init__()
         if head not in ("flatten", "centre"):
@@ -202,6 +213,7 @@ class SignalClassifier(nn.Module):
             "input_size": input_size,
             "head": head,
             "scale_features": scale_features,
+            "outputs": outputs,
         }
         self.crop_size = crop_size
         self.margin = (crop_size - size) // 2
@@ -240,11 +252,15 @@ class SignalClassifier(nn.Module):
             nn.Linear(n_features, hidden),
             nn.ReLU(inplace=True),
             nn.Dropout(dropout),
-            nn.Linear(hidden, 1),
+            nn.Linear(hidden, outputs),
         )
 
     def forward(self, crops: torch.Tensor) -> torch.Tensor:
-        """Return one logit per crop, shape (B, 1)."""
+        """Return the last layer's output, shape (B, outputs): one logit per crop by default."""
+        return self.head(self.body(crops))
+
+    def body(self, crops: torch.Tensor) -> torch.Tensor:
+        """Return the features the head reads, shape (B, n_features)."""
         if crops.dim() == 3:
             crops = crops.unsqueeze(1)
         centre = crops
@@ -255,4 +271,46 @@ class SignalClassifier(nn.Module):
         features = self.pool(self.features(centre.contiguous(memory_format=torch.channels_last)))
         if self.scale_space is not None:
             features = torch.cat([features, self.scale_space(crops)], dim=1)
-        return self.head(features)
+        return features
+
+
+@register_model("crop_encoder")
+class CropEncoder(SignalClassifier):
+    """A :class:`SignalClassifier` body that maps each crop to a unit-length embedding.
+
+    The network is a ``SignalClassifier`` with ``embedding_dim`` outputs, L2-normalised:
+    cosine similarity between embeddings is their dot product. Its weights, all but the
+    last layer, can start a ``SignalClassifier`` of the same configuration
+    (see :func:`transferable_state`).
+
+    Parameters
+    ----------
+    embedding_dim : int
+        Length of the embedding.
+    **config
+        :class:`SignalClassifier` arguments (``channels``, ``hidden``, ``dropout``, ...).
+    """
+
+    def __init__(self, embedding_dim: int = 32, **config: Any) -> None:
+        config.pop("outputs", None)
+        super().__init__(**config, outputs=embedding_dim)
+        self.config = {**self.config, "embedding_dim": embedding_dim}
+        del self.config["outputs"]
+
+    def forward(self, crops: torch.Tensor) -> torch.Tensor:
+        """Return unit-length embeddings, shape (B, embedding_dim)."""
+        return self.embed_features(self.body(crops))
+
+    def embed_features(self, features: torch.Tensor) -> torch.Tensor:
+        """Map :meth:`body` features to unit-length embeddings (the head alone)."""
+        return F.normalize(self.head(features), dim=1)
+
+
+def transferable_state(encoder: nn.Module) -> dict[str, torch.Tensor]:
+    """The weights of an encoder that a classifier of the same body can start from.
+
+    Everything but the last linear layer (whose width differs).
+    """
+    state = encoder.state_dict()
+    last = f"head.{len(encoder.head) - 1}."
+    return {k: v.detach().clone() for k, v in state.items() if not k.startswith(last)}

@@ -1,0 +1,430 @@
+"""Phase 1: a Siamese encoder whose embeddings are compared with a labelled gallery."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import hashlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from blobsift._validation import check_crops, check_labels
+from blobsift.classify.base import CropClassifier
+from blobsift.classify.cnn import DEFAULT_ARCHITECTURE
+from blobsift.classify.gallery import gallery_scores, leave_one_out_scores, nearest_neighbours
+from blobsift.crops import centre_window
+from blobsift.exceptions import InvalidInputError, ModelFileError
+from blobsift.metrics import OperatingPoint, average_precision, binary_counts
+from blobsift.nn.models import transferable_state
+from blobsift.splits import stratified_folds
+
+__all__ = ["ENCODER_ARCHITECTURE", "SiameseClassifier"]
+
+#: The encoder ``SiameseClassifier`` trains by default: the Phase 2 network's body
+#: (:data:`~blobsift.classify.cnn.DEFAULT_ARCHITECTURE`) with an embedding head, so a
+#: pre-trained encoder can start the Phase 2 classifier.
+ENCODER_ARCHITECTURE: dict[str, Any] = {**DEFAULT_ARCHITECTURE, "dropout": 0.1}
+_EMBED_CHUNK = 4096
+_MAX_UNLABELED = 4000  # unlabelled crops kept for pre-training (a random subset beyond)
+_DECISION_POINT = 0.5
+_N_VIEWS = 8  # augmented views of each labelled crop for the pair training
+_PRETRAINED_CACHE_SIZE = 4
+#: Pre-trained encoder weights by a digest of the crops and settings (see ``fit``).
+_PRETRAINED: dict[str, dict[str, torch.Tensor]] = {}
+
+
+class SiameseClassifier(CropClassifier):
+    """Few-label classifier: an embedding network and a gallery of labelled embeddings.
+
+    A shared encoder (:class:`~blobsift.nn.models.CropEncoder`) maps each crop to a
+    unit-length embedding. Given unlabelled crops, ``fit`` first pre-trains it without
+    labels (contrastive learning over two augmentations of each crop); it then trains on
+    class-balanced labelled pairs (contrastive loss). A crop is scored by its similarity
+    to the labelled gallery: the ``k`` nearest neighbours of each class, turned into a
+    probability by :func:`~blobsift.classify.gallery.gallery_scores`.
+
+    The held-out metrics come from stratified cross-validation: each fold's encoder is
+    trained on the other folds, whose crops form its gallery. The final encoder is trained
+    on every label and the gallery holds every labelled crop. The decision threshold is
+    0.5 (as close to signal as to noise) unless a target precision or recall is set.
+
+    Parameters
+    ----------
+    embedding_dim : int
+        Length of the embedding.
+    k : int
+        Neighbours per class in the score.
+    temperature : float
+        Kernel width of the score on the cosine-similarity scale.
+    pretrain_steps : int
+        Self-supervised steps on the unlabelled crops (when ``fit`` is given some).
+    finetune_steps : int
+        Steps on labelled pairs (64 pairs each) that train the encoder's head over its
+        frozen body; 0 keeps the (pre-trained) encoder as is.
+    n_folds : int or None
+        Cross-validation folds; by default 5, never more than the rarer class has labels.
+    learning_rate : float
+        Peak AdamW learning rate of the pair training.
+    augment : bool
+        Train on 8 augmented views of each labelled crop instead of the crop alone.
+    architecture : dict or None
+        Encoder arguments; :data:`ENCODER_ARCHITECTURE` when None.
+    pretrain_cache : str or None
+        A folder where pre-trained encoders are kept by a digest of their crops and
+        settings, so that later fits on the same candidates (in other processes too)
+        skip pre-training.
+    target_precision, target_recall : float or None
+        Choose the threshold for this precision (or recall) instead of best F1.
+    random_state : int or None
+        Seed.
+    callback : callable or None
+        Called with progress dicts (``stage``: "pretrain" / "finetune", ``step``, ...).
+
+    Attributes
+    ----------
+    encoder_ : CropEncoder
+        The trained encoder.
+    gallery_embeddings_ : ndarray of shape (g, embedding_dim)
+    gallery_labels_ : ndarray of shape (g,)
+        The labelled gallery: the training crops in the order given, then any crops added
+        with :meth:`add_to_gallery`.
+    pretrain_state_ : dict or None
+        The encoder weights after pre-training (before any label was used), to start a
+        Phase 2 classifier from.
+    oof_proba_ : ndarray
+        Out-of-fold probability of every training label.
+    cv_metrics_ : dict
+        Out-of-fold F1, precision, recall and average precision, counts, and
+        ``loo_average_precision``: each labelled crop scored by the final encoder against
+        the rest of the gallery (optimistic, as the encoder saw every label; out-of-fold
+        scores err the other way, as each fold's gallery lacks a fifth of the few
+        positives a nearest-neighbour score depends on).
+    """
+
+    kind = "siamese"
+
+    def __init__(
+        self,
+        embedding_dim: int = 32,
+        k: int = 5,
+        temperature: float = 0.1,
+        pretrain_steps: int = 200,
+        finetune_steps: int = 200,
+        n_folds: int | None = None,
+        learning_rate: float = 3e-3,
+        augment: bool = True,
+        architecture: dict[str, Any] | None = None,
+        pretrain_cache: str | None = None,
+        target_precision: float | None = None,
+        target_recall: float | None = None,
+        random_state: int | None = None,
+        callback: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.embedding_dim = embedding_dim
+        self.k = k
+        self.temperature = temperature
+        self.pretrain_steps = pretrain_steps
+        self.finetune_steps = finetune_steps
+        self.n_folds = n_folds
+        self.learning_rate = learning_rate
+        self.augment = augment
+        self.architecture = architecture
+        self.pretrain_cache = pretrain_cache
+        self.target_precision = target_precision
+        self.target_recall = target_recall
+        self.random_state = random_state
+        self.callback = callback
+
+    # -- the encoder --------------------------------------------------------------------
+    def _architecture(self) -> dict[str, Any]:
+        return {**ENCODER_ARCHITECTURE, **(self.architecture or {})}
+
+    def _window(self, crops: np.ndarray) -> torch.Tensor:
+        size = self._architecture()["crop_size"]
+        return torch.from_numpy(np.ascontiguousarray(centre_window(crops, size)))
+
+    def _new_encoder(self) -> torch.nn.Module:
+        from blobsift.nn.models import CropEncoder
+
+        return CropEncoder(self.embedding_dim, **self._architecture())
+
+    @staticmethod
+    def _embed(encoder: torch.nn.Module, windows: torch.Tensor) -> np.ndarray:
+        from blobsift.nn.data import normalize_crops
+
+        encoder.eval()
+        parts = []
+        with torch.inference_mode():
+            for start in range(0, len(windows), _EMBED_CHUNK):
+                chunk = normalize_crops(windows[start : start + _EMBED_CHUNK])
+                parts.append(encoder(chunk).numpy())
+        if not parts:
+            return np.empty((0, encoder.config["embedding_dim"]), dtype=np.float32)
+        return np.concatenate(parts)
+
+    def _score(self, queries: np.ndarray, gallery: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        return gallery_scores(queries @ gallery.T, labels, k=self.k, temperature=self.temperature)
+
+    # -- fitting ------------------------------------------------------------------------
+    def fit(self, X: Any, y: Any, *, unlabeled: Any = None) -> SiameseClassifier:  # noqa: N803
+        """Pre-train on ``unlabeled`` (if given), train on labelled pairs, build the gallery.
+
+        Parameters
+        ----------
+        X : array of shape (n, 64, 64)
+            Raw labelled crops; they form the gallery.
+        y : array of shape (n,)
+            Labels: 1 signal, 0 noise; at least 2 of each.
+        unlabeled : array of shape (m, 64, 64), optional
+            Unlabelled candidate crops for self-supervised pre-training (a random 4,000
+            are used when there are more). Pre-training on the same crops with the same
+            settings runs once per process; later fits reuse it.
+
+        Returns
+        -------
+        self
+        """
+        from blobsift.nn.contrastive import calibrate_batch_norm, finetune_head
+
+        crops, labels = self._check_fit_input(X, y)
+        pool = None if unlabeled is None else check_crops(unlabeled, name="unlabeled")
+        rng = np.random.default_rng(self.random_state)
+        init_seed, pretrain_seed, view_seed = (int(s) for s in rng.integers(2**31 - 1, size=3))
+        windows = self._window(crops)
+        torch.manual_seed(init_seed)
+        encoder = self._new_encoder()
+        if pool is None:
+            calibrate_batch_norm(encoder, windows)
+            self.pretrain_state_ = None
+        else:
+            encoder.load_state_dict(self._pretrained(pool, pretrain_seed))
+            self.pretrain_state_ = transferable_state(encoder)
+        torch.manual_seed(view_seed)  # dropout draws from the global generator
+        features = self._view_features(encoder, windows, view_seed)
+        label_tensor = torch.from_numpy(labels)
+
+        def trained(index: np.ndarray) -> torch.nn.Module:
+            model = copy.deepcopy(encoder)
+            if self.finetune_steps > 0:
+                finetune_head(
+                    model, features[index], label_tensor[index], steps=self.finetune_steps,
+                    learning_rate=self.learning_rate,
+                    generator=torch.Generator().manual_seed(int(rng.integers(2**31 - 1))),
+                    callback=self.callback,
+                )  # fmt: skip
+            return model
+
+        def embed(model: torch.nn.Module, index: np.ndarray) -> np.ndarray:
+            with torch.inference_mode():
+                return model.embed_features(features[index, 0]).numpy()
+
+        folds = stratified_folds(labels, self._n_folds(labels), rng)
+        oof = np.empty(len(labels))
+        for train, val in folds:
+            model = trained(train)
+            oof[val] = self._score(embed(model, val), embed(model, train), labels[train])
+        every = np.arange(len(labels))
+        self.encoder_ = trained(every)
+        self.gallery_embeddings_ = embed(self.encoder_, every)
+        self.gallery_labels_ = labels.copy()
+        self.oof_proba_ = oof
+        point = self._gallery_threshold(labels, oof)
+        self.threshold_ = point.threshold
+        self.classes_ = np.array([0, 1])
+        self.cv_metrics_ = {
+            "f1": point.f1, "precision": point.precision, "recall": point.recall,
+            "average_precision": average_precision(labels, oof),
+            "loo_average_precision": average_precision(labels, leave_one_out_scores(
+                self.gallery_embeddings_, labels, k=self.k, temperature=self.temperature)),
+            "n_labels": len(labels),
+            "n_positive": int(labels.sum()), "n_folds": len(folds),
+            "pretrained": self.pretrain_state_ is not None,
+        }  # fmt: skip
+        return self
+
+    def _pretrained(self, pool: np.ndarray, seed: int) -> dict[str, torch.Tensor]:
+        """Encoder weights pre-trained on ``pool``, cached by content and settings.
+
+        The cache is this process's memory and, if ``pretrain_cache`` names a folder, files
+        there (safetensors; a damaged file is retrained and replaced).
+        """
+        from blobsift.nn.contrastive import pretrain_encoder
+        from blobsift.nn.serialize import load_model_file, save_model_file
+
+        rng = np.random.default_rng(seed)
+        if len(pool) > _MAX_UNLABELED:
+            pool = pool[np.sort(rng.choice(len(pool), _MAX_UNLABELED, replace=False))]
+        digest = hashlib.sha256(pool.tobytes())
+        digest.update(json.dumps([self._architecture(), self.embedding_dim,
+                                  self.pretrain_steps, seed]).encode())  # fmt: skip
+        key = digest.hexdigest()
+        if key in _PRETRAINED:
+            return _PRETRAINED[key]
+        path = None if self.pretrain_cache is None else Path(self.pretrain_cache) / key[:40]
+        state = None
+        if path is not None:
+            with contextlib.suppress(ModelFileError):
+                tensors, config = load_model_file(path)
+                state = tensors if config.get("digest") == key else None
+        if state is None:
+            encoder = self._new_encoder()
+            torch.manual_seed(seed)
+            pretrain_encoder(
+                encoder,
+                self._window(pool),
+                steps=self.pretrain_steps,
+                generator=torch.Generator().manual_seed(seed),
+                callback=self.callback,
+            )
+            state = {k: v.clone() for k, v in encoder.state_dict().items()}
+            if path is not None:
+                save_model_file(path, state, {"kind": "pretrained_encoder", "digest": key})
+        while len(_PRETRAINED) >= _PRETRAINED_CACHE_SIZE:
+            _PRETRAINED.pop(next(iter(_PRETRAINED)))
+        _PRETRAINED[key] = state
+        return state
+
+    def _view_features(
+        self, encoder: torch.nn.Module, windows: torch.Tensor, seed: int
+    ) -> torch.Tensor:
+        """Body features of each crop and of augmented views of it: (n, views, F).
+
+        View 0 is the crop itself; the gallery and the queries use it.
+        """
+        from blobsift.nn.augment import Augmentation
+        from blobsift.nn.data import normalize_crops
+
+        n_views = _N_VIEWS if self.augment else 1
+        generator = torch.Generator().manual_seed(seed)
+        augment = Augmentation()
+        encoder.eval()
+        views = []
+        with torch.inference_mode():
+            for view in range(n_views):
+                crops = windows if view == 0 else augment(windows, generator)
+                views.append(encoder.body(normalize_crops(crops)))
+        return torch.stack(views, dim=1)
+
+    def _gallery_threshold(self, labels: np.ndarray, oof: np.ndarray) -> OperatingPoint:
+        """0.5, the point where a crop is as close to signal as to noise; or the target's.
+
+        The score compares the same number of neighbours of each class, so 0.5 is its
+        natural decision point. A threshold fitted to the out-of-fold scores does not
+        carry over: each fold's gallery lacks a fifth of the labels, and scores shift with
+        the gallery's size. With a target precision or recall the out-of-fold scores are
+        all there is to aim with.
+        """
+        if self.target_precision is not None or self.target_recall is not None:
+            return self._choose_threshold(labels, oof)
+        counts = binary_counts(labels, oof >= _DECISION_POINT)
+        return OperatingPoint(_DECISION_POINT, counts.precision, counts.recall, counts.f1)
+
+    def _n_folds(self, labels: np.ndarray) -> int:
+        wanted = 5 if self.n_folds is None else self.n_folds
+        return max(2, int(min(wanted, np.bincount(labels, minlength=2).min())))
+
+    def add_to_gallery(self, X: Any, y: Any) -> SiameseClassifier:  # noqa: N803
+        """Add newly labelled crops to the gallery without retraining the encoder.
+
+        The threshold is kept. Refit when many labels have been added: the
+        learning-curve benchmark measures what retraining gains.
+
+        Parameters
+        ----------
+        X : array of shape (n, 64, 64)
+            Raw crops (NaN or inf refused).
+        y : array of shape (n,)
+            Their 0/1 labels.
+
+        Returns
+        -------
+        self
+        """
+        self._check_fitted()
+        crops = check_crops(X, name="X")
+        labels = check_labels(y, len(crops), name="y")
+        embeddings = self._embed(self.encoder_, self._window(crops))
+        self.gallery_embeddings_ = np.concatenate([self.gallery_embeddings_, embeddings])
+        self.gallery_labels_ = np.concatenate([self.gallery_labels_, labels])
+        return self
+
+    # -- prediction ---------------------------------------------------------------------
+    def transform(self, X: Any) -> np.ndarray:  # noqa: N803
+        """Return the unit-length embedding of each crop, shape (n, embedding_dim)."""
+        self._check_fitted()
+        return self._embed(self.encoder_, self._window(check_crops(X, name="X")))
+
+    def _positive_proba(self, crops: np.ndarray) -> np.ndarray:
+        queries = self._embed(self.encoder_, self._window(crops))
+        return self._score(queries, self.gallery_embeddings_, self.gallery_labels_)
+
+    def kneighbors(self, X: Any, k: int = 5) -> tuple[np.ndarray, np.ndarray]:  # noqa: N803
+        """The ``k`` most similar labelled crops of each crop: why it was called what it was.
+
+        Parameters
+        ----------
+        X : array of shape (n, 64, 64)
+            Raw crops.
+        k : int
+            Neighbours to return (at most the gallery size).
+
+        Returns
+        -------
+        similarities : ndarray of shape (n, k)
+            Cosine similarities, most similar first.
+        indices : ndarray of shape (n, k)
+            Gallery indices: the training crops in the order ``fit`` got them, then added
+            ones. ``gallery_labels_[indices]`` are the neighbours' labels.
+        """
+        queries = self.transform(X)
+        return nearest_neighbours(queries @ self.gallery_embeddings_.T, k)
+
+    # -- files --------------------------------------------------------------------------
+    def _tensors(self) -> dict[str, torch.Tensor]:
+        tensors = {f"encoder.{k}": v for k, v in self.encoder_.state_dict().items()}
+        tensors["gallery_embeddings"] = torch.from_numpy(self.gallery_embeddings_)
+        tensors["gallery_labels"] = torch.from_numpy(self.gallery_labels_.astype(np.int64))
+        for name, value in (self.pretrain_state_ or {}).items():
+            tensors[f"pretrained.{name}"] = value
+        return tensors
+
+    def _file_config(self) -> dict[str, Any]:
+        return {
+            "architecture": {
+                "name": "crop_encoder",
+                "config": {**self._architecture(), "embedding_dim": self.embedding_dim},
+            },
+            "metrics": self.cv_metrics_,
+        }
+
+    def _restore(self, tensors: dict[str, torch.Tensor], config: dict[str, Any]) -> None:
+        from blobsift.nn.models import build_model
+
+        spec = config["architecture"]
+        encoder = build_model(spec["name"], spec["config"])
+        state = {k[len("encoder.") :]: v for k, v in tensors.items() if k.startswith("encoder.")}
+        missing, unexpected = encoder.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise ModelFileError(
+                f"encoder weights do not match the architecture (missing {missing[:3]}, "
+                f"unexpected {unexpected[:3]})."
+            )
+        embeddings = tensors["gallery_embeddings"].numpy()
+        labels = tensors["gallery_labels"].numpy()
+        if embeddings.shape != (len(labels), spec["config"]["embedding_dim"]):
+            raise InvalidInputError(
+                f"gallery of shape {embeddings.shape} does not fit {len(labels)} labels."
+            )
+        pretrained = {
+            k[len("pretrained.") :]: v for k, v in tensors.items() if k.startswith("pretrained.")
+        }
+        self.encoder_ = encoder.eval()
+        self.gallery_embeddings_ = embeddings
+        self.gallery_labels_ = labels
+        self.pretrain_state_ = pretrained or None
+        self.cv_metrics_ = config.get("metrics", {})

@@ -1,0 +1,236 @@
+"""The candidates the labelling app works on: ids, labels, descriptors and model scores."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+
+from blobsift.crops import extract_crops
+from blobsift.exceptions import InvalidInputError
+from blobsift.store import ImageRecord, Project
+from blobsift.web.suggest import crop_descriptors
+
+__all__ = ["UNLABELLED", "CandidatePool", "ImageCache"]
+
+#: The label value of a candidate nobody labelled (as in ``Project.candidates``).
+UNLABELLED = -2
+
+
+class ImageCache:
+    """Project images in memory, read (content hash checked) on first use; least recent out.
+
+    Parameters
+    ----------
+    project : Project
+        Used only to read images by record (no database access), from any thread.
+    records : iterable of ImageRecord
+        The images that may be read, by id.
+    size : int
+        How many images to keep.
+    """
+
+    def __init__(self, project: Project, records: Iterable[ImageRecord], size: int = 4) -> None:
+        self._project = project
+        self._records = {record.id: record for record in records}
+        self._size = size
+        self._pixels: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __call__(self, image_id: int) -> np.ndarray:
+        """Return the pixels of image ``image_id`` (2D float32)."""
+        with self._lock:
+            if image_id in self._pixels:
+                self._pixels.move_to_end(image_id)
+                return self._pixels[image_id]
+        pixels = self._project.read_image(self._records[image_id])
+        with self._lock:
+            self._pixels[image_id] = pixels
+            while len(self._pixels) > self._size:
+                self._pixels.popitem(last=False)
+        return pixels
+
+
+class CandidatePool:
+    """Every current candidate of a project, with its label, descriptor and model score.
+
+    A candidate's id is ``"IMAGE-INDEX"``: the image id and its position in
+    :meth:`Project.candidates` of that image. Labels here mirror the database: the app
+    updates them after each write it makes. Methods are thread safe.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        ``Project.candidates(with_labels=True)``.
+    descriptors : (n, d) array
+        :func:`~blobsift.web.suggest.crop_descriptors` of each candidate.
+    images : ImageCache
+        Pixels of the project images.
+    match_radius : float
+        Distance within which a labelled position belongs to a candidate.
+    """
+
+    def __init__(
+        self, table: Any, descriptors: np.ndarray, images: ImageCache, match_radius: float
+    ) -> None:
+        self.image_id = table["image_id"].to_numpy(dtype=np.int64)
+        self.image_name = table["image"].astype(str).tolist()
+        self.row = table["row"].to_numpy(dtype=np.float64)
+        self.col = table["col"].to_numpy(dtype=np.float64)
+        self.sigma = table["sigma"].to_numpy(dtype=np.float64)
+        self.score = table["score"].to_numpy(dtype=np.float64)
+        self.label = table["label"].to_numpy(dtype=np.int64).copy()
+        index = table.groupby("image_id").cumcount().to_numpy()
+        self.ids = [f"{i}-{k}" for i, k in zip(self.image_id.tolist(), index.tolist(), strict=True)]
+        self._by_id = {cid: k for k, cid in enumerate(self.ids)}
+        self.group = _groups(self.image_id, self.row, self.col, match_radius)
+        first = np.zeros(len(self.group), dtype=bool)
+        first[np.unique(self.group, return_index=True)[1]] = True
+        self.primary = first
+        self.descriptors = np.asarray(descriptors, dtype=np.float32)
+        self.images = images
+        self.match_radius = float(match_radius)
+        self.proba: np.ndarray | None = None
+        self.threshold = 0.5
+        self.model_id: int | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def load(
+        cls, project: Project, progress: Callable[[int, int], None] | None = None
+    ) -> CandidatePool:
+        """Read a project's candidates and labels and describe every candidate's crop.
+
+        Parameters
+        ----------
+        project : Project
+        progress : callable, optional
+            ``progress(done, total)`` after each image.
+        """
+        table = project.candidates(with_labels=True).reset_index(drop=True)
+        records = project.images()
+        images = ImageCache(project, records)
+        descriptors = np.empty((len(table), 64), np.float32)
+        ids = sorted(set(table["image_id"].tolist()))
+        for done, image_id in enumerate(ids, start=1):
+            rows = np.flatnonzero(table["image_id"].to_numpy() == image_id)
+            crops = extract_crops(images(image_id), table.loc[rows, ["row", "col"]].to_numpy())
+            descriptors[rows] = crop_descriptors(crops)
+            if progress is not None:
+                progress(done, len(ids))
+        return cls(table, descriptors, images, project.match_radius)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def index(self, cid: str) -> int:
+        """The row of candidate ``cid``.
+
+        Raises
+        ------
+        InvalidInputError
+            If there is no such candidate.
+        """
+        k = self._by_id.get(cid)
+        if k is None:
+            raise InvalidInputError(f"no candidate {cid!r} in this project.")
+        return k
+
+    def find(self, image_id: int, row: float, col: float) -> int | None:
+        """The candidate nearest to a position of an image, within ``match_radius``."""
+        mine = np.flatnonzero(self.image_id == image_id)
+        if not len(mine):
+            return None
+        distance = np.hypot(self.row[mine] - row, self.col[mine] - col)
+        best = int(np.argmin(distance))
+        return int(mine[best]) if distance[best] <= self.match_radius else None
+
+    def crop(self, k: int) -> np.ndarray:
+        """The 64x64 crop of candidate ``k``."""
+        pixels = self.images(int(self.image_id[k]))
+        return extract_crops(pixels, np.array([[self.row[k], self.col[k]]]))[0]
+
+    def set_label(self, k: int, label: int | None) -> None:
+        """Record candidate ``k``'s new current label (None: cleared)."""
+        with self._lock:
+            self.label[k] = UNLABELLED if label is None else int(label)
+
+    def set_scores(self, proba: np.ndarray, threshold: float, model_id: int) -> None:
+        """Record a model's signal probability of every candidate."""
+        with self._lock:
+            self.proba = np.asarray(proba, dtype=np.float64)
+            self.threshold = float(threshold)
+            self.model_id = int(model_id)
+
+    def score_all(self, sifter: Any) -> np.ndarray:
+        """A fitted Sifter's signal probability of every candidate, image by image."""
+        proba = np.empty(len(self), np.float64)
+        for image_id in np.unique(self.image_id).tolist():
+            rows = np.flatnonzero(self.image_id == image_id)
+            positions = np.column_stack([self.row[rows], self.col[rows]])
+            crops = extract_crops(self.images(image_id), positions)
+            proba[rows] = sifter.predict_proba(crops)[:, 1]
+        return proba
+
+    def snapshot(self) -> tuple[np.ndarray, np.ndarray | None, float]:
+        """Copies of (labels, model probabilities or None, threshold), taken together."""
+        with self._lock:
+            proba = None if self.proba is None else self.proba.copy()
+            return self.label.copy(), proba, self.threshold
+
+    def open_for_labels(self, labels: np.ndarray) -> np.ndarray:
+        """Which candidates may still be offered, given ``labels`` (from :meth:`snapshot`).
+
+        Candidates closer than ``match_radius`` form a group that the store treats as one
+        labelled position, so only the first of a group is offered, and only while no member
+        of the group carries a label.
+        """
+        labelled = np.zeros(self.group.max() + 1 if len(self.group) else 0, dtype=bool)
+        labelled[self.group[labels != UNLABELLED]] = True
+        return self.primary & ~labelled[self.group]
+
+    def item(self, k: int) -> dict[str, Any]:
+        """The JSON description of candidate ``k``."""
+        proba = self.proba
+        item: dict[str, Any] = {
+            "id": self.ids[k],
+            "image": self.image_name[k],
+            "image_id": int(self.image_id[k]),
+            "row": float(self.row[k]),
+            "col": float(self.col[k]),
+            "sigma": _finite(self.sigma[k]),
+            "score": _finite(self.score[k]),
+            "label": int(self.label[k]),
+            "proba": None,
+            "decision": None,
+        }
+        if proba is not None:
+            item["proba"] = float(proba[k])
+            item["decision"] = int(proba[k] >= self.threshold)
+        return item
+
+
+def _groups(image_id: np.ndarray, row: np.ndarray, col: np.ndarray, radius: float) -> np.ndarray:
+    """Group ids of candidates linked by chains of distances up to ``radius`` (per image)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+    from scipy.spatial import cKDTree
+
+    n = len(image_id)
+    pairs = [np.empty((0, 2), np.int64)]
+    for value in np.unique(image_id):
+        mine = np.flatnonzero(image_id == value)
+        found = cKDTree(np.column_stack([row[mine], col[mine]])).query_pairs(
+            radius, output_type="ndarray"
+        )
+        pairs.append(mine[found])
+    links = np.concatenate(pairs)
+    graph = coo_matrix((np.ones(len(links)), (links[:, 0], links[:, 1])), shape=(n, n))
+    return connected_components(graph, directed=False)[1].astype(np.int64)
+
+
+def _finite(value: float) -> float | None:
+    return float(value) if np.isfinite(value) else None

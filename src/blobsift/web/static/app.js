@@ -1,0 +1,576 @@
+// blobsift labelling page: plain JS, no build step, no network beyond this server.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const store = window.localStorage;
+const PREFETCH = 8;        // crops kept decoded ahead of the current one
+const GRID_PAGE = 48;      // thumbnails per grid page
+const PHASE_NAMES = { siamese: "Phase 1 (Siamese gallery)", cnn: "Phase 2 (direct CNN)" };
+
+const state = {
+  view: store.getItem("blobsift.view") || "label",
+  order: store.getItem("blobsift.order") || "useful",
+  high: Number(store.getItem("blobsift.high") || 99.5),
+  zoom: 1,
+  current: null,           // the candidate shown in the label view
+  queue: [],               // prefetched candidates after it
+  filling: null,           // the queue request in flight
+  actions: Promise.resolve(), // labels are sent one after another, in key order
+  recent: [],
+  done: new Set(),         // ids labelled from this page (until undone)
+  grid: [], gridCursor: 0,
+  status: null,
+  epochs: [],
+};
+
+// ---------------------------------------------------------------- helpers
+async function api(path, body) {
+  const options = body === undefined ? {} : {
+    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+  };
+  const response = await fetch(path, options);
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    const error = new Error(data.detail ? String(data.detail) : `HTTP ${response.status}`);
+    error.status = response.status;
+    throw error;
+  }
+  return data;
+}
+
+let toastTimer = null;
+function toast(text, error = false) {
+  const box = $("toast");
+  box.textContent = text;
+  box.className = "show" + (error ? " error" : "");
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => { box.className = ""; }, error ? 4000 : 1800);
+}
+
+// Image URLs carry the server's session: cacheable, and never stale after a restart.
+const session = () => (state.status ? state.status.session : "");
+const cropUrl = (id) => `/api/crop/${id}.png?high=${state.high}&s=${session()}`;
+const contextUrl = (id) => `/api/context/${id}.png?s=${session()}`;
+const fmt = (x, digits = 3) => (x === null || x === undefined ? "–" : Number(x).toFixed(digits));
+const el = (tag, props = {}, children = []) => {
+  const node = Object.assign(document.createElement(tag), props);
+  for (const child of children) node.append(child);
+  return node;
+};
+
+function preload(item) {
+  // Decode the crop and its context now, so showing them later takes no visible time.
+  item.images = [cropUrl(item.id), contextUrl(item.id)].map((src) => {
+    const image = new Image();
+    image.src = src;
+    return image.decode().catch(() => null);
+  });
+  if (state.status && state.status.gallery) {
+    item.details = api(`/api/candidate/${item.id}`).catch(() => null);
+  }
+  return item;
+}
+
+// ---------------------------------------------------------------- status and charts
+async function refreshStatus() {
+  const status = await api("/api/status");
+  state.status = status;
+  $("project").textContent = status.project;
+  const c = status.labels;
+  $("counts").innerHTML =
+    `<span class="sig">signal <b>${c.signal}</b></span>` +
+    `<span>noise <b>${c.noise}</b></span>` +
+    `<span class="uns">unsure <b>${c.unsure}</b></span>` +
+    `<span>unlabelled <b>${status.unlabelled}</b> of ${status.candidates}</span>`;
+  renderModel(status);
+  renderCurve(status.models);
+  if (!status.training.running && status.training.phase === "idle") renderTraining(null);
+}
+
+function phase2Line(status) {
+  const p = status.phase2;
+  return p.labels_to_go > 0
+    ? `<div>Phase 2 (direct CNN) from ${p.min_labels} signal/noise labels: <b>${p.labels_to_go}</b> to go</div>`
+    : `<div>Phase 2 (direct CNN) available: ${p.min_labels}+ labels</div>`;
+}
+
+function renderModel(status) {
+  const m = status.latest;
+  if (!m) {
+    $("model").innerHTML = `<div class="empty">no model yet: label a few of each class, then press <kbd>t</kbd></div>` +
+      phase2Line(status);
+    return;
+  }
+  const ci = m.f1_ci ? ` <span>[${fmt(m.f1_ci[0], 2)}, ${fmt(m.f1_ci[1], 2)}]</span>` : "";
+  const labelled = status.labels.signal + status.labels.noise;
+  const since = labelled - m.n_labels;
+  $("model").innerHTML =
+    `<div>F1 <span class="big">${fmt(m.f1)}</span>${ci}</div>` +
+    `<div>model #${m.model_id} · <b>${PHASE_NAMES[m.model_phase] || m.model_phase}</b> · ${m.n_labels} labels (${m.n_positive} signal)</div>` +
+    `<div class="dim">${m.phase_reason || ""}</div>` + phase2Line(status) +
+    (since > 0 ? `<div>${since} new label(s) since · <kbd>t</kbd> to retrain</div>` : "");
+}
+
+function svgPath(points) {
+  return points.map(([x, y], i) => `${i ? "L" : "M"}${x.toFixed(1)},${y.toFixed(1)}`).join("");
+}
+
+function renderCurve(models) {
+  const svg = $("curve");
+  const W = 260, H = 140, L = 28, B = 18, T = 6, R = 8;
+  if (!models.length) {
+    svg.innerHTML = `<text x="${L}" y="${H / 2}">no model yet</text>`;
+    return;
+  }
+  const maxN = Math.max(...models.map((m) => m.n_labels)) * 1.1;
+  const x = (n) => L + (n / maxN) * (W - L - R);
+  const y = (f) => T + (1 - f) * (H - T - B);
+  let out = `<line class="axis" x1="${L}" y1="${y(0)}" x2="${W - R}" y2="${y(0)}"/>` +
+    `<line class="axis" x1="${L}" y1="${y(0)}" x2="${L}" y2="${y(1)}"/>`;
+  for (const f of [0, 0.5, 1]) out += `<text x="4" y="${y(f) + 3}">${f.toFixed(1)}</text>`;
+  out += `<text x="${W - R}" y="${H - 4}" text-anchor="end">labels</text>`;
+  const points = [];
+  for (const m of models) {
+    if (m.f1 === null) continue;
+    if (m.f1_ci) out += `<line class="ci" x1="${x(m.n_labels)}" x2="${x(m.n_labels)}" y1="${y(m.f1_ci[0])}" y2="${y(m.f1_ci[1])}"/>`;
+    out += `<circle cx="${x(m.n_labels)}" cy="${y(m.f1)}" r="2.5"><title>#${m.model_id}: ${m.n_labels} labels, F1 ${fmt(m.f1)}</title></circle>`;
+    points.push([x(m.n_labels), y(m.f1)]);
+  }
+  out += `<path class="f1" d="${svgPath(points)}"/>`;
+  svg.innerHTML = out;
+}
+
+function renderTraining(event) {
+  const box = $("training");
+  if (!event) {
+    box.innerHTML = `not started · press <kbd>t</kbd>`;
+    return;
+  }
+  if (event.phase === "started") {
+    state.epochs = [];
+    box.innerHTML = `<b>starting…</b>`;
+  } else if (event.phase === "progress") {
+    const last = state.epochs[state.epochs.length - 1];
+    if (last && (last.stage !== event.stage || last.model_phase !== event.model_phase || event.done < last.done)) {
+      state.epochs = []; // a new stage (or fold) starts its own curve
+    }
+    state.epochs.push(event);
+    const share = event.total ? (100 * event.done) / event.total : 0;
+    box.innerHTML = `<b>training</b> · ${PHASE_NAMES[event.model_phase] || event.model_phase || ""}` +
+      `<div>${event.stage} ${event.done}/${event.total}</div>` +
+      `<div class="progress"><i style="width:${share}%"></i></div>` +
+      `loss ${fmt(event.loss)}` + (event.val_f1 !== null ? ` · validation F1 ${fmt(event.val_f1)}` : "");
+  } else if (event.phase === "scoring") {
+    box.innerHTML = `<b>scoring candidates</b> with model #${event.model_id}…`;
+  } else if (event.phase === "done") {
+    const ci = event.f1_ci ? ` [${fmt(event.f1_ci[0], 2)}, ${fmt(event.f1_ci[1], 2)}]` : "";
+    box.innerHTML = `<b>done</b> · model #${event.model_id} · F1 ${fmt(event.f1)}${ci}`;
+  } else if (event.phase === "failed") {
+    box.innerHTML = `<b class="bad">failed</b>: ${event.error}`;
+  }
+  renderEpochs();
+}
+
+function renderEpochs() {
+  const svg = $("epochs");
+  const W = 260, H = 110, L = 28, B = 16, T = 6, R = 8;
+  const e = state.epochs;
+  svg.style.display = e.length ? "block" : "none";
+  if (!e.length) return;
+  const n = Math.max(e[0].total || e.length, 2);
+  const maxLoss = Math.max(...e.map((d) => d.loss || 0), 1e-9);
+  const x = (i) => L + ((i - 1) / (n - 1)) * (W - L - R);
+  const y = (f) => T + (1 - f) * (H - T - B);
+  const f1 = e.filter((d) => d.val_f1 !== null);
+  svg.innerHTML =
+    `<line class="axis" x1="${L}" y1="${y(0)}" x2="${W - R}" y2="${y(0)}"/>` +
+    `<text x="4" y="${y(1) + 3}">1.0</text><text x="4" y="${y(0) + 3}">0</text>` +
+    `<text x="${W - R}" y="${H - 3}" text-anchor="end">${e[0].stage}</text>` +
+    (f1.length ? `<path class="f1" d="${svgPath(f1.map((d) => [x(d.done), y(d.val_f1)]))}"/>` : "") +
+    `<path class="loss" d="${svgPath(e.map((d) => [x(d.done), y((d.loss || 0) / maxLoss)]))}"/>` +
+    (f1.length ? `<text x="${L}" y="${H - 3}" style="fill:var(--signal)">validation F1</text>` : "") +
+    `<text x="${L + 70}" y="${H - 3}" style="fill:var(--accent)">loss (scaled)</text>`;
+}
+
+// A new model scored every candidate: show its score of the crop on screen, requeue the rest.
+async function rescore() {
+  state.queue = [];
+  const shownItem = state.current;
+  if (shownItem) {
+    const fresh = await api(`/api/candidate/${shownItem.id}`);
+    if (state.current === shownItem) await show(preload(fresh));
+  }
+  fillQueue();
+}
+
+// ---------------------------------------------------------------- events from the server
+function listen() {
+  const source = new EventSource("/api/events");
+  let pending = null;
+  source.addEventListener("training", (message) => {
+    const event = JSON.parse(message.data);
+    renderTraining(event);
+    if (event.phase === "done") {
+      toast(`model #${event.model_id} trained: F1 ${fmt(event.f1)}`);
+      refreshStatus().then(rescore).catch((error) => toast(error.message, true));
+    }
+    if (event.phase === "failed") toast(`training failed: ${event.error}`, true);
+  });
+  source.addEventListener("label", () => {
+    // Another tab (or this one) labelled: update the counts, at most twice a second.
+    if (!pending) pending = setTimeout(() => { pending = null; refreshStatus(); }, 500);
+  });
+}
+
+// ---------------------------------------------------------------- label view
+function fillQueue() {
+  if (state.filling || state.queue.length >= PREFETCH) return state.filling;
+  const exclude = [state.current, ...state.queue].filter(Boolean).map((item) => item.id);
+  const order = state.order;
+  state.filling = api("/api/queue", { order, n: PREFETCH, exclude })
+    .then((data) => {
+      if (order !== state.order) return;
+      // Requests overlap with labelling: never queue a crop twice or one already labelled.
+      const known = new Set([state.current, ...state.queue].filter(Boolean).map((i) => i.id));
+      const fresh = data.items.filter((item) => !known.has(item.id) && !state.done.has(item.id));
+      state.queue.push(...fresh.map(preload));
+    })
+    .catch((error) => toast(error.message, true))
+    .finally(() => { state.filling = null; });
+  return state.filling;
+}
+
+async function nextItem() {
+  if (!state.queue.length) await fillQueue();
+  const item = state.queue.shift() || null;
+  fillQueue();
+  return item;
+}
+
+async function show(item) {
+  state.current = item;
+  if (!item) {
+    store.removeItem("blobsift.current");
+    $("crop").removeAttribute("src");
+    $("context").removeAttribute("src");
+    $("meta").innerHTML = `<b>Nothing left to label in this order.</b>`;
+    $("score").innerHTML = "";
+    $("neighbours").innerHTML = "";
+    return;
+  }
+  store.setItem("blobsift.current", item.id);
+  $("crop").src = cropUrl(item.id);
+  $("context").src = contextUrl(item.id);
+  $("crop").dataset.id = item.id;
+  $("meta").innerHTML = `<b>${item.image}</b> · row ${fmt(item.row, 1)}, col ${fmt(item.col, 1)}` +
+    (item.sigma !== null ? ` · σ ${fmt(item.sigma, 2)}` : "") +
+    (item.score !== null ? ` · detector score <b>${fmt(item.score, 2)}</b>` : "") +
+    ` · <span class="dim">${item.id}</span>`;
+  if (item.proba !== null && item.proba !== undefined) {
+    const t = state.status ? state.status.threshold : 0.5;
+    $("score").innerHTML = `model: <b>${item.decision ? "signal" : "noise"}</b> (p = ${fmt(item.proba)}, threshold ${fmt(t)})` +
+      `<div class="bar"><i style="width:${100 * item.proba}%"></i><em style="left:${100 * t}%"></em></div>`;
+  } else {
+    $("score").innerHTML = `<span class="dim">no model score yet</span>`;
+  }
+  renderNeighbours(item);
+}
+
+async function renderNeighbours(item) {
+  const box = $("neighbours");
+  $("why").hidden = !(state.status && state.status.gallery);
+  if ($("why").hidden) return;
+  box.innerHTML = "";
+  const details = await (item.details || api(`/api/candidate/${item.id}`).catch(() => null));
+  if (state.current !== item || !details) return;
+  if (!details.neighbours.length) {
+    box.innerHTML = `<div class="empty">no gallery yet</div>`;
+    return;
+  }
+  for (const n of details.neighbours) {
+    box.append(el("figure", { className: `is-${n.label}` }, [
+      el("img", { src: `${n.src}?s=${session()}`, alt: n.label }),
+      el("figcaption", { textContent: `${n.label} ${fmt(n.similarity, 2)}` }),
+    ]));
+  }
+}
+
+function flash(word) {
+  const box = $("crop-box");
+  box.className = `crop-box flash-${word}`;
+  setTimeout(() => { box.className = "crop-box"; }, 120);
+}
+
+function pushRecent(item, word) {
+  state.recent.unshift({ item, word });
+  state.recent = state.recent.slice(0, 10);
+  renderRecent();
+}
+
+function renderRecent() {
+  const box = $("recent");
+  box.innerHTML = state.recent.length ? "" : `<div class="empty">nothing yet</div>`;
+  for (const { item, word } of state.recent) {
+    box.append(el("figure", { className: `is-${word}` }, [
+      el("img", { src: cropUrl(item.id), alt: word }),
+      el("figcaption", { textContent: word }),
+    ]));
+  }
+}
+
+function labelCurrent(word) {
+  state.actions = state.actions.then(async () => {
+    const item = state.current;
+    if (!item) return;
+    try {
+      await api("/api/label", { id: item.id, label: word }); // committed before we move on
+    } catch (error) {
+      toast(`not saved: ${error.message}`, true);
+      return;
+    }
+    state.done.add(item.id);
+    flash(word);
+    pushRecent(item, word);
+    await show(await nextItem());
+  });
+}
+
+function undo() {
+  state.actions = state.actions.then(async () => {
+    let result;
+    try {
+      result = await api("/api/undo", {});
+    } catch (error) {
+      toast(error.message, true);
+      return;
+    }
+    if (result.event_id === null) { toast("nothing to undo"); return; }
+    state.done.delete(result.id);
+    state.recent = state.recent.filter((r) => r.item.id !== result.id);
+    renderRecent();
+    toast("undone");
+    if (result.id && state.view === "label") {
+      if (state.current) state.queue.unshift(state.current);
+      state.queue = state.queue.filter((q) => q.id !== result.id);
+      await show(preload(await api(`/api/candidate/${result.id}`)));
+    }
+    if (state.view === "grid") await loadGrid();
+  });
+}
+
+async function train() {
+  try {
+    await api("/api/train", {});
+    toast("training started; keep labelling");
+  } catch (error) {
+    toast(error.status === 409 ? "already training" : error.message, error.status !== 409);
+  }
+}
+
+function setZoom(zoom) {
+  state.zoom = Math.min(4, Math.max(1, zoom));
+  $("zoom").value = state.zoom;
+  $("crop").style.transform = `scale(${state.zoom})`;
+}
+
+function setContrast(high) {
+  state.high = Math.min(100, Math.max(90, Math.round(high * 10) / 10));
+  $("contrast").value = state.high;
+  store.setItem("blobsift.high", state.high);
+  if (state.current) $("crop").src = cropUrl(state.current.id);
+  state.queue.forEach(preload);
+}
+
+// ---------------------------------------------------------------- grid view
+let gridRequest = 0;
+async function loadGrid() {
+  const request = ++gridRequest;
+  const data = await api("/api/queue", { order: state.order, n: GRID_PAGE, exclude: [] });
+  if (request !== gridRequest) return;
+  state.grid = data.items.map((item) => ({ item, word: "noise" }));
+  state.gridCursor = 0;
+  renderGrid();
+}
+
+function renderGrid() {
+  const box = $("grid");
+  box.innerHTML = state.grid.length ? "" : `<div class="empty">nothing left to label</div>`;
+  state.grid.forEach((cell, i) => {
+    const node = el("div", {
+      className: `thumb is-${cell.word}` + (i === state.gridCursor ? " cursor" : ""),
+      title: `${cell.item.image} (${fmt(cell.item.row, 0)}, ${fmt(cell.item.col, 0)})`,
+    }, [
+      el("img", { src: cropUrl(cell.item.id), alt: cell.item.id }),
+      el("span", { className: "tag", textContent: cell.word === "noise" ? "" : cell.word }),
+      el("div", {
+        textContent: cell.item.proba === null ? `score ${fmt(cell.item.score, 1)}` : `p ${fmt(cell.item.proba, 2)}`,
+      }),
+    ]);
+    node.dataset.id = cell.item.id;
+    node.addEventListener("click", () => { state.gridCursor = i; toggleGrid("signal"); });
+    box.append(node);
+  });
+}
+
+function toggleGrid(word) {
+  const cell = state.grid[state.gridCursor];
+  if (!cell) return;
+  cell.word = cell.word === word ? "noise" : word;
+  renderGrid();
+}
+
+function moveGrid(dx, dy) {
+  const columns = Math.max(1, Math.round($("grid").clientWidth / 112));
+  const next = state.gridCursor + dx + dy * columns;
+  if (next >= 0 && next < state.grid.length) state.gridCursor = next;
+  renderGrid();
+}
+
+function acceptGrid() {
+  state.actions = state.actions.then(async () => {
+    if (!state.grid.length) return;
+    const items = state.grid.map((cell) => ({ id: cell.item.id, label: cell.word }));
+    try {
+      const result = await api("/api/labels", { items });
+      toast(`saved ${result.count} labels`);
+    } catch (error) {
+      toast(`not saved: ${error.message}`, true);
+      return;
+    }
+    await loadGrid();
+  });
+}
+
+// ---------------------------------------------------------------- review view
+let reviewRequest = 0;
+async function loadReview() {
+  const filter = $("review-filter").value;
+  const request = ++reviewRequest;
+  const data = filter === "mislabels"
+    ? await api("/api/mislabels?limit=120")
+    : await api(`/api/review?label=${filter}&limit=120`);
+  if (request !== reviewRequest) return; // a newer filter was chosen meanwhile
+  $("review-total").textContent = filter === "mislabels"
+    ? (data.model_id === null ? "train a model first" : `${data.items.length} label(s) the model #${data.model_id} confidently disputes`)
+    : `${data.total} label(s), newest first`;
+  const box = $("review");
+  box.innerHTML = data.items.length ? "" : `<div class="empty">none</div>`;
+  for (const row of data.items) {
+    const buttons = ["signal", "noise", "unsure"].map((word) => {
+      const button = el("button", { textContent: word, className: row.label === word ? "on" : "" });
+      button.addEventListener("click", async () => {
+        try {
+          await api("/api/relabel", { event_id: row.event_id, label: word });
+          toast(`relabelled as ${word}`);
+          loadReview();
+        } catch (error) { toast(error.message, true); }
+      });
+      return button;
+    });
+    const proba = row.heldout_proba !== undefined ? `held-out p ${fmt(row.heldout_proba, 2)}`
+      : row.proba !== null ? `model p ${fmt(row.proba, 2)}` : "";
+    box.append(el("div", { className: `item is-${row.label}` }, [
+      el("img", { src: `${row.src}?high=${state.high}&s=${session()}`, alt: row.label }),
+      el("div", { textContent: `${row.image} (${fmt(row.row, 0)}, ${fmt(row.col, 0)})` }),
+      el("div", { textContent: `${row.label} · ${row.who} ${proba ? "· " + proba : ""}` }),
+      el("div", { className: "buttons" }, buttons),
+    ]));
+  }
+}
+
+// ---------------------------------------------------------------- views and keys
+function setView(view) {
+  state.view = view;
+  store.setItem("blobsift.view", view);
+  for (const tab of document.querySelectorAll(".tab")) tab.classList.toggle("active", tab.dataset.view === view);
+  for (const section of document.querySelectorAll(".view")) section.classList.toggle("active", section.id === `view-${view}`);
+  if (view === "grid") loadGrid().catch((error) => toast(error.message, true));
+  if (view === "review") loadReview().catch((error) => toast(error.message, true));
+}
+
+const ACTIONS = {
+  signal: () => labelCurrent("signal"),
+  noise: () => labelCurrent("noise"),
+  unsure: () => labelCurrent("unsure"),
+  undo, train,
+};
+
+function onKey(event) {
+  // A held key would label crop after crop: only deliberate presses count.
+  if (event.ctrlKey || event.metaKey || event.altKey || event.repeat) return;
+  if (event.target.tagName === "SELECT" || event.target.tagName === "INPUT") {
+    if (event.key !== "Escape") return;
+    event.target.blur();
+  }
+  const help = $("help");
+  const key = event.key;
+  if (key === "?") { help.hidden = !help.hidden; return; }
+  if (key === "Escape") { help.hidden = true; return; }
+  if (key === "1") return setView("label");
+  if (key === "2") return setView("grid");
+  if (key === "3") return setView("review");
+  if (key === "z") return undo();
+  if (key === "t") return train();
+  if (state.view === "label") {
+    if (key === "s") return labelCurrent("signal");
+    if (key === "n") return labelCurrent("noise");
+    if (key === "u") return labelCurrent("unsure");
+    if (key === "+" || key === "=") return setZoom(state.zoom + 1);
+    if (key === "-") return setZoom(state.zoom - 1);
+    if (key === "]") return setContrast(state.high - 0.5);
+    if (key === "[") return setContrast(state.high + 0.5);
+  } else if (state.view === "grid") {
+    const moves = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] };
+    if (moves[key]) { event.preventDefault(); return moveGrid(...moves[key]); }
+    if (key === " ") { event.preventDefault(); return toggleGrid("signal"); }
+    if (key === "u") return toggleGrid("unsure");
+    if (key === "Enter") return acceptGrid();
+  }
+}
+
+async function start() {
+  // A token in the URL is now in a cookie; keep it out of the address bar and history.
+  if (new URLSearchParams(location.search).has("token")) history.replaceState(null, "", "/");
+  $("order").value = state.order;
+  $("contrast").value = state.high;
+  $("order").addEventListener("change", () => {
+    state.order = $("order").value;
+    store.setItem("blobsift.order", state.order);
+    state.queue = [];
+    if (state.view === "grid") loadGrid();
+    else fillQueue();
+  });
+  $("zoom").addEventListener("input", () => setZoom(Number($("zoom").value)));
+  $("contrast").addEventListener("change", () => setContrast(Number($("contrast").value)));
+  $("help-button").addEventListener("click", () => { $("help").hidden = !$("help").hidden; });
+  $("help").addEventListener("click", () => { $("help").hidden = true; });
+  $("grid-accept").addEventListener("click", acceptGrid);
+  $("review-filter").addEventListener("change", loadReview);
+  for (const tab of document.querySelectorAll(".tab")) tab.addEventListener("click", () => setView(tab.dataset.view));
+  for (const button of document.querySelectorAll(".keys button")) {
+    button.addEventListener("click", () => ACTIONS[button.dataset.act]());
+  }
+  document.addEventListener("keydown", onKey);
+  // A clicked button keeps no focus, so Enter or space cannot press it again by accident.
+  document.addEventListener("click", (event) => {
+    const button = event.target.closest("button");
+    if (button) button.blur();
+  });
+  await refreshStatus();
+  if (state.status.problem) toast(state.status.problem, true);
+  listen();
+  renderRecent();
+  // Resume where this browser was: the crop on screen at the last visit, if still unlabelled.
+  const saved = store.getItem("blobsift.current");
+  let first = null;
+  if (saved) {
+    const item = await api(`/api/candidate/${saved}`).catch(() => null);
+    if (item && item.label === -2) first = preload(item);
+  }
+  await show(first || (await nextItem()));
+  fillQueue();
+  setView(state.view);
+  document.body.dataset.ready = "1";
+}
+
+start().catch((error) => toast(error.message, true));

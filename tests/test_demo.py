@@ -1,0 +1,134 @@
+"""``blobsift demo``: the whole path on simulated images, driven through the command line."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from blobsift.cli import main
+from blobsift.simulate import truth_labels
+from blobsift.splits import nested_order
+from blobsift.store import Project
+
+PNG = b"\x89PNG\r\n\x1a\n"
+FIGURES = (
+    "pr_curve",
+    "f1_vs_labels",
+    "phase_history",
+    "false_positives",
+    "false_negatives",
+    "detections",
+)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """One tiny demo (2 rounds, 1 new image, 3 epochs, no pre-training) in a folder an
+    earlier demo left."""
+    folder = tmp_path_factory.mktemp("demo") / "run"
+    folder.mkdir()
+    (folder / "demo.json").write_text("{}")
+    (folder / "stale.txt").write_text("from an earlier demo")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(
+            ["demo", str(folder), "--labels", "25,40", "--new-images", "1", "--epochs", "3",
+             "--no-pretrain", "--quiet"]
+        )  # fmt: skip
+    summary = json.loads((folder / "demo.json").read_text())
+    return SimpleNamespace(code=code, folder=folder, out=out.getvalue(), summary=summary)
+
+
+def _truth(folder):
+    table = pd.read_csv(folder / "truth.csv")
+    return {name: part for name, part in table.groupby("image")}
+
+
+def test_demo_prints_one_row_per_round_and_where_the_report_is(demo):
+    assert demo.code == 0
+    lines = demo.out.splitlines()
+    rows = [line.split() for line in lines if line.split()[:1] in (["25"], ["40"])]
+    assert [row[0] for row in rows] == ["25", "40"]
+    assert all(row[2] in ("siamese", "cnn") for row in rows)
+    assert all(0.0 <= float(value) <= 1.0 for row in rows for value in row[3:6])
+    report = demo.summary["report"]
+    assert f"report:      {report}" in lines
+    assert not (demo.folder / "stale.txt").exists()  # the earlier demo's folder was replaced
+
+
+def test_the_simulated_labeller_labels_by_the_truth_in_rounds(demo):
+    rounds = demo.summary["rounds"]
+    assert [r["labels"] for r in rounds] == [25, 40]
+    with Project(demo.folder) as project:
+        labels = project.labels(include_unsure=False)
+        models = project.models()
+        assert len(labels) == 40
+        assert set(labels["who"]) == {"simulated labeller"}
+        assert (labels["label"] == truth_labels(labels, _truth(demo.folder / "images"))).all()
+        assert [m.n_labels for m in models] == [25, 40]
+        assert [m.n_positive for m in models] == [r["positives"] for r in rounds]
+        assert [m.id for m in models] == [r["model_id"] for r in rounds]
+        assert [m.phase for m in models] == [r["phase"] for r in rounds]
+        assert len(project.prediction_runs()) == 2  # every model sifted the new images
+    assert 2 <= rounds[0]["positives"] < rounds[1]["positives"]
+
+
+def test_every_model_is_scored_against_the_truth_of_new_images(demo):
+    frame = pd.read_csv(demo.folder / "predictions" / "new-images.csv")
+    frame["image"] = [Path(name).name for name in frame["image"]]
+    truth = truth_labels(frame, _truth(demo.folder / "new-images"))
+    assert demo.summary["new_candidates"] == len(frame)
+    assert demo.summary["new_signal"] == truth.sum() > 0
+    decided, real = frame["decision"].to_numpy() == 1, truth == 1
+    last = demo.summary["rounds"][-1]
+    assert last["precision"] == pytest.approx((decided & real).sum() / decided.sum())
+    assert last["recall"] == pytest.approx((decided & real).sum() / real.sum())
+    for r in demo.summary["rounds"]:
+        assert 0.0 <= r["f1"] <= 1.0
+        assert 0.0 <= r["oof_f1"] <= 1.0
+    # Learning: far better than calling every candidate signal.
+    share = truth.mean()
+    assert last["f1"] > 2 * (2 * share / (1 + share))
+
+
+def test_the_report_shows_every_figure(demo):
+    index = demo.folder / "reports" / "model-2" / "index.html"
+    assert demo.summary["report"] == str(index)
+    page = index.read_text()
+    for name in FIGURES:
+        assert f"src='{name}.png'" in page
+        assert (index.parent / f"{name}.png").read_bytes()[:8] == PNG
+    assert "Phase history" in page
+    assert "F1 on new images (ground truth)" in page
+    overlay = demo.folder / "predictions" / "new-images-overlays" / "new0.tif.png"
+    assert overlay.read_bytes()[:8] == PNG
+
+
+def test_demo_refuses_a_folder_it_did_not_write(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("mine")
+    assert main(["demo", str(tmp_path), "--quiet"]) == 2
+    assert "not an earlier demo's folder" in capsys.readouterr().err
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+    assert not (tmp_path / "project.db").exists()
+
+
+@pytest.mark.parametrize("labels", ["50,25", "25,25"])
+def test_demo_refuses_label_counts_that_do_not_grow(tmp_path, capsys, labels):
+    assert main(["demo", str(tmp_path / "run"), "--labels", labels, "--quiet"]) == 2
+    assert "increasing" in capsys.readouterr().err
+
+
+def test_nested_order_keeps_the_class_ratio_in_every_prefix():
+    labels = np.random.default_rng(0).permutation(np.r_[np.zeros(90), np.ones(10)])
+    order = nested_order(labels)
+    assert sorted(order) == list(range(100))
+    positives = np.cumsum(labels[order])
+    for n in range(1, 101):
+        assert abs(positives[n - 1] - n / 10) <= 1
