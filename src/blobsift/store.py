@@ -188,7 +188,8 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
-def _default_who() -> str:
+def default_who() -> str:
+    """The name label events are recorded under when no ``who`` is given: the login name."""
     try:
         return getpass.getuser()
     except (OSError, KeyError):  # no login name in some containers
@@ -967,7 +968,7 @@ class Project:
         if n and not (np.isfinite(rows_f).all() and np.isfinite(cols_f).all()):
             raise InvalidInputError("label positions must be finite numbers; got NaN or inf.")
         values = [_check_label(value) for value in labels]
-        who = who or _default_who()
+        who = who or default_who()
         event_ids: list[int] = []
         with self._write() as conn:
             indexes: dict[int, _PositionIndex] = {}
@@ -1059,7 +1060,7 @@ class Project:
                     row,
                     col,
                     None if previous is None else previous[0],
-                    who or _default_who(),
+                    who or default_who(),
                     _now(),
                     event_id,
                 ),

@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field
 
 from blobsift.classify.phases import PHASE2_MIN_LABELS
 from blobsift.exceptions import BlobsiftError, InvalidInputError, ModelFileError, ProjectError
-from blobsift.store import ModelRecord, Project, _default_who
+from blobsift.store import ModelRecord, Project, default_who
 from blobsift.web.db import ProjectThread
 from blobsift.web.guard import MAX_BODY, Guard
 from blobsift.web.imaging import context_png, crop_png
@@ -270,7 +270,7 @@ def create_app(
         With ``app.state.web`` holding the shared state; its lifespan closes the database.
     """
     root = project.root if isinstance(project, Project) else Path(project).resolve()
-    state = _State(root, who or _default_who(), dict(train_options or {}), seed)
+    state = _State(root, who or default_who(), dict(train_options or {}), seed)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
