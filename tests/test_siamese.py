@@ -185,9 +185,26 @@ def test_add_to_gallery_without_retraining(fitted, data):
         model.add_to_gallery(bad, np.ones(3, dtype=int))
 
 
+def test_onnxruntime_and_torch_give_the_same_embeddings(fitted, data):
+    _, test = data
+    on_ort = fitted.transform(test.crops[:40])
+    assert fitted.graph_.runner("onnx") is not None
+    fitted.set_params(backend="torch")
+    try:
+        on_torch = fitted.transform(test.crops[:40])
+    finally:
+        fitted.set_params(backend="auto")
+    assert on_ort.shape == (40, 32)
+    np.testing.assert_allclose(on_ort, on_torch, atol=1e-5)
+
+
 def test_save_and_load_round_trip(fitted, data, tmp_path):
     _, test = data
     fitted.save(tmp_path / "phase1")
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "phase1.safetensors"), "pt") as stored:
+        assert "onnx_graph" in set(stored.keys())  # loading does not re-export
     loaded = SiameseClassifier.load(tmp_path / "phase1")
     assert np.allclose(loaded.predict_proba(test.crops), fitted.predict_proba(test.crops))
     assert loaded.threshold_ == fitted.threshold_

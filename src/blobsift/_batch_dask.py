@@ -29,13 +29,9 @@ def _limit_inference_threads(model: Any, threads: int) -> None:
     import torch
 
     torch.set_num_threads(threads)
-    estimator = getattr(model, "estimator_", None)
-    graph = getattr(estimator, "_onnx", None)
-    if graph is not None and getattr(estimator, "backend", "auto") in ("auto", "onnx"):
-        from blobsift.nn.onnx import OnnxRunner
-
-        with contextlib.suppress(Exception):  # "auto" falls back to torch by itself
-            estimator._runner = OnnxRunner(graph, threads=threads)
+    graph = getattr(getattr(model, "estimator_", None), "graph_", None)
+    if graph is not None:
+        graph.limit_threads(threads)
 
 
 class ModelPlugin(WorkerPlugin):

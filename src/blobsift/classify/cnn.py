@@ -13,6 +13,7 @@ from blobsift._validation import check_choice
 from blobsift.classify.base import CropClassifier
 from blobsift.crops import centre_window
 from blobsift.exceptions import InvalidInputError, ModelFileError
+from blobsift.nn.onnx import ONNX_KEY
 from blobsift.splits import stratified_folds
 
 __all__ = ["DEFAULT_ARCHITECTURE", "CNNClassifier"]
@@ -33,7 +34,6 @@ DEFAULT_ARCHITECTURE: dict[str, Any] = {
     "scale_features": True,
 }
 _PREDICT_CHUNK = 4096
-_ONNX_KEY = "onnx_graph"
 _REFIT_MAX_LABELS = 400  # "auto" refit adds a full-data member up to this many labels
 _STEADY_FOLD_SIZE = 300  # training crops per fold up to which ``epochs`` applies in full
 
@@ -298,45 +298,35 @@ class CNNClassifier(CropClassifier):
         self.threshold_ = point.threshold
         self.classes_ = np.array([0, 1])
         self.history_ = {**history, "best_epoch": stopper.best_epoch + 1}
-        self._onnx = None
+        self.graph_ = self._exported_graph()
         self.cv_metrics_ = {
             "f1": point.f1, "precision": point.precision, "recall": point.recall,
             "average_precision": history["val_average_precision"][stopper.best_epoch],
             "n_labels": len(labels), "n_positive": int(labels.sum()), "n_folds": len(folds),
             "n_members": len(self.members_),
         }  # fmt: skip
-        self._runner = None
         return self
 
     # -- prediction ---------------------------------------------------------------------
     def _ensemble(self) -> nn.Module:
         return _Ensemble(self.members_).eval()
 
-    def _onnx_runner(self) -> Any:
-        if getattr(self, "_runner", None) is None:
-            from blobsift.nn.onnx import OnnxRunner
+    def _exported_graph(self, graph: bytes | None = None) -> Any:
+        from blobsift.nn.onnx import ExportedGraph
 
-            self._runner = OnnxRunner(self._onnx_bytes())
-        return self._runner
+        return ExportedGraph(self._ensemble, self._architecture()["crop_size"], graph)
 
     def _positive_proba(self, crops: np.ndarray) -> np.ndarray:
         from blobsift.nn.data import normalize_crops
 
-        backend = self.backend
-        runner = None
-        if backend in ("auto", "onnx"):
-            try:
-                runner = self._onnx_runner()
-            except Exception:
-                if backend == "onnx":
-                    raise
+        runner = self.graph_.runner(self.backend)
         ensemble = None if runner is not None else self._ensemble()
         crops = self._window(crops)
         out = np.empty(len(crops), dtype=np.float64)
         for start in range(0, len(crops), _PREDICT_CHUNK):
             x = normalize_crops(torch.from_numpy(crops[start : start + _PREDICT_CHUNK]))
             if runner is not None:
-                probs = runner.run(x.numpy())
+                probs = runner.run(x.numpy()).reshape(-1)
             else:
                 with torch.inference_mode():
                     probs = ensemble(x).reshape(-1).numpy()
@@ -344,24 +334,15 @@ class CNNClassifier(CropClassifier):
         return out
 
     # -- files --------------------------------------------------------------------------
-    def _onnx_bytes(self) -> bytes:
-        if getattr(self, "_onnx", None) is None:
-            from blobsift.nn.onnx import export_onnx
-
-            self._onnx = export_onnx(self._ensemble(), self._architecture()["crop_size"])
-        return self._onnx
-
     def _tensors(self) -> dict[str, torch.Tensor]:
         tensors = {
             f"member{i}.{name}": tensor
             for i, member in enumerate(self.members_)
             for name, tensor in member.state_dict().items()
         }
-        try:  # the exported inference graph travels with the weights (protobuf, no code)
-            onnx = self._onnx_bytes()
-        except Exception:
-            return tensors
-        tensors[_ONNX_KEY] = torch.frombuffer(bytearray(onnx), dtype=torch.uint8)
+        graph = self.graph_.as_tensor()  # the inference graph travels along (protobuf)
+        if graph is not None:
+            tensors[ONNX_KEY] = graph
         return tensors
 
     def _file_config(self) -> dict[str, Any]:
@@ -390,8 +371,7 @@ class CNNClassifier(CropClassifier):
             members.append(member.eval())
         self.architecture = spec["config"]
         self.members_ = members
-        graph = tensors.get(_ONNX_KEY)
-        self._onnx = None if graph is None else graph.numpy().tobytes()
+        graph = tensors.get(ONNX_KEY)
+        self.graph_ = self._exported_graph(None if graph is None else graph.numpy().tobytes())
         self.cv_metrics_ = config.get("metrics", {})
         self.history_ = config.get("history", {})
-        self._runner = None

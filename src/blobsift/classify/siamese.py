@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from blobsift._validation import check_crops, check_labels
+from blobsift._validation import check_choice, check_crops, check_labels
 from blobsift.classify.base import CropClassifier
 from blobsift.classify.cnn import DEFAULT_ARCHITECTURE
 from blobsift.classify.gallery import gallery_scores, leave_one_out_scores, nearest_neighbours
@@ -21,6 +21,7 @@ from blobsift.crops import centre_window
 from blobsift.exceptions import InvalidInputError, ModelFileError
 from blobsift.metrics import OperatingPoint, average_precision, binary_counts
 from blobsift.nn.models import transferable_state
+from blobsift.nn.onnx import ONNX_KEY
 from blobsift.splits import stratified_folds
 
 __all__ = ["ENCODER_ARCHITECTURE", "SiameseClassifier"]
@@ -78,6 +79,9 @@ class SiameseClassifier(CropClassifier):
         A folder where pre-trained encoders are kept by a digest of their crops and
         settings, so that later fits on the same candidates (in other processes too)
         skip pre-training.
+    backend : {"auto", "onnx", "torch"}
+        Inference engine of the encoder: onnxruntime ("auto" falls back to torch if it
+        fails) or torch.
     target_precision, target_recall : float or None
         Choose the threshold for this precision (or recall) instead of best F1.
     random_state : int or None
@@ -120,6 +124,7 @@ class SiameseClassifier(CropClassifier):
         augment: bool = True,
         architecture: dict[str, Any] | None = None,
         pretrain_cache: str | None = None,
+        backend: str = "auto",
         target_precision: float | None = None,
         target_recall: float | None = None,
         random_state: int | None = None,
@@ -135,6 +140,7 @@ class SiameseClassifier(CropClassifier):
         self.augment = augment
         self.architecture = architecture
         self.pretrain_cache = pretrain_cache
+        self.backend = backend
         self.target_precision = target_precision
         self.target_recall = target_recall
         self.random_state = random_state
@@ -230,6 +236,7 @@ class SiameseClassifier(CropClassifier):
             oof[val] = self._score(embed(model, val), embed(model, train), labels[train])
         every = np.arange(len(labels))
         self.encoder_ = trained(every)
+        self.graph_ = self._exported_graph()
         self.gallery_embeddings_ = embed(self.encoder_, every)
         self.gallery_labels_ = labels.copy()
         self.oof_proba_ = oof
@@ -348,19 +355,39 @@ class SiameseClassifier(CropClassifier):
         self._check_fitted()
         crops = check_crops(X, name="X")
         labels = check_labels(y, len(crops), name="y")
-        embeddings = self._embed(self.encoder_, self._window(crops))
+        embeddings = self._embed_crops(crops)
         self.gallery_embeddings_ = np.concatenate([self.gallery_embeddings_, embeddings])
         self.gallery_labels_ = np.concatenate([self.gallery_labels_, labels])
         return self
 
     # -- prediction ---------------------------------------------------------------------
+    def _exported_graph(self, graph: bytes | None = None) -> Any:
+        from blobsift.nn.onnx import ExportedGraph
+
+        return ExportedGraph(lambda: self.encoder_, self._architecture()["crop_size"], graph)
+
+    def _embed_crops(self, crops: np.ndarray) -> np.ndarray:
+        """Embed raw crops with the final encoder, on onnxruntime unless told otherwise."""
+        from blobsift.nn.data import normalize_crops
+
+        check_choice(self.backend, ("auto", "onnx", "torch"), name="backend")
+        runner = self.graph_.runner(self.backend)
+        windows = self._window(crops)
+        if runner is None:
+            return self._embed(self.encoder_, windows)
+        parts = [
+            runner.run(normalize_crops(windows[start : start + _EMBED_CHUNK]).numpy())
+            for start in range(0, len(windows), _EMBED_CHUNK)
+        ]
+        return np.concatenate(parts) if parts else self._embed(self.encoder_, windows)
+
     def transform(self, X: Any) -> np.ndarray:  # noqa: N803
         """Return the unit-length embedding of each crop, shape (n, embedding_dim)."""
         self._check_fitted()
-        return self._embed(self.encoder_, self._window(check_crops(X, name="X")))
+        return self._embed_crops(check_crops(X, name="X"))
 
     def _positive_proba(self, crops: np.ndarray) -> np.ndarray:
-        queries = self._embed(self.encoder_, self._window(crops))
+        queries = self._embed_crops(crops)
         return self._score(queries, self.gallery_embeddings_, self.gallery_labels_)
 
     def kneighbors(self, X: Any, k: int = 5) -> tuple[np.ndarray, np.ndarray]:  # noqa: N803
@@ -391,6 +418,9 @@ class SiameseClassifier(CropClassifier):
         tensors["gallery_labels"] = torch.from_numpy(self.gallery_labels_.astype(np.int64))
         for name, value in (self.pretrain_state_ or {}).items():
             tensors[f"pretrained.{name}"] = value
+        graph = self.graph_.as_tensor()  # the inference graph travels along (protobuf)
+        if graph is not None:
+            tensors[ONNX_KEY] = graph
         return tensors
 
     def _file_config(self) -> dict[str, Any]:
@@ -424,6 +454,8 @@ class SiameseClassifier(CropClassifier):
             k[len("pretrained.") :]: v for k, v in tensors.items() if k.startswith("pretrained.")
         }
         self.encoder_ = encoder.eval()
+        graph = tensors.get(ONNX_KEY)
+        self.graph_ = self._exported_graph(None if graph is None else graph.numpy().tobytes())
         self.gallery_embeddings_ = embeddings
         self.gallery_labels_ = labels
         self.pretrain_state_ = pretrained or None

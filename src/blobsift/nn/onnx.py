@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["OnnxRunner", "export_onnx"]
+__all__ = ["ONNX_KEY", "ExportedGraph", "OnnxRunner", "export_onnx"]
+
+#: The name of the ONNX graph's tensor in model files.
+ONNX_KEY = "onnx_graph"
 
 
 def export_onnx(model: nn.Module, crop_size: int) -> bytes:
-    """Serialise ``model`` (normalised crops (B, 1, S, S) -> (B, 1) output) to ONNX bytes.
+    """Serialise ``model`` (normalised crops (B, 1, S, S) -> (B, K) output) to ONNX bytes.
 
     The batch axis is dynamic. The model is exported in eval mode; its training mode is
     restored afterwards.
@@ -67,9 +71,71 @@ class OnnxRunner:
         self._input = self._session.get_inputs()[0].name
 
     def run(self, crops: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        """Return the model output for normalised crops (N, 1, S, S) as a (N,) array."""
+        """Return the model output for normalised crops (N, 1, S, S): shape (N, outputs)."""
         outputs = [
             self._session.run(None, {self._input: crops[start : start + batch_size]})[0]
             for start in range(0, len(crops), batch_size)
         ]
-        return np.concatenate(outputs).reshape(-1) if outputs else np.empty(0, np.float32)
+        return np.concatenate(outputs) if outputs else np.empty((0, 1), np.float32)
+
+
+class ExportedGraph:
+    """A model's ONNX graph, exported on first use, and its onnxruntime session.
+
+    Model files carry the graph as a uint8 tensor (:meth:`as_tensor`), so loading a model
+    neither re-exports it nor unpickles anything.
+
+    Parameters
+    ----------
+    build : callable
+        Returns the torch module to export ((B, 1, S, S) normalised crops in).
+    crop_size : int
+        S.
+    graph : bytes, optional
+        An already exported graph.
+    """
+
+    def __init__(
+        self, build: Callable[[], nn.Module], crop_size: int, graph: bytes | None = None
+    ) -> None:
+        self._build = build
+        self._crop_size = crop_size
+        self._graph = graph
+        self._runner: OnnxRunner | None = None
+        self._threads: int | None = None
+
+    def graph(self) -> bytes:
+        """The ONNX bytes (exported now if not yet)."""
+        if self._graph is None:
+            self._graph = export_onnx(self._build(), self._crop_size)
+        return self._graph
+
+    def runner(self, backend: str) -> OnnxRunner | None:
+        """The onnxruntime session for ``backend``, or None for torch.
+
+        "onnx": export or session failures raise; "auto": they give None (torch);
+        "torch": None.
+        """
+        if backend == "torch":
+            return None
+        if self._runner is None:
+            try:
+                self._runner = OnnxRunner(self.graph(), threads=self._threads)
+            except Exception:
+                if backend == "onnx":
+                    raise
+                return None
+        return self._runner
+
+    def limit_threads(self, threads: int) -> None:
+        """Run later sessions on ``threads`` cores (onnxruntime defaults to all)."""
+        self._threads = threads
+        self._runner = None
+
+    def as_tensor(self) -> torch.Tensor | None:
+        """The graph as a uint8 tensor for a model file, or None if it cannot be exported."""
+        try:
+            graph = self.graph()
+        except Exception:
+            return None
+        return torch.frombuffer(bytearray(graph), dtype=torch.uint8)
