@@ -238,3 +238,12 @@ def test_bad_gallery_input_is_refused(data):
         SiameseClassifier(**FAST).fit(crops, train.labels)
     with pytest.raises(InvalidInputError, match="unlabeled"):
         SiameseClassifier(**FAST).fit(train.crops, train.labels, unlabeled=np.zeros((4, 32, 32)))
+
+
+def test_feasible_folds_never_exceed_the_rarer_class():
+    from blobsift.splits import feasible_folds
+
+    labels = np.array([1, 1, 1] + [0] * 30)
+    assert feasible_folds(labels, 5) == 3
+    assert feasible_folds(labels, 2) == 2
+    assert feasible_folds(np.array([1, 0, 0, 0]), 5) == 2  # never fewer than 2

@@ -6,7 +6,7 @@ import numpy as np
 
 from blobsift.exceptions import InvalidInputError
 
-__all__ = ["nested_order", "stratified_folds"]
+__all__ = ["feasible_folds", "nested_order", "stratified_folds"]
 
 
 def nested_order(labels: np.ndarray) -> np.ndarray:
@@ -62,3 +62,8 @@ def stratified_folds(
         fold_of[members] = (np.arange(members.size) + rng.integers(n_folds)) % n_folds
     every = np.arange(labels.size)
     return [(every[fold_of != k], every[fold_of == k]) for k in range(n_folds)]
+
+
+def feasible_folds(labels: np.ndarray, wanted: int) -> int:
+    """Return ``wanted`` folds, capped at the rarer class's size, and at least 2."""
+    return max(2, int(min(wanted, np.bincount(np.asarray(labels), minlength=2).min())))

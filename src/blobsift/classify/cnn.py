@@ -14,7 +14,7 @@ from blobsift.classify.base import CropClassifier
 from blobsift.crops import centre_window
 from blobsift.exceptions import InvalidInputError, ModelFileError
 from blobsift.nn.onnx import ONNX_KEY
-from blobsift.splits import stratified_folds
+from blobsift.splits import feasible_folds, stratified_folds
 
 __all__ = ["DEFAULT_ARCHITECTURE", "CNNClassifier"]
 
@@ -173,7 +173,7 @@ class CNNClassifier(CropClassifier):
 
     def _n_folds(self, labels: np.ndarray) -> int:
         wanted = self.n_folds if self.n_folds is not None else 5 if len(labels) <= 400 else 3
-        return max(2, int(min(wanted, np.bincount(labels, minlength=2).min())))
+        return feasible_folds(labels, wanted)
 
     def _schedule(self, n_train: int) -> tuple[int, int]:
         """Epochs and patience for folds of ``n_train`` crops (see ``epochs``)."""

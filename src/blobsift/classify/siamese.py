@@ -22,7 +22,7 @@ from blobsift.exceptions import InvalidInputError, ModelFileError
 from blobsift.metrics import OperatingPoint, average_precision, binary_counts
 from blobsift.nn.models import transferable_state
 from blobsift.nn.onnx import ONNX_KEY
-from blobsift.splits import stratified_folds
+from blobsift.splits import feasible_folds, stratified_folds
 
 __all__ = ["ENCODER_ARCHITECTURE", "SiameseClassifier"]
 
@@ -332,8 +332,7 @@ class SiameseClassifier(CropClassifier):
         return OperatingPoint(_DECISION_POINT, counts.precision, counts.recall, counts.f1)
 
     def _n_folds(self, labels: np.ndarray) -> int:
-        wanted = 5 if self.n_folds is None else self.n_folds
-        return max(2, int(min(wanted, np.bincount(labels, minlength=2).min())))
+        return feasible_folds(labels, 5 if self.n_folds is None else self.n_folds)
 
     def add_to_gallery(self, X: Any, y: Any) -> SiameseClassifier:  # noqa: N803
         """Add newly labelled crops to the gallery without retraining the encoder.
