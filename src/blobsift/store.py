@@ -1228,16 +1228,27 @@ class Project:
 
         Images are read after checking their content hash.
         """
+        table = self.labels(include_unsure=False)
+        (crops,) = self._cut_crops(table)
+        return crops, table["label"].to_numpy(dtype=np.int64), table
+
+    def _cut_crops(self, *tables: Any) -> list[np.ndarray]:
+        """Crops at the rows of each table (``image_id``, ``row``, ``col``), in its order.
+
+        Each image is read (hash-checked) once for all the tables, and one at a time.
+        """
         from blobsift.crops import extract_crops
 
-        table = self.labels(include_unsure=False)
-        crops = np.empty((len(table), 64, 64), dtype=np.float32)
-        for image_id, part in table.groupby("image_id", sort=True):
+        out = [np.empty((len(table), 64, 64), dtype=np.float32) for table in tables]
+        groups = [table.groupby("image_id", sort=True).indices for table in tables]
+        positions = [table[["row", "col"]].to_numpy() for table in tables]
+        for image_id in sorted(set().union(*groups)):
             pixels = self.read_image(int(image_id))
-            crops[table.index.get_indexer(part.index)] = extract_crops(
-                pixels, part[["row", "col"]].to_numpy()
-            )
-        return crops, table["label"].to_numpy(dtype=np.int64), table
+            for group, where, crops in zip(groups, positions, out, strict=True):
+                rows = group.get(image_id)
+                if rows is not None:
+                    crops[rows] = extract_crops(pixels, where[rows])
+        return out
 
     def train(
         self,
@@ -1266,8 +1277,8 @@ class Project:
         random_state : int or None
             Seed.
         pretrain : bool
-            Pre-train Phase 1's encoder on the project's candidates
-            (:meth:`pretraining_crops`); the result is cached under ``models/pretrained``.
+            Pre-train Phase 1's encoder on a sample of 3,000 of the project's candidates;
+            the result is cached under ``models/pretrained``.
         progress : callable, optional
             ``progress(stage, info)`` as training goes: stage "pretrain" or "finetune"
             (Phase 1 steps) or "epoch" (Phase 2), with ``done`` and ``total``.
@@ -1280,12 +1291,12 @@ class Project:
         """
         from blobsift.classify.sifter import Sifter
 
-        crops, labels, table = self.training_data()
+        table = self.labels(include_unsure=False)
+        sample = self._pretraining_sample() if pretrain else table.iloc[:0]
+        crops, unlabeled = self._cut_crops(table, sample)
+        labels = table["label"].to_numpy(dtype=np.int64)
         label_hash = _label_set_hash(table, self.images())
         callback = None if progress is None else (lambda info: progress(info["stage"], info))
-        unlabeled = self.pretraining_crops(seed=0) if pretrain else None
-        if unlabeled is not None and len(unlabeled) < 2:
-            unlabeled = None
         sifter = Sifter(
             phase=phase,
             random_state=random_state,
@@ -1293,7 +1304,12 @@ class Project:
             target_recall=target_recall,
             callback=callback,
             **{"siamese__pretrain_cache": str(self.models_dir / "pretrained"), **options},
-        ).fit(crops, labels, unlabeled=unlabeled, history=self.phase_history())
+        ).fit(
+            crops,
+            labels,
+            unlabeled=unlabeled if len(unlabeled) >= 2 else None,
+            history=self.phase_history(),
+        )
         heldout = _heldout_scores(sifter)
         metrics = dict(_plain(sifter.cv_metrics_))
         metrics["phase_scores"] = _plain(sifter.phase_scores_)
@@ -1348,28 +1364,17 @@ class Project:
                 )
         return self.model(model_id)
 
-    def pretraining_crops(self, limit: int = 3000, *, seed: int = 0) -> np.ndarray:
-        """Crops of a random sample of the current candidates, labelled or not.
+    def _pretraining_sample(self, limit: int = 3000, *, seed: int = 0) -> Any:
+        """A seeded sample of ``limit`` current candidates, labelled or not, to pre-train on.
 
-        Phase 1 pre-trains on them without labels. The sample depends only on the
-        candidates (not on the labels), so it stays the same as labelling goes on.
-
-        Returns
-        -------
-        ndarray of shape (m, 64, 64), m <= ``limit``
+        It depends only on the candidates (not on the labels), so it stays the same as
+        labelling goes on, and so does the cached pre-trained encoder.
         """
-        from blobsift.crops import extract_crops
-
         candidates = self.candidates()
         if len(candidates) > limit:
             chosen = np.random.default_rng(seed).choice(len(candidates), limit, replace=False)
             candidates = candidates.iloc[np.sort(chosen)].reset_index(drop=True)
-        crops = np.empty((len(candidates), 64, 64), dtype=np.float32)
-        for image_id, part in candidates.groupby("image_id", sort=True):
-            crops[part.index.to_numpy()] = extract_crops(
-                self.read_image(int(image_id)), part[["row", "col"]].to_numpy()
-            )
-        return crops
+        return candidates
 
     def phase_history(self) -> list[tuple[int, float]]:
         """``(labels, Phase 1 held-out score)`` of every model so far that trained Phase 1."""

@@ -153,12 +153,17 @@ class CropClassifier:
                 f"{path} holds a {config.get('kind')!r} model, not a {cls.kind!r} one."
             )
         try:
-            model = cls(**config["params"])
-            model.threshold_ = float(config["threshold"])
-            model.classes_ = np.array([0, 1])
-            model._restore(tensors, config)
+            return cls._from_config(tensors, config)
         except (KeyError, TypeError, ValueError, RuntimeError) as error:
             raise ModelFileError(f"{path} is not a usable {cls.__name__} file: {error}") from None
+
+    @classmethod
+    def _from_config(cls, tensors: dict[str, Any], config: dict[str, Any]) -> Self:
+        """Rebuild a fitted model from its weights and its description (see :meth:`save`)."""
+        model = cls(**config["params"])
+        model.threshold_ = float(config["threshold"])
+        model.classes_ = np.array([0, 1])
+        model._restore(tensors, config)
         return model
 
     def _tensors(self) -> dict[str, Any]:

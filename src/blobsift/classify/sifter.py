@@ -314,13 +314,7 @@ class Sifter(CropClassifier):
         cls = _PHASE_CLASSES.get(config.get("kind"))
         if cls is None:
             raise ModelFileError(f"unknown phase classifier {config.get('kind')!r}.")
-        params = {k: v for k, v in config["params"].items() if k in cls._param_names()}
-        params.pop("callback", None)
-        estimator = cls(**params)
-        estimator.threshold_ = float(config["threshold"])
-        estimator.classes_ = np.array([0, 1])
-        estimator._restore(tensors, config)
-        return estimator
+        return cls._from_config(tensors, config)
 
     def _restore(self, tensors: dict[str, Any], config: dict[str, Any]) -> None:
         inner = {**config["estimator"]}

@@ -362,7 +362,7 @@ def create_app(
     @app.get("/api/label-crop/{event_id}.png")
     def label_crop(event_id: int, high: float = Query(99.5, ge=50.0, le=100.0)) -> Response:
         image_id, row, col = state.label_position(event_id)
-        return _png(crop_png(_crop_at(state, image_id, row, col), high=high))
+        return _png(crop_png(state.pool.crop_at(image_id, row, col), high=high))
 
     @app.get("/api/gallery/{model_id}/{row}.png")
     def gallery_crop(model_id: int, row: int) -> Response:
@@ -370,7 +370,7 @@ def create_app(
         if found is None or found[0].id != model_id or not 0 <= row < len(found[2]):
             raise InvalidInputError(f"no gallery crop {row} of model {model_id}.")
         heldout = found[2].iloc[row]
-        crop = _crop_at(state, int(heldout["image_id"]), heldout["row"], heldout["col"])
+        crop = state.pool.crop_at(int(heldout["image_id"]), heldout["row"], heldout["col"])
         return _png(crop_png(crop))
 
     @app.post("/api/label")
@@ -470,12 +470,6 @@ def create_app(
         )
 
     return app
-
-
-def _crop_at(state: _State, image_id: int, row: float, col: float) -> np.ndarray:
-    from blobsift.crops import extract_crops
-
-    return extract_crops(state.pool.images(image_id), np.array([[row, col]]))[0]
 
 
 def _sse(event_id: int, kind: str, data: dict[str, Any]) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -114,13 +114,14 @@ class CandidatePool:
         records = project.images()
         images = ImageCache(project, records)
         descriptors = np.empty((len(table), 64), np.float32)
-        ids = sorted(set(table["image_id"].tolist()))
-        for done, image_id in enumerate(ids, start=1):
-            rows = np.flatnonzero(table["image_id"].to_numpy() == image_id)
-            crops = extract_crops(images(image_id), table.loc[rows, ["row", "col"]].to_numpy())
+        image_id = table["image_id"].to_numpy()
+        total = len(np.unique(image_id))
+        by_image = _crops_by_image(images, image_id, table["row"].to_numpy(),
+                                   table["col"].to_numpy())  # fmt: skip
+        for done, (rows, crops) in enumerate(by_image, start=1):
             descriptors[rows] = crop_descriptors(crops)
             if progress is not None:
-                progress(done, len(ids))
+                progress(done, total)
         return cls(table, descriptors, images, project.match_radius)
 
     def __len__(self) -> int:
@@ -150,8 +151,11 @@ class CandidatePool:
 
     def crop(self, k: int) -> np.ndarray:
         """The 64x64 crop of candidate ``k``."""
-        pixels = self.images(int(self.image_id[k]))
-        return extract_crops(pixels, np.array([[self.row[k], self.col[k]]]))[0]
+        return self.crop_at(int(self.image_id[k]), self.row[k], self.col[k])
+
+    def crop_at(self, image_id: int, row: float, col: float) -> np.ndarray:
+        """The 64x64 crop centred on a position of an image."""
+        return extract_crops(self.images(image_id), np.array([[row, col]]))[0]
 
     def set_label(self, k: int, label: int | None) -> None:
         """Record candidate ``k``'s new current label (None: cleared)."""
@@ -168,10 +172,7 @@ class CandidatePool:
     def score_all(self, sifter: Any) -> np.ndarray:
         """A fitted Sifter's signal probability of every candidate, image by image."""
         proba = np.empty(len(self), np.float64)
-        for image_id in np.unique(self.image_id).tolist():
-            rows = np.flatnonzero(self.image_id == image_id)
-            positions = np.column_stack([self.row[rows], self.col[rows]])
-            crops = extract_crops(self.images(image_id), positions)
+        for rows, crops in _crops_by_image(self.images, self.image_id, self.row, self.col):
             proba[rows] = sifter.predict_proba(crops)[:, 1]
         return proba
 
@@ -211,6 +212,15 @@ class CandidatePool:
             item["proba"] = float(proba[k])
             item["decision"] = int(proba[k] >= self.threshold)
         return item
+
+
+def _crops_by_image(
+    images: Callable[[int], np.ndarray], image_id: np.ndarray, row: np.ndarray, col: np.ndarray
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield (candidate indices, their crops) image by image, each image read once."""
+    for value in np.unique(image_id).tolist():
+        rows = np.flatnonzero(image_id == value)
+        yield rows, extract_crops(images(value), np.column_stack([row[rows], col[rows]]))
 
 
 def _groups(image_id: np.ndarray, row: np.ndarray, col: np.ndarray, radius: float) -> np.ndarray:
