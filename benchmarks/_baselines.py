@@ -6,65 +6,19 @@
   fixed 0.5 threshold — optionally with its own ``balance_dataset(target_ratio=0.3)``.
   It runs on the training loop with the specification's crash bugs fixed (otherwise it
   could not run at all below 8 crops or 6 epochs) and on normalised crops.
-* ``FeatureForest``: a random forest on hand-made filter features at the crop centre
-  (Gaussian, LoG, gradient, Hessian and structure-tensor eigenvalues at several scales),
-  what interactive object classifiers such as ilastik use.
+* ``HoldoutRecipe``: blobsift's Phase 2 recipe validated on one 80/20 split.
+
+The brightness cut and the random forest on hand-made features live in the package
+(:mod:`blobsift.classify.baselines`), since the demo reports them too.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
-from scipy import ndimage
-from sklearn.ensemble import RandomForestClassifier
 
 from blobsift import FocalLoss, SignalClassifier, balance_dataset, train_classifier
 from blobsift.nn.data import normalize_crops
-
-SCALES = (0.7, 1.0, 1.6, 3.5, 5.0)
-
-
-def _centre_features(crops: np.ndarray) -> np.ndarray:
-    x = normalize_crops(torch.from_numpy(crops)).numpy()[:, 0]
-    c = x.shape[-1] // 2
-    centre = (slice(None), slice(c - 1, c + 2), slice(c - 1, c + 2))
-    features = [x[centre].mean(axis=(1, 2)), x[:, c, c], x.std(axis=(1, 2))]
-    for s in SCALES:
-        sig = (0, s, s)
-        smooth = ndimage.gaussian_filter(x, sig)
-        features.append(smooth[:, c, c])
-        features.append(ndimage.gaussian_laplace(x, sig)[:, c, c] * s**2)
-        grad = ndimage.gaussian_gradient_magnitude(x, sig)
-        features.append(grad[centre].mean(axis=(1, 2)))
-        hrr = ndimage.gaussian_filter(x, sig, order=(0, 2, 0))[:, c, c]
-        hcc = ndimage.gaussian_filter(x, sig, order=(0, 0, 2))[:, c, c]
-        hrc = ndimage.gaussian_filter(x, sig, order=(0, 1, 1))[:, c, c]
-        root = np.sqrt(((hrr - hcc) / 2) ** 2 + hrc**2)
-        features += [(hrr + hcc) / 2 + root, (hrr + hcc) / 2 - root]
-        gr = ndimage.gaussian_filter(x, sig, order=(0, 1, 0))
-        gc = ndimage.gaussian_filter(x, sig, order=(0, 0, 1))
-        jrr = ndimage.gaussian_filter(gr * gr, sig)[:, c, c]
-        jcc = ndimage.gaussian_filter(gc * gc, sig)[:, c, c]
-        jrc = ndimage.gaussian_filter(gr * gc, sig)[:, c, c]
-        root = np.sqrt(((jrr - jcc) / 2) ** 2 + jrc**2)
-        features += [(jrr + jcc) / 2 + root, (jrr + jcc) / 2 - root]
-    return np.column_stack(features)
-
-
-class FeatureForest:
-    """Random forest on hand-made filter features, threshold 0.5 (as ilastik uses it)."""
-
-    def __init__(self, random_state: int = 0) -> None:
-        self.forest = RandomForestClassifier(
-            n_estimators=200, class_weight="balanced", random_state=random_state, n_jobs=2
-        )
-
-    def fit(self, crops: np.ndarray, labels: np.ndarray) -> FeatureForest:
-        self.forest.fit(_centre_features(crops), labels)
-        return self
-
-    def predict(self, crops: np.ndarray) -> np.ndarray:
-        return self.forest.predict(_centre_features(crops))
 
 
 class SpecRecipe:

@@ -33,8 +33,9 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _baselines import FeatureForest, HoldoutRecipe, SpecRecipe
+from _baselines import HoldoutRecipe, SpecRecipe
 from blobsift import Sifter
+from blobsift.classify.baselines import FeatureForest
 from blobsift.metrics import precision_recall_f1
 from blobsift.report import SPEC_EXPECTED_F1, plot_learning_curve
 from blobsift.simulate import simulate_crops

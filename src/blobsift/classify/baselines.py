@@ -1,0 +1,155 @@
+"""The trivial baselines a learner must beat, measured beside it on the same crops.
+
+* :class:`BrightnessCut`: one contrast feature (the centre 3x3 mean minus the crop's
+  median, in raw units) cut at the F1-best threshold on the labelled crops. A learner that
+  does not beat it has learned nothing useful.
+* :class:`FeatureForest`: a random forest on hand-made filter features at the crop centre
+  (Gaussian, LoG, gradient, Hessian and structure-tensor eigenvalues at several scales),
+  what interactive object classifiers such as ilastik use. It needs scikit-learn.
+
+Both have ``fit(X, y)``, ``decision_function(X)`` (a ranking score, for best-F1 and
+precision-recall curves) and ``predict(X)`` (0/1 at the baseline's own threshold).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from scipy import ndimage
+
+from blobsift._validation import check_both_classes, check_crops, check_labels
+from blobsift.metrics import best_threshold
+from blobsift.nn.data import normalize_crops
+
+__all__ = ["BrightnessCut", "FeatureForest", "centre_contrast", "centre_features"]
+
+#: Filter scales (pixels) of the forest's features.
+SCALES = (0.7, 1.0, 1.6, 3.5, 5.0)
+#: Derivative orders (batch, row, col) of the Hessian's entries rr, cc and rc.
+_HESSIAN_ORDERS = ((0, 2, 0), (0, 0, 2), (0, 1, 1))
+
+
+def _fit_input(crops: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
+    x = check_crops(crops)
+    y = check_labels(labels, len(x))
+    check_both_classes(y)
+    return x, y
+
+
+def centre_contrast(crops: Any) -> np.ndarray:
+    """Return the centre 3x3 mean minus the crop median of each crop, in raw units.
+
+    Parameters
+    ----------
+    crops : array of shape (n, H, W)
+        Raw crops.
+
+    Returns
+    -------
+    ndarray of shape (n,), float64.
+    """
+    x = np.asarray(check_crops(crops), dtype=np.float64)
+    if x.shape[0] == 0:
+        return np.zeros(0)
+    c = x.shape[-1] // 2
+    centre = x[:, c - 1 : c + 2, c - 1 : c + 2].mean(axis=(1, 2))
+    return centre - np.median(x.reshape(len(x), -1), axis=1)
+
+
+def centre_features(crops: Any) -> np.ndarray:
+    """Return hand-made filter features at the centre of each normalised crop.
+
+    Parameters
+    ----------
+    crops : array of shape (n, H, W)
+        Raw crops; each is normalised by its own median and noise level first.
+
+    Returns
+    -------
+    ndarray of shape (n, 3 + 9 * len(SCALES)).
+    """
+    x = normalize_crops(torch.from_numpy(check_crops(crops))).numpy()[:, 0]
+    c = x.shape[-1] // 2
+    centre = (slice(None), slice(c - 1, c + 2), slice(c - 1, c + 2))
+    features = [x[centre].mean(axis=(1, 2)), x[:, c, c], x.std(axis=(1, 2))]
+    for s in SCALES:
+        sig = (0, s, s)
+        features.append(ndimage.gaussian_filter(x, sig)[:, c, c])
+        features.append(ndimage.gaussian_laplace(x, sig)[:, c, c] * s**2)
+        features.append(ndimage.gaussian_gradient_magnitude(x, sig)[centre].mean(axis=(1, 2)))
+        hessian = [ndimage.gaussian_filter(x, sig, order=o)[:, c, c] for o in _HESSIAN_ORDERS]
+        features += _eigenvalues(*hessian)
+        gr = ndimage.gaussian_filter(x, sig, order=(0, 1, 0))
+        gc = ndimage.gaussian_filter(x, sig, order=(0, 0, 1))
+        tensor = [ndimage.gaussian_filter(p, sig)[:, c, c] for p in (gr * gr, gc * gc, gr * gc)]
+        features += _eigenvalues(*tensor)
+    return np.column_stack(features)
+
+
+def _eigenvalues(arr: np.ndarray, acc: np.ndarray, arc: np.ndarray) -> list[np.ndarray]:
+    """Both eigenvalues of the symmetric 2x2 matrices [[arr, arc], [arc, acc]]."""
+    root = np.sqrt(((arr - acc) / 2) ** 2 + arc**2)
+    return [(arr + acc) / 2 + root, (arr + acc) / 2 - root]
+
+
+class BrightnessCut:
+    """Signal where the centre contrast exceeds the F1-best cut on the labelled crops.
+
+    Attributes
+    ----------
+    threshold_ : float
+        The contrast cut, in the crops' raw units.
+    """
+
+    def fit(self, X: Any, y: Any) -> BrightnessCut:  # noqa: N803
+        """Choose the F1-best contrast cut on labelled crops; return ``self``."""
+        crops, labels = _fit_input(X, y)
+        self.threshold_ = best_threshold(labels, centre_contrast(crops)).threshold
+        return self
+
+    def decision_function(self, X: Any) -> np.ndarray:  # noqa: N803
+        """Return the centre contrast of each crop (higher is more signal-like)."""
+        return centre_contrast(X)
+
+    def predict(self, X: Any) -> np.ndarray:  # noqa: N803
+        """Return 1 where the contrast reaches the cut, else 0."""
+        return (self.decision_function(X) >= self.threshold_).astype(np.int64)
+
+
+class FeatureForest:
+    """A random forest on :func:`centre_features`, threshold 0.5 (as ilastik uses it).
+
+    Parameters
+    ----------
+    random_state : int
+        Seed of the forest.
+    n_jobs : int
+        Worker threads of the forest.
+    """
+
+    def __init__(self, random_state: int = 0, n_jobs: int = 2) -> None:
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+
+    def fit(self, X: Any, y: Any) -> FeatureForest:  # noqa: N803
+        """Fit the forest on labelled crops; return ``self``."""
+        from sklearn.ensemble import RandomForestClassifier
+
+        crops, labels = _fit_input(X, y)
+        self.forest_ = RandomForestClassifier(
+            n_estimators=200,
+            class_weight="balanced",
+            random_state=self.random_state,
+            n_jobs=self.n_jobs,
+        ).fit(centre_features(crops), labels)
+        return self
+
+    def decision_function(self, X: Any) -> np.ndarray:  # noqa: N803
+        """Return the forest's signal probability of each crop."""
+        return self.forest_.predict_proba(centre_features(X))[:, 1]
+
+    def predict(self, X: Any) -> np.ndarray:  # noqa: N803
+        """Return 1 where the signal probability reaches 0.5, else 0."""
+        return (self.decision_function(X) >= 0.5).astype(np.int64)
