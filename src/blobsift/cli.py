@@ -13,6 +13,7 @@ import json
 import sqlite3
 import sys
 import textwrap
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -86,15 +87,18 @@ def _emit(args: argparse.Namespace, document: dict[str, Any], lines: Sequence[st
 
 
 def _expand(patterns: Sequence[str]) -> list[Path]:
-    """Expand glob patterns (``**`` recursive); each must match something."""
+    """Existing paths as they are; anything else is a glob pattern (``**`` recursive).
+
+    A file named ``img[1].tif`` is that file, never ``img1.tif``; each pattern must match.
+    """
     paths: list[Path] = []
     for pattern in patterns:
-        matches = sorted(glob.glob(pattern, recursive=True))
+        if Path(pattern).exists():
+            matches = [pattern]
+        else:
+            matches = sorted(glob.glob(pattern, recursive=True))
         if not matches:
-            if Path(pattern).exists():
-                matches = [pattern]
-            else:
-                raise InvalidInputError(f"no file matches {pattern!r}.")
+            raise InvalidInputError(f"no file matches {pattern!r}.")
         paths.extend(Path(m) for m in matches)
     return list(dict.fromkeys(paths))
 
@@ -192,19 +196,34 @@ def _import_candidates(args: argparse.Namespace) -> int:
 
 
 def _import_labels(args: argparse.Namespace) -> int:
-    with _open(args) as project:
+    from blobsift.store import AlreadyImportedWarning
+
+    with _open(args) as project, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         count = _run_with_bars(
-            args, lambda bars: project.import_labels(args.csv, who=args.who, progress=bars)
+            args,
+            lambda bars: project.import_labels(
+                args.csv, who=args.who, progress=bars, again=args.again
+            ),
         )
         counts = project.info()["labels"]
-        _emit(
-            args,
-            {"imported": count, "labels": counts},
-            [
-                f"imported {count} label(s); the project now has {counts['signal']} signal, "
-                f"{counts['noise']} noise and {counts['unsure']} unsure labels"
-            ],
-        )
+    notes = [str(w.message) for w in caught]
+    for note in notes:
+        print(f"blobsift: warning: {note}", file=sys.stderr)
+    already = any(issubclass(w.category, AlreadyImportedWarning) for w in caught)
+    _emit(
+        args,
+        {"imported": count, "already_imported": already, "warnings": notes, "labels": counts},
+        [
+            (
+                "the file was already imported; nothing applied (see the warning)"
+                if already
+                else f"imported {count} label(s)"
+            )
+            + f"; the project now has {counts['signal']} signal, {counts['noise']} noise and "
+            f"{counts['unsure']} unsure labels"
+        ],
+    )
     return 0
 
 
@@ -346,6 +365,11 @@ def _info(args: argparse.Namespace) -> int:
         + (
             f" ({info['unfinished_detection_runs']} unfinished)"
             if info["unfinished_detection_runs"]
+            else ""
+        )
+        + (
+            f" ({info['interrupted_detection_runs']} interrupted)"
+            if info["interrupted_detection_runs"]
             else ""
         ),
         f"labels     {labels['signal']} signal, {labels['noise']} noise, {labels['unsure']} "
@@ -588,14 +612,22 @@ def build_parser() -> argparse.ArgumentParser:
         common,
         "add image files to a project",
         "Add image files (their path, content hash and shape are recorded). Images "
-        "already in the project are skipped; one whose content changed is refused.",
+        "already in the project are skipped; one whose content changed is refused. Each "
+        "new file's pixels are read once, so a truncated or corrupt file is refused now "
+        "(and nothing is added). A name that exists as a file is taken literally (a file "
+        "named 'img[1].tif' is that file); any other name is a glob pattern.",
         [
             "blobsift add-images run1 'data/*.tif'",
             "blobsift add-images run1 a.png b.png 'more/**/*.npy'",
         ],
     )
     add.add_argument("project", type=Path, help="the project folder")
-    add.add_argument("images", nargs="+", metavar="PATTERN", help="image files or glob patterns")
+    add.add_argument(
+        "images",
+        nargs="+",
+        metavar="PATTERN",
+        help="image files (taken literally when they exist) or glob patterns",
+    )
     add.set_defaults(run=_add_images)
 
     detect = _command(
@@ -635,7 +667,10 @@ def build_parser() -> argparse.ArgumentParser:
         "import candidates found by another detector",
         "Import a CSV of candidates (columns image,row,col and optionally sigma,"
         "score) as a new detection run. Images are named by file name or path as "
-        "added.",
+        "added. A position must lie on its image, give or take the match radius of 2 px "
+        "(-2 <= row <= height + 1, likewise col); a row outside refuses the whole file, "
+        "naming its line. Positions near the edge are kept; their crops are completed by "
+        "mirror reflection.",
         [
             "blobsift import-candidates run1 spots.csv",
             "blobsift import-candidates run1 a_spots.csv --image a.tif --xy",
@@ -655,8 +690,16 @@ def build_parser() -> argparse.ArgumentParser:
         common,
         "import labels from a CSV",
         "Import labels from a CSV with columns image,row,col,label (label 1 signal, "
-        "0 noise, -1 unsure). Labels are appended as events: nothing is overwritten, "
-        "and a position labelled again takes its latest label.",
+        "0 noise, -1 unsure, or the words signal/noise/unsure; nothing else, not True). "
+        "Every row is checked first; a bad row refuses the whole file, naming its line: "
+        "an unknown image, a position off its image by more than the match radius of 2 px "
+        "(-2 <= row <= height + 1, likewise col; positions near the edge are kept and "
+        "their crops completed by mirror reflection), or two rows giving one position "
+        "(within the match radius) different labels. Labels are appended as events: "
+        "nothing is overwritten. A position the project already labels differently takes "
+        "the file's label, with a warning that counts them. The file's content hash is "
+        "recorded: importing the same file again (say after an interrupted run) applies "
+        "nothing and says so, unless --again.",
         [
             "blobsift import-labels run1 labels.csv",
             "blobsift import-labels run1 labels.csv --who alice",
@@ -665,6 +708,9 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("project", type=Path, help="the project folder")
     imp.add_argument("csv", type=Path, help="the label CSV")
     imp.add_argument("--who", default=None, help="who labelled (default: your login name)")
+    imp.add_argument(
+        "--again", action="store_true", help="apply a file even if it was imported before"
+    )
     imp.set_defaults(run=_import_labels)
 
     exp = _command(

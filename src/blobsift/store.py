@@ -33,6 +33,7 @@ import hashlib
 import json
 import os
 import sqlite3
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -53,7 +54,9 @@ __all__ = [
     "DB_NAME",
     "MIGRATIONS",
     "SCHEMA_VERSION",
+    "AlreadyImportedWarning",
     "ImageRecord",
+    "LabelConflictWarning",
     "ModelRecord",
     "Progress",
     "Project",
@@ -179,8 +182,41 @@ CREATE INDEX predictions_by_run ON predictions(run_id);
 #: The latest detection run of each image (the one its current candidates come from).
 _CURRENT = "SELECT image_id, MAX(run_id) AS run_id FROM run_images GROUP BY image_id"
 
+#: Schema 2 (store hardening): detection runs may be ``interrupted`` (SQLite cannot alter
+#: a CHECK constraint, so the table is rebuilt with the same ids; migrations run with
+#: foreign keys off and are checked before they commit), and every label import records
+#: the content hash of its file and the range of its events, so a replay is recognised.
+_SCHEMA_V2_RUN_STATUS_AND_LABEL_IMPORTS = """
+CREATE TABLE detection_runs_v2 (
+    id INTEGER PRIMARY KEY,
+    source TEXT NOT NULL CHECK (source IN ('detect', 'import')),
+    settings TEXT NOT NULL,
+    settings_hash TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('running', 'complete', 'interrupted')),
+    started_at TEXT NOT NULL,
+    finished_at TEXT
+);
+INSERT INTO detection_runs_v2 (id, source, settings, settings_hash, status, started_at,
+    finished_at)
+SELECT id, source, settings, settings_hash, status, started_at, finished_at
+FROM detection_runs ORDER BY id;
+DROP TABLE detection_runs;
+ALTER TABLE detection_runs_v2 RENAME TO detection_runs;
+CREATE TABLE label_imports (
+    id INTEGER PRIMARY KEY,
+    sha256 TEXT NOT NULL,
+    file TEXT NOT NULL,
+    who TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    n_events INTEGER NOT NULL,
+    first_event INTEGER REFERENCES label_events(id),
+    last_event INTEGER REFERENCES label_events(id)
+);
+CREATE INDEX label_imports_by_hash ON label_imports(sha256);
+"""
+
 #: version -> SQL script that brings a database from ``version - 1`` to ``version``.
-MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1}
+MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _SCHEMA_V2_RUN_STATUS_AND_LABEL_IMPORTS}
 SCHEMA_VERSION = max(MIGRATIONS)
 
 
@@ -233,6 +269,34 @@ def content_hash(path: str | os.PathLike[str]) -> str:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
     return digest.hexdigest()
+
+
+def _readable_shape(path: Path) -> tuple[int, int]:
+    """The (H, W) of an image file after reading all its pixels, in blocks of ~64 MB.
+
+    Raises
+    ------
+    ImageReadError
+        Naming the file, if it is not an image or its pixel data cannot be read.
+    """
+    from blobsift.io import open_image
+
+    with open_image(path) as lazy:
+        height, width = lazy.shape
+        step = max(1, (1 << 24) // max(1, width))
+        for start in range(0, height, step):
+            lazy[start : start + step, :]
+    return (height, width)
+
+
+def _as_path(value: Any, *, name: str) -> Path:
+    """``value`` as a resolved Path if it is a str or path-like; else raise."""
+    if not isinstance(value, (str, os.PathLike)):
+        raise InvalidInputError(
+            f"{name} must hold file paths (str or pathlib.Path); got {type(value).__name__} "
+            f"{value!r}."
+        )
+    return Path(value).resolve()
 
 
 def _size(path: Path) -> int:
@@ -310,6 +374,34 @@ def match_positions(a: np.ndarray, b: np.ndarray, radius: float) -> tuple[np.nda
             out_a.append(i)
             out_b.append(j)
     return np.asarray(out_a, np.int64), np.asarray(out_b, np.int64)
+
+
+class LabelConflictWarning(UserWarning):
+    """An import gave positions that were already labelled another label (it was applied)."""
+
+
+class AlreadyImportedWarning(UserWarning):
+    """A label file with the same content was imported before; nothing was applied again."""
+
+
+@dataclass(frozen=True)
+class _LabelBatch:
+    """Checked label events: image ids, positions, values, and how to name each in errors."""
+
+    image_ids: np.ndarray
+    rows: np.ndarray
+    cols: np.ndarray
+    values: list[int | None]
+    describe: Callable[[int], str]
+
+
+@dataclass(frozen=True)
+class _WrittenLabels:
+    """What :meth:`Project._append_labels` did."""
+
+    event_ids: list[int]
+    relabelled: int
+    already_imported: dict[str, Any] | None
 
 
 class _PositionIndex:
@@ -425,20 +517,44 @@ class Project:
             raise ProjectError(f"cannot open the project database {str(db)!r}: {error}") from None
         return conn
 
+    def _stored_version(self) -> int:
+        row = self._conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
+        version = row[0] or 0
+        if version > SCHEMA_VERSION:
+            raise ProjectError(
+                f"{str(self.root)!r} was written by a newer blobsift (schema version "
+                f"{version}; this one reads up to {SCHEMA_VERSION}). Upgrade blobsift."
+            )
+        return int(version)
+
     def _migrate(self) -> None:
-        with self._write() as conn:
-            row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
-            version = row[0] or 0
-            if version > SCHEMA_VERSION:
-                raise ProjectError(
-                    f"{str(self.root)!r} was written by a newer blobsift (schema version "
-                    f"{version}; this one reads up to {SCHEMA_VERSION}). Upgrade blobsift."
-                )
-            for target in range(version + 1, SCHEMA_VERSION + 1):
-                for statement in _statements(MIGRATIONS[target]):
-                    conn.execute(statement)
-                conn.execute("DELETE FROM schema_version")
-                conn.execute("INSERT INTO schema_version (version) VALUES (?)", (target,))
+        """Apply the missing :data:`MIGRATIONS` in one transaction.
+
+        Foreign keys are off while it runs (SQLite's way to rebuild a table that others
+        refer to) and checked before the commit: a migration that would leave a dangling
+        reference rolls back whole.
+        """
+        if self._stored_version() == SCHEMA_VERSION:
+            return
+        conn = self._conn
+        conn.execute("PRAGMA foreign_keys = OFF")
+        try:
+            with self._write():
+                version = self._stored_version()  # another process may have migrated
+                for target in range(version + 1, SCHEMA_VERSION + 1):
+                    for statement in _statements(MIGRATIONS[target]):
+                        conn.execute(statement)
+                    conn.execute("DELETE FROM schema_version")
+                    conn.execute("INSERT INTO schema_version (version) VALUES (?)", (target,))
+                dangling = conn.execute("PRAGMA foreign_key_check").fetchall()
+                if dangling:
+                    raise ProjectError(
+                        f"upgrading {str(self.root)!r} to schema {SCHEMA_VERSION} would leave "
+                        f"{len(dangling)} dangling reference(s) (first: {dangling[0]}); nothing "
+                        "was changed. Report this with a copy of project.db."
+                    )
+        finally:
+            conn.execute("PRAGMA foreign_keys = ON")
 
     @property
     def schema_version(self) -> int:
@@ -496,7 +612,9 @@ class Project:
     ) -> list[ImageRecord]:
         """Add image files (hash and shape recorded); all or none are added.
 
-        Images already in the project are skipped if their content is unchanged.
+        Images already in the project are skipped if their content is unchanged. Every new
+        image's pixel data is read once (block by block) to check that the file is whole,
+        so a truncated or corrupt file is refused here rather than when it is detected.
 
         Parameters
         ----------
@@ -513,20 +631,21 @@ class Project:
         Raises
         ------
         ImageReadError
-            If a file is missing or not a readable 2D image.
+            If a file is missing, not a readable 2D image, or its pixel data cannot be read
+            (truncated or corrupt); nothing is added.
         ImageChangedError
             If a path is already in the project with other content.
+        InvalidInputError
+            If ``paths`` is empty or a single path instead of a list.
         """
-        from blobsift.io import open_image
-
-        paths = [Path(p).resolve() for p in paths]
+        paths = [_as_path(p, name="paths") for p in _reference_list(paths, name="paths")]
         if not paths:
             raise InvalidInputError("add_images needs at least one image path; got none.")
         known = {record.path: record for record in self.images()}
         prepared = []
         for done, path in enumerate(paths, start=1):
-            with open_image(path) as lazy:
-                shape = lazy.shape
+            if not path.exists():
+                raise ImageReadError(f"cannot read image {str(path)!r}: the file does not exist.")
             digest = content_hash(path)
             record = known.get(path)
             if record is not None and record.sha256 != digest:
@@ -535,6 +654,7 @@ class Project:
                     "file changed since it was added); its labels describe the old pixels. "
                     "Restore the original file, or save the new one under another name."
                 )
+            shape = record.shape if record is not None else _readable_shape(path)
             prepared.append((path, digest, shape, _size(path)))
             if progress is not None:
                 progress("add-images", {"done": done, "total": len(paths), "image": str(path)})
@@ -688,7 +808,10 @@ class Project:
         """Detect candidates in project images, one transaction per image.
 
         Images whose current candidates come from a detection with the same settings are
-        skipped (so an interrupted run resumes) unless ``force``.
+        skipped (so an interrupted run resumes) unless ``force``. Every setting is checked
+        before anything is recorded. A new run marks earlier runs still ``running`` (killed
+        or interrupted, they never finished) as ``interrupted``; their finished images keep
+        their candidates.
 
         Parameters
         ----------
@@ -709,17 +832,21 @@ class Project:
         dict
             ``run_id`` (None if nothing ran), ``images`` (detected), ``skipped`` and
             ``candidates`` (found in this run).
+
+        Raises
+        ------
+        InvalidInputError
+            If a setting is unknown, of the wrong type or out of range, or ``images`` is a
+            single name instead of a list.
         """
         from blobsift.detect import detect_blobs
 
-        unknown = sorted(set(settings) - set(DETECT_DEFAULTS))
-        if unknown:
-            raise InvalidInputError(
-                f"unknown detection setting(s) {unknown}; valid: {sorted(DETECT_DEFAULTS)}."
-            )
-        settings = {**DETECT_DEFAULTS, **settings}
+        settings = _checked_detect_settings(settings, n_threads)
         settings_hash = hashlib.sha256(_json(settings).encode()).hexdigest()
-        records = self.images() if images is None else [self.image(i) for i in images]
+        if images is None:
+            records = self.images()
+        else:
+            records = [self.image(i) for i in _reference_list(images, name="images")]
         current = self._current_runs()
         todo = []
         for record in records:
@@ -738,6 +865,9 @@ class Project:
         for record in todo:  # fail before starting if a file moved or changed
             self.verify_image(record)
         with self._write() as conn:
+            conn.execute(
+                "UPDATE detection_runs SET status = 'interrupted' WHERE status = 'running'"
+            )
             run_id = conn.execute(
                 "INSERT INTO detection_runs (source, settings, settings_hash, status, started_at)"
                 " VALUES ('detect', ?, ?, 'running', ?)",
@@ -794,6 +924,11 @@ class Project:
     ) -> dict[str, Any]:
         """Import candidates found by another detector (all in one transaction).
 
+        Every row is checked first: an unknown image, or a position outside its image
+        (see :meth:`add_labels` for the rule), refuses the whole table, naming the rows.
+        Positions within half a crop (32 px) of the edge are kept; their crops are
+        completed by mirror reflection.
+
         Parameters
         ----------
         candidates : Candidates
@@ -807,6 +942,11 @@ class Project:
         -------
         dict
             ``run_id``, ``images`` and ``candidates``.
+
+        Raises
+        ------
+        InvalidInputError
+            If an image is unknown or a position lies outside its image; nothing is written.
         """
         if not isinstance(candidates, Candidates):
             raise InvalidInputError(
@@ -818,7 +958,14 @@ class Project:
                 "(or give the image, e.g. `import-candidates --image NAME`)."
             )
         resolve = self._resolver()
-        ids = np.array([resolve(name).id for name in candidates.image], dtype=np.int64)
+        ids = []
+        for k, name in enumerate(candidates.image):
+            try:
+                ids.append(resolve(name).id)
+            except InvalidInputError as error:
+                raise InvalidInputError(f"{_candidate_row(k)}: {error}") from None
+        ids = np.asarray(ids, dtype=np.int64)
+        self._check_inside(ids, candidates.row, candidates.col, _candidate_row)
         records = {r.id: r for r in self.images()}
         settings = {"source": str(source), "detector": "external"}
         with self._write() as conn:
@@ -930,19 +1077,28 @@ class Project:
         source: str = "api",
         progress: Progress | None = None,
     ) -> list[int]:
-        """Append label events, all in one transaction.
+        """Append label events, all in one transaction (all or none).
 
         An event within ``match_radius`` of an already labelled position of the same image
-        joins that position (and becomes its current label); otherwise it starts a new one.
+        joins that position and becomes its current label: labelling a position again
+        relabels it (the earlier events are kept). Within one call, events that fall on one
+        position with different labels are a conflict and are refused; the same label
+        twice is accepted.
 
         Parameters
         ----------
         images : sequence
             The image of each event (id, path or name).
         rows, cols : sequence of float
-            Positions.
+            Positions, in pixels with the centre of pixel ``[i, j]`` at ``(i, j)``. A
+            position must lie on its image, give or take ``match_radius`` (so that the
+            sub-pixel fit of a blob on the edge is kept): ``-r <= row <= height - 1 + r``
+            and ``-r <= col <= width - 1 + r`` with ``r = match_radius``. Positions within
+            half a crop (32 px) of the edge are accepted; their crops are completed by
+            mirror reflection, as :func:`blobsift.extract_crops` does for candidates there.
         labels : sequence of int or None
-            1 signal, 0 noise, -1 unsure, None to clear the position's label.
+            1 signal, 0 noise, -1 unsure (or the words ``signal``, ``noise``,
+            ``unsure``), None to clear the position's label. Booleans are refused.
         who : str, optional
             Who labelled; default the login name.
         source : str
@@ -954,6 +1110,13 @@ class Project:
         -------
         list of int
             The new event ids.
+
+        Raises
+        ------
+        InvalidInputError
+            If the lengths differ, an image is unknown, a position is not a finite number
+            or lies outside its image, a label is not one of the values above, or two
+            events of the call conflict. Nothing is written then.
         """
         n = len(images)
         if not (len(rows) == len(cols) == len(labels) == n):
@@ -961,39 +1124,13 @@ class Project:
                 f"images, rows, cols and labels must have the same length; got {n}, "
                 f"{len(rows)}, {len(cols)} and {len(labels)}."
             )
-        resolve = self._resolver()
-        ids = [resolve(image).id for image in images]
-        rows_f = np.asarray(rows, dtype=np.float64)
-        cols_f = np.asarray(cols, dtype=np.float64)
-        if n and not (np.isfinite(rows_f).all() and np.isfinite(cols_f).all()):
-            raise InvalidInputError("label positions must be finite numbers; got NaN or inf.")
-        values = [_check_label(value) for value in labels]
-        who = who or default_who()
-        event_ids: list[int] = []
-        with self._write() as conn:
-            indexes: dict[int, _PositionIndex] = {}
-            for image_id in set(ids):
-                index = indexes[image_id] = _PositionIndex(self.match_radius)
-                for r, c in conn.execute(
-                    "SELECT DISTINCT row, col FROM label_events WHERE image_id = ?", (image_id,)
-                ):
-                    index.add(r, c)
-            when = _now()
-            for k in range(n):
-                index = indexes[ids[k]]
-                position = index.nearest(rows_f[k], cols_f[k])
-                if position is None:
-                    position = (float(rows_f[k]), float(cols_f[k]))
-                    index.add(*position)
-                cursor = conn.execute(
-                    "INSERT INTO label_events (image_id, row, col, label, who, created_at, "
-                    "source) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (ids[k], position[0], position[1], values[k], who, when, source),
-                )
-                event_ids.append(int(cursor.lastrowid))
-                if progress is not None and ((k + 1) % 1000 == 0 or k + 1 == n):
-                    progress("label", {"done": k + 1, "total": n})
-        return event_ids
+        batch = self._label_batch(
+            images, rows, cols, labels, describe=lambda k: f"label {k} (0-based)"
+        )
+        written = self._append_labels(
+            batch, who=_who(who), source=_text(source, name="source"), progress=progress
+        )
+        return written.event_ids
 
     def label(
         self,
@@ -1007,6 +1144,151 @@ class Project:
     ) -> int:
         """Append one label event; returns its id (see :meth:`add_labels`)."""
         return self.add_labels([image], [row], [col], [label], who=who, source=source)[0]
+
+    def _label_batch(
+        self,
+        images: Sequence[Any],
+        rows: Any,
+        cols: Any,
+        labels: Sequence[Any],
+        *,
+        describe: Callable[[int], str],
+    ) -> _LabelBatch:
+        """Resolve and check label events; ``describe(k)`` names event ``k`` in errors."""
+        resolve = self._resolver()
+        ids = []
+        for k, image in enumerate(images):
+            try:
+                ids.append(resolve(image).id)
+            except InvalidInputError as error:
+                raise InvalidInputError(f"{describe(k)}: {error}") from None
+        rows_f = _coordinates(rows, name="rows", describe=describe)
+        cols_f = _coordinates(cols, name="cols", describe=describe)
+        values = []
+        for k, value in enumerate(labels):
+            number = _label_value(value)
+            if number is None and value is not None:
+                raise InvalidInputError(
+                    f"{describe(k)}: label must be 1 (signal), 0 (noise), -1 (unsure) or "
+                    f"None (clear), or the word signal/noise/unsure; got {value!r}."
+                )
+            values.append(number)
+        batch = _LabelBatch(np.asarray(ids, dtype=np.int64), rows_f, cols_f, values, describe)
+        self._check_inside(batch.image_ids, rows_f, cols_f, describe)
+        return batch
+
+    def _check_inside(
+        self,
+        image_ids: np.ndarray,
+        rows: np.ndarray,
+        cols: np.ndarray,
+        describe: Callable[[int], str],
+    ) -> None:
+        """Refuse positions off their image by more than ``match_radius`` (all reported)."""
+        records = {r.id: r for r in self.images()}
+        heights = np.array([records[int(i)].shape[0] for i in image_ids], dtype=np.float64)
+        widths = np.array([records[int(i)].shape[1] for i in image_ids], dtype=np.float64)
+        r = self.match_radius
+        inside = (rows >= -r) & (rows <= heights - 1 + r) & (cols >= -r) & (cols <= widths - 1 + r)
+        outside = np.flatnonzero(~inside)
+        if outside.size:
+            shown = "; ".join(
+                f"{describe(int(k))}: (row {rows[k]:g}, col {cols[k]:g}) in "
+                f"{records[int(image_ids[k])].name!r} of {int(heights[k])} rows x "
+                f"{int(widths[k])} columns"
+                for k in outside[:3]
+            )
+            raise InvalidInputError(
+                f"{outside.size} position(s) lie outside their image ({shown}). A position "
+                f"must lie within {r:g} px (the match radius) of the image's pixels: {-r:g} "
+                f"<= row <= height - 1 + {r:g}, likewise col. Nothing was written; fix those "
+                "rows (are row and col swapped, or given in another unit?)."
+            )
+
+    def _append_labels(
+        self,
+        batch: _LabelBatch,
+        *,
+        who: str,
+        source: str,
+        progress: Progress | None = None,
+        file: tuple[str, Path] | None = None,
+    ) -> _WrittenLabels:
+        """Write checked label events in one transaction (see :meth:`add_labels`).
+
+        With ``file`` (its content hash and path) the import is recorded with its events,
+        unless the same content was imported before: then nothing is written and the
+        earlier import is returned in ``already_imported``.
+        """
+        n = len(batch.values)
+        with self._write() as conn:
+            if file is not None:
+                earlier = self._earlier_import(file[0])
+                if earlier is not None:
+                    return _WrittenLabels([], 0, earlier)
+            indexes: dict[int, _PositionIndex] = {}
+            current: dict[tuple[int, float, float], int | None] = {}
+            for image_id in {int(i) for i in batch.image_ids}:
+                index = indexes[image_id] = _PositionIndex(self.match_radius)
+                for r, c, value in conn.execute(
+                    "SELECT e.row, e.col, e.label FROM label_events e JOIN (SELECT MAX(id) AS id"
+                    " FROM label_events WHERE image_id = ? GROUP BY row, col) last ON last.id "
+                    "= e.id",
+                    (image_id,),
+                ):
+                    index.add(r, c)
+                    current[(image_id, r, c)] = value
+            keys = []
+            for k in range(n):
+                image_id = int(batch.image_ids[k])
+                index = indexes[image_id]
+                position = index.nearest(batch.rows[k], batch.cols[k])
+                if position is None:
+                    position = (float(batch.rows[k]), float(batch.cols[k]))
+                    index.add(*position)
+                keys.append((image_id, *position))
+            _refuse_conflicts(keys, batch)
+            relabelled = {
+                key
+                for key, value in zip(keys, batch.values, strict=True)
+                if current.get(key) is not None and current[key] != value
+            }
+            when = _now()
+            event_ids: list[int] = []
+            for k, (image_id, row, col) in enumerate(keys):
+                cursor = conn.execute(
+                    "INSERT INTO label_events (image_id, row, col, label, who, created_at, "
+                    "source) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (image_id, row, col, batch.values[k], who, when, source),
+                )
+                event_ids.append(int(cursor.lastrowid))
+                if progress is not None and ((k + 1) % 1000 == 0 or k + 1 == n):
+                    progress("label", {"done": k + 1, "total": n})
+            if file is not None:
+                conn.execute(
+                    "INSERT INTO label_imports (sha256, file, who, created_at, n_events, "
+                    "first_event, last_event) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        file[0],
+                        str(file[1]),
+                        who,
+                        when,
+                        n,
+                        event_ids[0] if event_ids else None,
+                        event_ids[-1] if event_ids else None,
+                    ),
+                )
+        return _WrittenLabels(event_ids, len(relabelled), None)
+
+    def _earlier_import(self, sha256: str) -> dict[str, Any] | None:
+        rows = self._query(
+            "SELECT * FROM label_imports WHERE sha256 = ? ORDER BY id LIMIT 1", (sha256,)
+        )
+        return rows[0] if rows else None
+
+    def label_imports(self) -> list[dict[str, Any]]:
+        """Return every recorded label import (file, content hash, who, when, events)."""
+        return self._query("SELECT * FROM label_imports ORDER BY id")
 
     def undo(self, *, who: str | None = None) -> int | None:
         """Undo the latest label event (of ``who``, if given) by appending its reverse.
@@ -1135,66 +1417,78 @@ class Project:
         *,
         who: str | None = None,
         progress: Progress | None = None,
+        again: bool = False,
     ) -> int:
         """Import a label CSV with columns ``image,row,col,label`` (one transaction).
 
-        ``image`` is the path or file name as added; ``label`` is 1 (signal) or 0 (noise)
-        (-1 marks unsure). Every row is checked before anything is written.
+        ``image`` is the path or file name as added; ``label`` is 1 (signal), 0 (noise) or
+        -1 (unsure), or the word signal, noise or unsure (any case); nothing else (not
+        ``True``, not ``2``, not empty). Every row is checked before anything is written:
+        a row whose position lies outside its image (see :meth:`add_labels`), or two rows
+        that give one position different labels, refuse the whole file, naming the file's
+        line numbers. Blank lines are skipped.
+
+        A position that the project already labels differently takes the file's label (the
+        earlier events are kept, and ``undo`` works); a
+        :class:`LabelConflictWarning` counts such positions.
+
+        The file's content hash is recorded with its events, so the same file imported
+        again (say after an interrupted run whose import had committed) is recognised and
+        not applied twice: nothing is written, an :class:`AlreadyImportedWarning` names
+        the earlier import, and the result is 0. Pass ``again=True`` to apply it anyway.
 
         Returns
         -------
         int
-            The number of label events added.
-        """
-        import pandas as pd
+            The number of label events added (0 for a file already imported).
 
-        path = Path(path)
+        Raises
+        ------
+        InvalidInputError
+            If the file is missing or not a CSV table, lacks a column, or a row is invalid.
+        """
+        path = _as_path(path, name="path")
+        who = _who(who)
         if not path.is_file():
             raise InvalidInputError(f"label file {str(path)!r} does not exist or is not a file.")
-        try:
-            frame = pd.read_csv(path, dtype={"image": str})
-        except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as error:
-            raise InvalidInputError(
-                f"label file {str(path)!r} is not a CSV table with the columns image,row,col,"
-                f"label ({type(error).__name__})."
-            ) from None
-        missing = [c for c in ("image", "row", "col", "label") if c not in frame.columns]
-        if missing:
-            raise InvalidInputError(
-                f"label file {str(path)!r} lacks column(s) {missing}; it needs image,row,col,"
-                f"label (found {list(frame.columns)})."
+        digest = content_hash(path)
+        earlier = None if again else self._earlier_import(digest)
+        if earlier is None:
+            frame, lines = _read_label_table(path)
+            batch = self._label_batch(
+                frame["image"].tolist(),
+                frame["row"].to_numpy(),
+                frame["col"].to_numpy(),
+                frame["label"].tolist(),
+                describe=lambda k: f"{path.name} line {lines[k]}",
             )
-        if frame[["image", "row", "col", "label"]].isna().any().any():
-            bad = np.flatnonzero(frame[["image", "row", "col", "label"]].isna().any(axis=1))
-            raise InvalidInputError(
-                f"label file {str(path)!r} has empty cells in rows {(bad + 2)[:5].tolist()} "
-                "(line numbers); fill or remove them."
+            written = self._append_labels(
+                batch,
+                who=who,
+                source=f"import:{path.name}",
+                progress=progress,
+                file=None if again else (digest, path),
             )
-        try:
-            rows = frame["row"].to_numpy(dtype=np.float64)
-            cols = frame["col"].to_numpy(dtype=np.float64)
-        except (TypeError, ValueError):
-            raise InvalidInputError(
-                f"label file {str(path)!r}: row and col must be numbers."
-            ) from None
-        labels = frame["label"].tolist()
-        bad = [i for i, v in enumerate(labels) if _label_value(v) is None]
-        if bad:
-            raise InvalidInputError(
-                f"label file {str(path)!r}: label must be 1 (signal), 0 (noise) or -1 (unsure);"
-                f" line {bad[0] + 2} has {labels[bad[0]]!r}."
+            earlier = written.already_imported
+        if earlier is not None:
+            warnings.warn(
+                f"label file {str(path)!r} was already imported (same content as "
+                f"{earlier['file']!r}, imported by {earlier['who']} at {earlier['created_at']}"
+                f" as {earlier['n_events']} events); nothing was applied again. Pass "
+                "again=True (`import-labels --again`) to apply it once more.",
+                AlreadyImportedWarning,
+                stacklevel=2,
             )
-        values = [_label_value(v) for v in labels]
-        events = self.add_labels(
-            frame["image"].tolist(),
-            rows,
-            cols,
-            values,
-            who=who,
-            source=f"import:{path.name}",
-            progress=progress,
-        )
-        return len(events)
+            return 0
+        if written.relabelled:
+            warnings.warn(
+                f"{written.relabelled} position(s) already had another label; the labels of "
+                f"{path.name!r} replace them (the earlier events are kept: `undo`, or import "
+                "the old labels, restores them).",
+                LabelConflictWarning,
+                stacklevel=2,
+            )
+        return len(written.event_ids)
 
     def export_labels(self, path: str | os.PathLike[str], *, include_unsure: bool = False) -> int:
         """Write the current labels to a CSV with columns ``image,row,col,label``.
@@ -1649,6 +1943,10 @@ class Project:
     def info(self, *, verify: bool = False) -> dict[str, Any]:
         """Return a summary: images, candidates, labels, models, predictions.
 
+        ``unfinished_detection_runs`` counts runs still ``running`` (one in progress, or one
+        killed since the last run started); ``interrupted_detection_runs`` those that a
+        later run found unfinished.
+
         Parameters
         ----------
         verify : bool
@@ -1674,6 +1972,10 @@ class Project:
             "unfinished_detection_runs": one(
                 "SELECT COUNT(*) FROM detection_runs WHERE status = 'running'"
             ),
+            "interrupted_detection_runs": one(
+                "SELECT COUNT(*) FROM detection_runs WHERE status = 'interrupted'"
+            ),
+            "label_imports": one("SELECT COUNT(*) FROM label_imports"),
             "candidates": n_candidates,
             "label_events": one("SELECT COUNT(*) FROM label_events"),
             "labels": {
@@ -1721,6 +2023,58 @@ def _statements(script: str) -> list[str]:
     return statements
 
 
+#: The detection settings that are real numbers (the others are integers).
+_REAL_SETTINGS = ("sigma_min", "sigma_max", "threshold")
+
+
+def _candidate_row(k: int) -> str:
+    """Candidate ``k`` of a table, as the row (and line) of the CSV it was read from."""
+    return f"candidate row {k + 1} (line {k + 2} of its CSV)"
+
+
+def _checked_detect_settings(settings: dict[str, Any], n_threads: Any) -> dict[str, Any]:
+    """Every detection setting (defaults filled in), checked before a run is recorded.
+
+    Real-valued settings are stored as floats, so ``threshold=5`` and ``threshold=5.0``
+    name the same run. The ranges are those :func:`blobsift.detect_blobs` enforces; it
+    checks them here on a 1 x 1 image, so both always agree.
+    """
+    from blobsift.detect import detect_blobs
+
+    unknown = sorted(set(settings) - set(DETECT_DEFAULTS))
+    if unknown:
+        raise InvalidInputError(
+            f"unknown detection setting(s) {unknown}; valid: {sorted(DETECT_DEFAULTS)}."
+        )
+    checked = {**DETECT_DEFAULTS, **settings}
+    for name in _REAL_SETTINGS:
+        checked[name] = _real_number(checked[name], name=name)
+    detect_blobs(np.zeros((1, 1), np.float32), n_threads=n_threads, **checked)
+    return checked
+
+
+def _real_number(value: Any, *, name: str) -> float:
+    """``value`` as a float if it is a real number (not a bool or a string); else raise."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+        raise InvalidInputError(
+            f"{name} must be a number; got {type(value).__name__} {value!r}"
+            + ("; pass the number itself, not text." if isinstance(value, str) else ".")
+        )
+    if isinstance(value, np.complexfloating):
+        raise InvalidInputError(f"{name} must be a real number; got {value!r}.")
+    return float(value)
+
+
+def _reference_list(refs: Any, *, name: str) -> list[Any]:
+    """A list of references (paths, names, ids); a lone str or path is refused, not split."""
+    if isinstance(refs, (str, bytes, os.PathLike)) or not isinstance(refs, Iterable):
+        raise InvalidInputError(
+            f"{name} must be a list of image paths, names or ids; got {type(refs).__name__} "
+            f"{refs!r}. Pass [{refs!r}] for one."
+        )
+    return list(refs)
+
+
 def _image_record(row: dict[str, Any]) -> ImageRecord:
     return ImageRecord(
         id=row["id"],
@@ -1744,7 +2098,12 @@ def _isna(value: Any) -> bool:
 
 
 def _label_value(value: Any) -> int | None:
-    """1/0/-1 from ints, floats holding them, or the words signal/noise/unsure; else None."""
+    """1/0/-1 from numbers holding them or the words signal/noise/unsure; else None.
+
+    Booleans (and the text ``True``) are not labels: ``True`` is not 1 here.
+    """
+    if isinstance(value, (bool, np.bool_)):
+        return None
     if isinstance(value, str):
         text = value.strip().lower()
         words = {"signal": 1, "noise": 0, "unsure": -1}
@@ -1761,15 +2120,118 @@ def _label_value(value: Any) -> int | None:
     return int(number) if number in LABEL_VALUES else None
 
 
-def _check_label(value: Any) -> int | None:
-    if value is None:
-        return None
-    number = _label_value(value)
-    if number is None:
+def _coordinates(values: Any, *, name: str, describe: Callable[[int], str]) -> np.ndarray:
+    """Positions as a 1D float64 array; non-numbers, NaN and inf are refused by event."""
+    array = np.asarray(values)
+    if array.ndim != 1:
+        raise InvalidInputError(f"{name} must be a sequence of numbers; got shape {array.shape}.")
+    if array.size and array.dtype.kind not in "iuf":
+        for k, value in enumerate(array.tolist()):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise InvalidInputError(
+                    f"{describe(k)}: {name[:-1]} must be a number; got "
+                    f"{type(value).__name__} {value!r}."
+                )
+    array = array.astype(np.float64)
+    bad = np.flatnonzero(~np.isfinite(array))
+    if bad.size:
         raise InvalidInputError(
-            f"label must be 1 (signal), 0 (noise), -1 (unsure) or None (clear); got {value!r}."
+            f"{describe(int(bad[0]))}: {name[:-1]} must be a finite number; got "
+            f"{array[bad[0]]!r} ({bad.size} such value(s) in {name})."
         )
-    return number
+    return array
+
+
+def _refuse_conflicts(keys: list[tuple[int, float, float]], batch: _LabelBatch) -> None:
+    """Refuse a batch in which one position gets different labels (all events kept)."""
+    first: dict[tuple[int, float, float], int] = {}
+    conflicts = []
+    for k, key in enumerate(keys):
+        seen = first.setdefault(key, k)
+        if batch.values[seen] != batch.values[k]:
+            conflicts.append((seen, k, key))
+    if conflicts:
+        shown = "; ".join(
+            f"{batch.describe(a)} gives {batch.values[a]} and {batch.describe(b)} gives "
+            f"{batch.values[b]} at (row {key[1]:g}, col {key[2]:g})"
+            for a, b, key in conflicts[:3]
+        )
+        raise InvalidInputError(
+            f"{len(conflicts)} label(s) conflict with another label of the same position "
+            f"(positions within match_radius of each other are one position): {shown}. "
+            "Nothing was written; keep one label per position."
+        )
+
+
+def _who(who: Any) -> str:
+    """The name events are recorded under: ``who``, or the login name when None."""
+    if who is None:
+        return default_who()
+    if not isinstance(who, str) or not who.strip():
+        raise InvalidInputError(f"who must be a non-empty name (str); got {who!r}.")
+    return who
+
+
+def _text(value: Any, *, name: str) -> str:
+    if not isinstance(value, str):
+        raise InvalidInputError(f"{name} must be a str; got {type(value).__name__} {value!r}.")
+    return value
+
+
+_LABEL_COLUMNS = ("image", "row", "col", "label")
+
+
+def _read_label_table(path: Path) -> tuple[Any, list[int]]:
+    """The rows of a label CSV (image, row, col as numbers, label as text) and their lines.
+
+    Blank lines are skipped; the line numbers are those of the file (the header is line
+    1), assuming no cell spans lines.
+    """
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(
+            path,
+            dtype=str,
+            keep_default_na=False,
+            na_filter=False,
+            skip_blank_lines=False,
+            encoding="utf-8-sig",
+        )
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as error:
+        raise InvalidInputError(
+            f"label file {str(path)!r} is not a CSV table with the columns image,row,col,"
+            f"label ({type(error).__name__})."
+        ) from None
+    frame.columns = [str(c).strip() for c in frame.columns]
+    missing = [c for c in _LABEL_COLUMNS if c not in frame.columns]
+    if missing:
+        raise InvalidInputError(
+            f"label file {str(path)!r} lacks column(s) {missing}; it needs image,row,col,"
+            f"label (found {list(frame.columns)})."
+        )
+    frame = frame.loc[:, ~frame.columns.duplicated()].fillna("").astype(str)
+    frame = frame.apply(lambda column: column.str.strip())
+    frame = frame[(frame != "").any(axis=1)]
+    lines = (frame.index.to_numpy() + 2).tolist()
+    cells = frame[list(_LABEL_COLUMNS)]
+    empty = np.flatnonzero((cells == "").any(axis=1).to_numpy())
+    if empty.size:
+        raise InvalidInputError(
+            f"label file {str(path)!r} has empty cells on line(s) "
+            f"{[lines[k] for k in empty[:5]]}; fill or remove them."
+        )
+    out = cells.reset_index(drop=True)
+    for name in ("row", "col"):
+        numbers = pd.to_numeric(out[name], errors="coerce").to_numpy(dtype=np.float64)
+        bad = np.flatnonzero(~np.isfinite(numbers))
+        if bad.size:
+            raise InvalidInputError(
+                f"label file {str(path)!r}: {name} must be a finite number; line "
+                f"{lines[bad[0]]} has {out[name].iloc[bad[0]]!r} ({bad.size} such line(s))."
+            )
+        out[name] = numbers
+    return out, lines
 
 
 def _label_set_hash(table: Any, images: list[ImageRecord]) -> str:
