@@ -48,7 +48,7 @@ from blobsift.exceptions import (
     InvalidInputError,
     ProjectError,
 )
-from blobsift.types import Candidates
+from blobsift.types import Candidates, column_numbers, number_from_text
 
 __all__ = [
     "DB_NAME",
@@ -458,8 +458,12 @@ class Project:
     """
 
     def __init__(self, root: str | os.PathLike[str], *, match_radius: float = 2.0) -> None:
-        self.root = Path(root).resolve()
-        self.match_radius = float(match_radius)
+        self.root = _as_path(root, name="root")
+        self.match_radius = _real_number(match_radius, name="match_radius")
+        if not (np.isfinite(self.match_radius) and self.match_radius >= 0):
+            raise InvalidInputError(
+                f"match_radius must be a finite distance >= 0 in pixels; got {match_radius!r}."
+            )
         db = self.root / DB_NAME
         if not db.is_file():
             raise ProjectError(
@@ -490,7 +494,7 @@ class Project:
         -------
         Project
         """
-        root = Path(root)
+        root = _as_path(root, name="root")
         if (root / DB_NAME).exists() and not exist_ok:
             raise ProjectError(
                 f"{str(root)!r} already holds a blobsift project; open it with "
@@ -2109,10 +2113,7 @@ def _label_value(value: Any) -> int | None:
         words = {"signal": 1, "noise": 0, "unsure": -1}
         if text in words:
             return words[text]
-        try:
-            value = float(text)
-        except ValueError:
-            return None
+        value = number_from_text(text)
     try:
         number = float(value)
     except (TypeError, ValueError):
@@ -2223,7 +2224,7 @@ def _read_label_table(path: Path) -> tuple[Any, list[int]]:
         )
     out = cells.reset_index(drop=True)
     for name in ("row", "col"):
-        numbers = pd.to_numeric(out[name], errors="coerce").to_numpy(dtype=np.float64)
+        numbers, _ = column_numbers(out[name].to_numpy(dtype=object))
         bad = np.flatnonzero(~np.isfinite(numbers))
         if bad.size:
             raise InvalidInputError(

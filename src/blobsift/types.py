@@ -11,6 +11,7 @@ Coordinates are (row, col) with the centre of pixel ``[i, j]`` at ``(i, j)``.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,47 @@ from blobsift.exceptions import InvalidInputError
 __all__ = ["Candidates", "read_candidates"]
 
 COLUMNS = ("row", "col", "sigma", "score")
+
+#: A number written as text: ASCII decimal notation (``12``, ``-0.5``, ``1e3``) or
+#: nan / inf. Unicode digits, underscores, hex and the words True / False are not numbers.
+_NUMBER_TEXT = re.compile(
+    r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?|[+-]?(?:nan|inf|infinity)",
+    re.ASCII | re.IGNORECASE,
+)
+
+
+def number_from_text(text: str) -> float | None:
+    """The number a table cell spells (see ``_NUMBER_TEXT``; spaces around are ignored).
+
+    Returns None when the text is not a number.
+    """
+    text = text.strip()
+    return float(text) if _NUMBER_TEXT.fullmatch(text) else None
+
+
+def column_numbers(values: Any) -> tuple[np.ndarray, np.ndarray]:
+    """A table column as float64, and a mask of the cells that are not numbers.
+
+    Numbers stay as they are; text is read by :func:`number_from_text`; empty cells,
+    None and NaN become NaN. Booleans (a column of True/False) are not numbers.
+    """
+    array = np.asarray(values)
+    if array.dtype.kind in "iuf":
+        return array.astype(np.float64), np.zeros(array.shape, dtype=bool)
+    out = np.full(array.shape, np.nan)
+    bad = np.zeros(array.shape, dtype=bool)
+    for k, value in enumerate(array.tolist()):
+        if isinstance(value, bool):
+            bad[k] = True
+        elif isinstance(value, (int, float)):
+            out[k] = value
+        elif isinstance(value, str):
+            number = number_from_text(value) if value.strip() else np.nan
+            bad[k] = number is None
+            out[k] = np.nan if number is None else number
+        elif value is not None:
+            bad[k] = True
+    return out, bad
 
 
 def _float_column(values: Any, name: str, n: int | None) -> np.ndarray:
@@ -323,18 +365,24 @@ class Candidates:
                 values[name] = None
                 continue
             column = frame[name]
-            try:
-                values[name] = column.to_numpy(dtype=np.float64, na_value=np.nan)
-            except (TypeError, ValueError):
+            if column.dtype.kind in "iuf":
+                cells = column.to_numpy(dtype=np.float64, na_value=np.nan)
+            else:
+                cells = column.to_numpy(dtype=object, na_value=None)
+            numbers, bad = column_numbers(cells)
+            if bad.any():
+                first = int(np.flatnonzero(bad)[0])
                 raise InvalidInputError(
-                    f"column {name!r} must hold numbers; got values such as "
-                    f"{column.head(3).tolist()}."
-                ) from None
+                    f"column {name!r} must hold numbers; row {first + 1} (CSV line "
+                    f"{first + 2}) has {column.iloc[first]!r} ({int(bad.sum())} such row(s))."
+                )
+            values[name] = numbers
         bad = ~(np.isfinite(values["row"]) & np.isfinite(values["col"]))
         if bad.any():
             raise InvalidInputError(
                 f"row/col must be finite numbers; {int(bad.sum())} row(s) are empty, NaN or "
-                f"inf (first table rows: {np.flatnonzero(bad)[:5].tolist()})."
+                f"inf (first rows: {(np.flatnonzero(bad)[:5] + 1).tolist()}, counted from 1 "
+                "after the header)."
             )
         image = None
         if "image" in frame.columns:
