@@ -1,5 +1,6 @@
 """Crashes (SIGKILL) and concurrent writers leave the project consistent and lose nothing."""
 
+import json
 import os
 import signal
 import sqlite3
@@ -12,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from blobsift.cli import main
 from blobsift.detect import detect_blobs
 from blobsift.io import read_image
 from blobsift.store import Project
@@ -88,6 +90,43 @@ def test_sigkill_during_label_import_keeps_every_committed_label(project_root, t
         assert len(project.label_events()) == len(events_before) + n
 
 
+KILL_AFTER_IMPORT_COMMITTED = """
+import os, signal, sys
+from blobsift import store
+from blobsift.cli import main
+def killed(self, **options):  # the CLI's next step after the import's commit
+    os.kill(os.getpid(), signal.SIGKILL)
+store.Project.info = killed
+main(["import-labels", sys.argv[1], sys.argv[2], "--who", "child"])
+"""
+
+
+def test_rerunning_an_import_killed_after_its_commit_applies_nothing_twice(
+    project_root, tmp_path, capsys
+):
+    _, events_before = committed_labels(project_root)
+    csv = tmp_path / "labels.csv"
+    rng = np.random.default_rng(2)
+    pd.DataFrame({"image": "img1.tif", "row": rng.uniform(0, 95, 50),
+                  "col": rng.uniform(0, 95, 50), "label": 0}).to_csv(csv, index=False)  # fmt: skip
+    child = start(KILL_AFTER_IMPORT_COMMITTED, project_root, csv)
+    out, err = child.communicate(timeout=60)
+    assert child.returncode == -signal.SIGKILL, err
+    assert out == ""  # it looked failed: no report
+    assert integrity(project_root) == "ok"
+    _, events_killed = committed_labels(project_root)
+    assert len(events_killed) == len(events_before) + 50  # ... but it had committed
+    capsys.readouterr()
+    assert main(["import-labels", str(project_root), str(csv), "--json", "--quiet"]) == 0
+    out, err = capsys.readouterr()
+    report = json.loads(out)
+    assert (report["imported"], report["already_imported"]) == (0, True)
+    assert "already imported" in err
+    assert "by child" in err
+    _, events_after = committed_labels(project_root)
+    pd.testing.assert_frame_equal(events_killed, events_after)
+
+
 KILL_IN_DETECT = """
 import os, signal, sys
 from blobsift.store import Project
@@ -116,6 +155,10 @@ def test_sigkill_during_detection_keeps_finished_images_and_detect_resumes(proje
         assert project.label_events().equals(events_before)
         summary = project.detect(threshold=4.5)
         assert (summary["images"], summary["skipped"]) == (2, 2)
+        # The killed run is marked interrupted when the next one starts; info says so.
+        assert [r["status"] for r in project.detection_runs()] == ["interrupted", "complete"]
+        info = project.info()
+        assert (info["unfinished_detection_runs"], info["interrupted_detection_runs"]) == (0, 1)
         for record in project.images():
             expected = detect_blobs(read_image(record.path), threshold=4.5)
             np.testing.assert_allclose(project.candidates(record.id)["row"], expected.row)
