@@ -246,6 +246,7 @@ def test_the_same_label_file_is_applied_once_and_again_on_request(project, tmp_p
     assert [record["first_event"], record["last_event"]] == events["id"].tolist()
     assert project.import_labels(labels, again=True) == 2
     assert len(project.label_events()) == 4
+    assert [r["first_event"] for r in project.label_imports()] == [1, 3]  # recorded too
 
 
 def test_cli_import_labels_says_when_a_file_was_already_imported(project, tmp_path, capsys):
@@ -277,6 +278,13 @@ def test_a_detection_left_running_is_marked_interrupted_by_the_next_run(project)
     assert [r["status"] for r in project.detection_runs()] == ["interrupted", "complete"]
     info = project.info()
     assert (info["unfinished_detection_runs"], info["interrupted_detection_runs"]) == (0, 1)
+
+
+def test_a_run_killed_after_its_last_image_is_marked_even_when_nothing_is_left(project):
+    with pytest.raises(KeyboardInterrupt):
+        project.detect(images=["img0.tif"], threshold=4.5, progress=stop_after_one_image)
+    assert project.detect(images=["img0.tif"], threshold=4.5)["skipped"] == 1
+    assert [r["status"] for r in project.detection_runs()] == ["interrupted"]
 
 
 def test_the_schema_2_migration_keeps_every_row_and_reference(tmp_path, images, monkeypatch):

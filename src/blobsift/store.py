@@ -10,9 +10,13 @@ The database records:
 - **detection runs** (settings as JSON) and their **candidates** (row, col, sigma, score).
   An image's current candidates are those of the latest run that covers it; each image is
   written in one transaction, so an interrupted detection leaves every image either with
-  its new candidates or its old ones, and ``detect`` with the same settings resumes;
+  its new candidates or its old ones, and ``detect`` with the same settings resumes (a
+  run left ``running`` is marked ``interrupted`` when the next one starts);
 - **label events** (image, row, col, label, who, when), **append-only**: the database
-  refuses UPDATE and DELETE on them. The current label of a position is its latest event;
+  refuses UPDATE and DELETE on them. Each event is checked first (a position on its
+  image, a label value, no two labels of one position in one call), and a label import
+  records its file's content hash with its events, so that the same file is not applied
+  twice. The current label of a position is its latest event;
   undo is a new event. A label belongs to a position in an image, not to a candidate, so it
   survives re-detection: it matches the nearest new candidate within ``match_radius``
   pixels. A new event within ``match_radius`` of a labelled position joins that position;
@@ -214,6 +218,9 @@ CREATE TABLE label_imports (
 );
 CREATE INDEX label_imports_by_hash ON label_imports(sha256);
 """
+
+_UNFINISHED_RUNS = "SELECT 1 FROM detection_runs WHERE status = 'running' LIMIT 1"
+_MARK_INTERRUPTED = "UPDATE detection_runs SET status = 'interrupted' WHERE status = 'running'"
 
 #: version -> SQL script that brings a database from ``version - 1`` to ``version``.
 MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _SCHEMA_V2_RUN_STATUS_AND_LABEL_IMPORTS}
@@ -813,9 +820,10 @@ class Project:
 
         Images whose current candidates come from a detection with the same settings are
         skipped (so an interrupted run resumes) unless ``force``. Every setting is checked
-        before anything is recorded. A new run marks earlier runs still ``running`` (killed
+        before anything is recorded. Each call marks earlier runs still ``running`` (killed
         or interrupted, they never finished) as ``interrupted``; their finished images keep
-        their candidates.
+        their candidates. (A run that another process is still working on is marked too,
+        and marks itself ``complete`` when it finishes.)
 
         Parameters
         ----------
@@ -865,13 +873,14 @@ class Project:
             "candidates": 0,
         }
         if not todo:
+            if self._conn.execute(_UNFINISHED_RUNS).fetchone() is not None:
+                with self._write() as conn:
+                    conn.execute(_MARK_INTERRUPTED)
             return summary
         for record in todo:  # fail before starting if a file moved or changed
             self.verify_image(record)
         with self._write() as conn:
-            conn.execute(
-                "UPDATE detection_runs SET status = 'interrupted' WHERE status = 'running'"
-            )
+            conn.execute(_MARK_INTERRUPTED)
             run_id = conn.execute(
                 "INSERT INTO detection_runs (source, settings, settings_hash, status, started_at)"
                 " VALUES ('detect', ?, ?, 'running', ?)",
@@ -1217,16 +1226,17 @@ class Project:
         source: str,
         progress: Progress | None = None,
         file: tuple[str, Path] | None = None,
+        again: bool = False,
     ) -> _WrittenLabels:
         """Write checked label events in one transaction (see :meth:`add_labels`).
 
-        With ``file`` (its content hash and path) the import is recorded with its events,
-        unless the same content was imported before: then nothing is written and the
-        earlier import is returned in ``already_imported``.
+        With ``file`` (its content hash and path) the import is recorded with its events.
+        If the same content was imported before (and not ``again``), nothing is written
+        and the earlier import is returned in ``already_imported``.
         """
         n = len(batch.values)
         with self._write() as conn:
-            if file is not None:
+            if file is not None and not again:
                 earlier = self._earlier_import(file[0])
                 if earlier is not None:
                     return _WrittenLabels([], 0, earlier)
@@ -1471,7 +1481,8 @@ class Project:
                 who=who,
                 source=f"import:{path.name}",
                 progress=progress,
-                file=None if again else (digest, path),
+                file=(digest, path),
+                again=again,
             )
             earlier = written.already_imported
         if earlier is not None:
