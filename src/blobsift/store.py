@@ -34,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import getpass
 import hashlib
+import io
 import json
 import os
 import sqlite3
@@ -1443,8 +1444,8 @@ class Project:
         line numbers. Blank lines are skipped.
 
         A position that the project already labels differently takes the file's label (the
-        earlier events are kept, and ``undo`` works); a
-        :class:`LabelConflictWarning` counts such positions.
+        earlier events are kept in the log); a :class:`LabelConflictWarning` counts such
+        positions.
 
         The file's content hash is recorded with its events, so the same file imported
         again (say after an interrupted run whose import had committed) is recognised and
@@ -1465,10 +1466,11 @@ class Project:
         who = _who(who)
         if not path.is_file():
             raise InvalidInputError(f"label file {str(path)!r} does not exist or is not a file.")
-        digest = content_hash(path)
+        content = path.read_bytes()  # hashed and parsed from the same bytes
+        digest = hashlib.sha256(content).hexdigest()
         earlier = None if again else self._earlier_import(digest)
         if earlier is None:
-            frame, lines = _read_label_table(path)
+            frame, lines = _read_label_table(path, content)
             batch = self._label_batch(
                 frame["image"].tolist(),
                 frame["row"].to_numpy(),
@@ -1498,8 +1500,8 @@ class Project:
         if written.relabelled:
             warnings.warn(
                 f"{written.relabelled} position(s) already had another label; the labels of "
-                f"{path.name!r} replace them (the earlier events are kept: `undo`, or import "
-                "the old labels, restores them).",
+                f"{path.name!r} replace them (the earlier events are kept in the label log, "
+                "so the old labels can be restored).",
                 LabelConflictWarning,
                 stacklevel=2,
             )
@@ -2193,8 +2195,10 @@ def _text(value: Any, *, name: str) -> str:
 _LABEL_COLUMNS = ("image", "row", "col", "label")
 
 
-def _read_label_table(path: Path) -> tuple[Any, list[int]]:
+def _read_label_table(path: Path, content: bytes) -> tuple[Any, list[int]]:
     """The rows of a label CSV (image, row, col as numbers, label as text) and their lines.
+
+    ``content`` holds the file's bytes; ``path`` names it in errors.
 
     Blank lines are skipped; the line numbers are those of the file (the header is line
     1), assuming no cell spans lines.
@@ -2203,7 +2207,7 @@ def _read_label_table(path: Path) -> tuple[Any, list[int]]:
 
     try:
         frame = pd.read_csv(
-            path,
+            io.BytesIO(content),
             dtype=str,
             keep_default_na=False,
             na_filter=False,
