@@ -179,8 +179,14 @@ CREATE INDEX predictions_by_run ON predictions(run_id);
 #: The latest detection run of each image (the one its current candidates come from).
 _CURRENT = "SELECT image_id, MAX(run_id) AS run_id FROM run_images GROUP BY image_id"
 
+#: Migration: the client session of each label event (undo belongs to a session), NULL
+#: for events from outside the labelling app.
+_LABEL_SESSIONS = """
+ALTER TABLE label_events ADD COLUMN session TEXT;
+"""
+
 #: version -> SQL script that brings a database from ``version - 1`` to ``version``.
-MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1}
+MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _LABEL_SESSIONS}
 SCHEMA_VERSION = max(MIGRATIONS)
 
 
@@ -310,6 +316,33 @@ def match_positions(a: np.ndarray, b: np.ndarray, radius: float) -> tuple[np.nda
             out_a.append(i)
             out_b.append(j)
     return np.asarray(out_a, np.int64), np.asarray(out_b, np.int64)
+
+
+def match_labels(candidates: Any, labels: Any, radius: float) -> np.ndarray:
+    """The current label of each candidate: labels matched per image by :func:`match_positions`.
+
+    Parameters
+    ----------
+    candidates : pandas.DataFrame
+        With columns ``image_id``, ``row``, ``col`` (as :meth:`Project.candidates`).
+    labels : pandas.DataFrame
+        With columns ``image_id``, ``row``, ``col``, ``label`` (as :meth:`Project.labels`).
+    radius : float
+        Largest distance between a candidate and its label, in pixels.
+
+    Returns
+    -------
+    (len(candidates),) int64 array
+        Each candidate's label, or -2 where none matches.
+    """
+    out = np.full(len(candidates), -2, dtype=np.int64)
+    image_ids = candidates["image_id"].to_numpy()
+    positions = candidates[["row", "col"]].to_numpy(dtype=np.float64)
+    for image_id, mine in labels.groupby("image_id"):
+        rows = np.flatnonzero(image_ids == image_id)
+        ia, ib = match_positions(positions[rows], mine[["row", "col"]].to_numpy(), radius)
+        out[rows[ia]] = mine["label"].to_numpy()[ib]
+    return out
 
 
 class _PositionIndex:
@@ -906,16 +939,7 @@ class Project:
         frame = pd.DataFrame(rows, columns=["image_id", "image", "row", "col", "sigma", "score"])
         frame = frame.astype({"row": float, "col": float, "sigma": float, "score": float})
         if with_labels:
-            frame["label"] = -2
-            labels = self.labels(image)
-            for image_id, part in frame.groupby("image_id"):
-                mine = labels[labels["image_id"] == image_id]
-                ia, ib = match_positions(
-                    part[["row", "col"]].to_numpy(),
-                    mine[["row", "col"]].to_numpy(),
-                    self.match_radius,
-                )
-                frame.loc[part.index[ia], "label"] = mine["label"].to_numpy()[ib]
+            frame["label"] = match_labels(frame, self.labels(image), self.match_radius)
         return frame
 
     # -- labels -------------------------------------------------------------------------
@@ -928,6 +952,7 @@ class Project:
         *,
         who: str | None = None,
         source: str = "api",
+        session: str | None = None,
         progress: Progress | None = None,
     ) -> list[int]:
         """Append label events, all in one transaction.
@@ -947,6 +972,9 @@ class Project:
             Who labelled; default the login name.
         source : str
             Where the events came from (``"api"``, ``"import:labels.csv"``, ...).
+        session : str, optional
+            The client session that labelled (one per browser tab of the labelling app);
+            :meth:`undo` with a session undoes only that session's events.
         progress : callable, optional
             ``progress("label", {"done", "total"})`` after each block of 1,000 events.
 
@@ -987,8 +1015,8 @@ class Project:
                     index.add(*position)
                 cursor = conn.execute(
                     "INSERT INTO label_events (image_id, row, col, label, who, created_at, "
-                    "source) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (ids[k], position[0], position[1], values[k], who, when, source),
+                    "source, session) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (ids[k], position[0], position[1], values[k], who, when, source, session),
                 )
                 event_ids.append(int(cursor.lastrowid))
                 if progress is not None and ((k + 1) % 1000 == 0 or k + 1 == n):
@@ -1004,15 +1032,18 @@ class Project:
         *,
         who: str | None = None,
         source: str = "api",
+        session: str | None = None,
     ) -> int:
         """Append one label event; returns its id (see :meth:`add_labels`)."""
-        return self.add_labels([image], [row], [col], [label], who=who, source=source)[0]
+        return self.add_labels(
+            [image], [row], [col], [label], who=who, source=source, session=session
+        )[0]
 
-    def undo(self, *, who: str | None = None) -> int | None:
-        """Undo the latest label event (of ``who``, if given) by appending its reverse.
+    def undo(self, *, who: str | None = None, session: str | None = None) -> int | None:
+        """Undo the latest label event (of ``who``, of ``session``, if given) by its reverse.
 
-        The new event restores the position's previous label (or clears it). Events are
-        never removed. Undo again to undo the event before.
+        The new event restores the position's previous label (or clears it), and carries
+        ``session``. Events are never removed. Undo again to undo the event before.
 
         Returns
         -------
@@ -1028,6 +1059,8 @@ class Project:
             filters, params = "", []
             if who is not None:
                 filters, params = " AND e.who = ?", [who]
+            if session is not None:
+                filters, params = f"{filters} AND e.session = ?", [*params, session]
             target = conn.execute(
                 "SELECT id, image_id, row, col FROM label_events e WHERE e.undoes IS NULL AND "
                 "NOT EXISTS (SELECT 1 FROM label_events u WHERE u.undoes = e.id)"
@@ -1054,7 +1087,7 @@ class Project:
             ).fetchone()
             cursor = conn.execute(
                 "INSERT INTO label_events (image_id, row, col, label, who, created_at, source, "
-                "undoes) VALUES (?, ?, ?, ?, ?, ?, 'undo', ?)",
+                "undoes, session) VALUES (?, ?, ?, ?, ?, ?, 'undo', ?, ?)",
                 (
                     image_id,
                     row,
@@ -1063,9 +1096,19 @@ class Project:
                     who or default_who(),
                     _now(),
                     event_id,
+                    session,
                 ),
             )
             return int(cursor.lastrowid)
+
+    def last_label_event(self) -> int:
+        """The id of the newest label event (0 before any): it grows with every label write.
+
+        Cheap to ask; readers that cache labels (the labelling app) poll it to see writes
+        by other processes.
+        """
+        row = self._conn.execute("SELECT COALESCE(MAX(id), 0) FROM label_events").fetchone()
+        return int(row[0])
 
     def label_events(self) -> Any:
         """Return the whole label log as a DataFrame (oldest first; the audit trail)."""
@@ -1073,7 +1116,7 @@ class Project:
 
         rows = self._query(
             "SELECT e.id, e.image_id, i.name AS image, e.row, e.col, e.label, e.who, "
-            "e.created_at, e.source, e.undoes FROM label_events e JOIN images i ON "
+            "e.created_at, e.source, e.undoes, e.session FROM label_events e JOIN images i ON "
             "i.id = e.image_id ORDER BY e.id"
         )
         columns = [
@@ -1087,6 +1130,7 @@ class Project:
             "created_at",
             "source",
             "undoes",
+            "session",
         ]
         return pd.DataFrame(rows, columns=columns)
 
