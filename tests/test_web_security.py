@@ -54,7 +54,8 @@ def test_the_page_has_no_inline_script_or_style(blank):
     assert "<style" not in page
     assert not re.search(r"\sstyle\s*=", page)  # the CSP blocks inline style attributes
     assert not re.search(r"\son[a-z]+\s*=", page)  # no inline event handlers
-    assert "innerHTML" not in script and "outerHTML" not in script
+    assert "innerHTML" not in script
+    assert "outerHTML" not in script
     assert "insertAdjacentHTML" not in script
 
 

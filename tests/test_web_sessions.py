@@ -72,9 +72,7 @@ def test_store_undo_by_session_and_events_without_one(fresh):
     assert log["session"].isna().tolist() == [False, True, False, True]
 
 
-def test_a_version_1_database_gains_the_session_column_and_keeps_its_labels(
-    tmp_path, monkeypatch
-):
+def test_a_version_1_database_gains_the_session_column_and_keeps_its_labels(tmp_path, monkeypatch):
     with monkeypatch.context() as old:
         old.setattr(store, "MIGRATIONS", {1: store.MIGRATIONS[1]})
         old.setattr(store, "SCHEMA_VERSION", 1)
