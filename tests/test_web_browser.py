@@ -337,3 +337,43 @@ def test_a_run_that_skipped_the_browser_tests_says_so_at_the_end(pytester, monke
     else:
         result.assert_outcomes(passed=3)
         assert note == []
+
+
+def test_two_tabs_undo_their_own_labels_and_see_an_import(browser, tmp_path):
+    project = make_project(tmp_path)
+    context = browser.new_context(viewport={"width": 1360, "height": 900})
+    errors = []
+    tab_a, tab_b = context.new_page(), context.new_page()
+    for tab in (tab_a, tab_b):
+        tab.on("pageerror", lambda error: errors.append(str(error)))
+    with running_server(project, who="same-login") as server:
+        open_app(tab_a, server.url)
+        first = shown(tab_a)
+        tab_a.keyboard.press("s")
+        wait_shown(tab_a, first, changed=True)
+        open_app(tab_b, server.url)
+        second = shown(tab_b)
+        assert second != first
+        tab_b.keyboard.press("n")
+        wait_shown(tab_b, second, changed=True)
+        tab_a.keyboard.press("z")  # tab B labelled last: tab A still undoes its own label
+        wait_shown(tab_a, first)
+        where = positions(server.url, [first, second])
+        with Project(project) as other:  # another process labels two more crops
+            table = other.candidates(with_labels=True)
+            fresh = table[table["label"] == -2].iloc[5:7]
+            other.add_labels(fresh["image"].tolist(), fresh["row"].tolist(),
+                             fresh["col"].tolist(), [1, 1], who="importer")  # fmt: skip
+        for tab in (tab_a, tab_b):  # both pages hear of it and count it
+            tab.wait_for_function(
+                "t => document.querySelector('#counts').textContent.startsWith(t)",
+                arg="signal 2noise 1unsure 0",
+            )
+    context.close()
+    assert errors == []
+    with Project(project) as opened:
+        stored = opened.labels()
+    current = set(zip(stored["image_id"], stored["row"], stored["col"], strict=True))
+    assert where[second] in current
+    assert where[first] not in current
+    assert sorted(stored["who"]) == ["importer", "importer", "same-login"]
