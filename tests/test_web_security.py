@@ -109,7 +109,7 @@ def test_a_short_token_is_refused_with_one_clear_line(blank, capsys):
     assert main(["label", str(blank), "--no-browser", "--token", "x" * 15]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0
-    assert "--token must have at least 16 characters; got 15" in err
+    assert "the access token (--token) must have at least 16 characters; got 15" in err
 
 
 def test_the_api_description_is_served_only_in_debug_mode(blank):

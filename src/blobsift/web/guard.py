@@ -83,7 +83,8 @@ def check_token(token: str | None) -> None:
     """
     if token is not None and len(token) < MIN_TOKEN_LENGTH:
         raise InvalidInputError(
-            f"--token must have at least {MIN_TOKEN_LENGTH} characters; got {len(token)}. "
+            f"the access token (--token) must have at least {MIN_TOKEN_LENGTH} characters; "
+            f"got {len(token)}. "
             "Choose a longer one, or leave --token out to get a fresh random one."
         )
 
