@@ -124,3 +124,25 @@ def test_labels_written_by_another_process_reach_the_queue_and_the_counts(fresh,
         time.sleep(0.3)  # several polls: the app's own label is no news from elsewhere
         news = [data for _, kind, data in app.state.web.hub.since(0) if kind == "labels"]
     assert news == [{"external": 3, "label_event_id": status["label_event_id"]}]
+
+
+def test_the_labels_the_app_sees_are_the_stores_after_any_mix_of_writes(fresh):
+    app = create_app(fresh)
+    with TestClient(app, base_url=LOCAL) as client:
+        ids = queue(client, 12)
+        for k, cid in enumerate(ids[:6]):
+            client.post("/api/label", json={"id": cid, "label": ["signal", "noise"][k % 2]})
+        client.post("/api/undo", json={})  # clears a position
+        event = client.get("/api/review").json()["items"][0]["event_id"]
+        client.post("/api/relabel", json={"event_id": event, "label": "unsure"})
+        with Project(fresh) as other:  # elsewhere: a label on the other image and a clear
+            table = other.candidates()
+            last = table[table["image_id"] == table["image_id"].max()].iloc[-1]
+            other.label(int(last["image_id"]), last["row"] + 0.5, last["col"], 1)
+            first = other.labels().iloc[0]
+            other.label(int(first["image_id"]), first["row"], first["col"], None)
+        seen = app.state.web.labels.current().of_candidate
+    with Project(fresh) as project:
+        truth = project.candidates(with_labels=True)["label"].to_numpy()
+    assert (truth != -2).sum() == 5  # 6 labelled, 1 undone, 1 relabelled; +1, -1 elsewhere
+    assert seen.tolist() == truth.tolist()

@@ -61,19 +61,17 @@ Word = Literal["signal", "noise", "unsure"]
 _SESSION = Field(default=None, pattern=r"^[A-Za-z0-9_-]{8,64}$")
 
 
-class LabelIn(BaseModel):
+class GridItem(BaseModel):
+    """One label of one candidate."""
+
+    id: str = Field(max_length=40)
+    label: Word
+
+
+class LabelIn(GridItem):
     """One label of one candidate, from a client session."""
 
-    id: str = Field(max_length=40)
-    label: Word
     session: str | None = _SESSION
-
-
-class GridItem(BaseModel):
-    """One label of a grid page."""
-
-    id: str = Field(max_length=40)
-    label: Word
 
 
 class LabelsIn(BaseModel):
@@ -434,8 +432,7 @@ def create_app(
 
     @app.post("/api/label")
     def label(body: LabelIn) -> dict[str, Any]:
-        item = GridItem(id=body.id, label=body.label)
-        event = state.write_labels([item], source="web", session=body.session)[0]
+        event = state.write_labels([body], source="web", session=body.session)[0]
         return {"event_id": event, "id": body.id, "label": body.label}
 
     @app.post("/api/labels")

@@ -103,7 +103,13 @@ class CurrentLabels:
         if old is not None and mark == old.mark:
             return old
         table = project.labels()
-        self._snapshot = LabelSnapshot(mark, table, self._pool.labels_from(table))
+        if old is None:
+            of_candidate = self._pool.labels_from(table)
+        else:  # match anew only the images whose current labels changed
+            changed = _events_by_image(old.table) ^ _events_by_image(table)
+            images = {image for image, _ in changed}
+            of_candidate = self._pool.labels_from(table, old.of_candidate, images)
+        self._snapshot = LabelSnapshot(mark, table, of_candidate)
         before = 0 if old is None else old.mark
         own = sum(1 for event in self._mine if before < event <= mark)
         self._mine = {event for event in self._mine if event > mark}
@@ -111,3 +117,8 @@ class CurrentLabels:
         if old is not None and external > 0 and self._on_external is not None:
             self._on_external(external, mark)
         return self._snapshot
+
+
+def _events_by_image(table: Any) -> set[tuple[int, int]]:
+    """(image id, event id) of each current label."""
+    return set(zip(table["image_id"].tolist(), table["event_id"].tolist(), strict=True))

@@ -158,12 +158,32 @@ class CandidatePool:
         """The 64x64 crop centred on a position of an image."""
         return extract_crops(self.images(image_id), np.array([[row, col]]))[0]
 
-    def labels_from(self, table: Any) -> np.ndarray:
+    def labels_from(
+        self, table: Any, previous: np.ndarray | None = None, images: Iterable[int] = ()
+    ) -> np.ndarray:
         """Each candidate's label in a table of current labels (``Project.labels()``).
 
         Matched as :meth:`Project.candidates` matches them; :data:`UNLABELLED` where none.
+
+        Parameters
+        ----------
+        table : pandas.DataFrame
+            The current labels.
+        previous : (n,) array, optional
+            An earlier result: then only the candidates of ``images`` are matched anew
+            (the images whose labels changed since), and the rest is copied.
+        images : iterable of int
+            Image ids to match anew when ``previous`` is given.
         """
-        return match_labels(self._positions, table, self.match_radius)
+        if previous is None:
+            return match_labels(self._positions, table, self.match_radius)
+        out = previous.copy()
+        ids = list(images)
+        rows = np.isin(self.image_id, ids)
+        if rows.any():
+            mine = table[table["image_id"].isin(ids)]
+            out[rows] = match_labels(self._positions[rows], mine, self.match_radius)
+        return out
 
     def set_scores(self, proba: np.ndarray, threshold: float, model_id: int) -> None:
         """Record a model's signal probability of every candidate."""
