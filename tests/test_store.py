@@ -74,12 +74,12 @@ def test_a_database_from_a_newer_blobsift_is_refused(tmp_path):
 def test_migrations_upgrade_an_older_database_in_order(tmp_path, monkeypatch, images):
     with Project.create(tmp_path / "p") as project:
         project.add_images(images[:1])
-    newer = store.SCHEMA_VERSION + 1
-    migrations = {**store.MIGRATIONS, newer: "ALTER TABLE images ADD COLUMN note TEXT DEFAULT 'x';"}
+    after = store.SCHEMA_VERSION + 1
+    migrations = {**store.MIGRATIONS, after: "ALTER TABLE images ADD COLUMN note TEXT DEFAULT 'x';"}
     monkeypatch.setattr(store, "MIGRATIONS", migrations)
-    monkeypatch.setattr(store, "SCHEMA_VERSION", newer)
+    monkeypatch.setattr(store, "SCHEMA_VERSION", after)
     with Project(tmp_path / "p") as project:
-        assert project.schema_version == newer
+        assert project.schema_version == after
         assert project._conn.execute("SELECT note FROM images").fetchall() == [("x",)]
         assert len(project.images()) == 1
 

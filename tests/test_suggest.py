@@ -119,10 +119,13 @@ def test_candidates_closer_than_the_match_radius_are_offered_once():
     )
     pool = CandidatePool(table, np.zeros((5, 64)), images=None, match_radius=2.0)
     assert pool.ids == ["1-0", "1-1", "1-2", "2-0", "2-1"]
-    labels = pool.snapshot()[0]
-    assert pool.open_for_labels(labels).tolist() == [True, False, True, True, True]
-    pool.set_label(1, 0)  # a label on either member closes the pair
-    assert pool.open_for_labels(pool.snapshot()[0]).tolist() == [False, False, True, True, True]
+    unlabelled = np.full(5, UNLABELLED)
+    assert pool.open_for_labels(unlabelled).tolist() == [True, False, True, True, True]
+    stored = pd.DataFrame({"image_id": [1], "row": [11.4], "col": [10.1], "label": [0]})
+    labels = pool.labels_from(stored)  # the nearest candidate takes a stored label
+    assert labels.tolist() == [UNLABELLED, 0, UNLABELLED, UNLABELLED, UNLABELLED]
+    # a label on either member closes the pair
+    assert pool.open_for_labels(labels).tolist() == [False, False, True, True, True]
     assert pool.find(1, 11.0, 10.4) == 1
     assert pool.find(2, 20.0, 20.0) is None
     with pytest.raises(InvalidInputError, match="no candidate '3-0'"):

@@ -18,6 +18,8 @@ import pytest
 from blobsift.store import Project
 from web_helpers import FAST_TRAINING, make_project, running_server
 
+pytest_plugins = ["pytester"]
+
 CHROMIUM = Path("/usr/bin/chromium")
 KEY_LABELS = {"s": 1, "n": 0, "u": -1}
 
@@ -253,3 +255,125 @@ def test_the_token_is_enforced_on_a_non_local_bind(page, tmp_path):
         assert page.goto(bare + "api/status").status == 200
         with httpx.Client(timeout=10) as http:
             assert http.get(bare + "api/status").status_code == 401
+
+
+HOSTILE = "<img src=x onerror=window.__pwned=1><svg onload=window.__pwned=2>&amp;"
+WATCH = """
+window.__violations = [];
+document.addEventListener("securitypolicyviolation",
+  (event) => window.__violations.push(event.violatedDirective));
+"""
+
+
+def test_server_text_shows_as_text_and_never_runs(page, tmp_path):
+    project = make_project(tmp_path, truth_labels=24, prefix=HOSTILE)
+    dialogs = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.add_init_script(WATCH)
+    with running_server(project) as server:
+        open_app(page, server.url)
+        name = page.evaluate(
+            "id => fetch(`/api/candidate/${id}`).then(r => r.json()).then(i => i.image)",
+            shown(page),
+        )
+        assert name.startswith(HOSTILE)
+        assert page.inner_text("#meta").startswith(f"{name} · row ")
+        assert page.query_selector_all("#meta img, #meta svg") == []
+        page.keyboard.press("3")
+        page.wait_for_function("() => document.querySelectorAll('#review .item').length === 24")
+        items = page.query_selector_all("#review .item")
+        assert all(item.inner_text().startswith(HOSTILE) for item in items)
+        assert len(page.query_selector_all("#review img")) == 24  # the crops, nothing else
+        page.keyboard.press("1")
+        for image in (tmp_path / "data").glob("*.tif"):
+            image.unlink()  # training now fails, naming an image in its error
+        page.keyboard.press("t")
+        page.wait_for_function(
+            "() => document.querySelector('#training').textContent.startsWith('failed')",
+            timeout=60_000,
+        )
+        failed = page.inner_text("#training")
+        assert HOSTILE in failed
+        assert "is missing from" in failed
+        assert page.query_selector_all("#training img, #training svg") == []
+        assert page.evaluate("() => [window.__pwned, window.__violations]") == [None, []]
+    assert dialogs == []
+
+
+FAKE_BROWSER_TESTS = """
+import pytest
+
+@pytest.fixture
+def browser():
+    pytest.skip("the browser tests need Debian's chromium at /usr/bin/chromium")
+
+def test_one(browser):
+    pass
+
+def test_two(browser):
+    pass
+
+def test_without_a_browser():
+    pass
+"""
+
+
+@pytest.mark.parametrize("skips", [True, False])
+def test_a_run_that_skipped_the_browser_tests_says_so_at_the_end(pytester, monkeypatch, skips):
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    pytester.makeconftest(Path(__file__).with_name("conftest.py").read_text())
+    source = FAKE_BROWSER_TESTS if skips else FAKE_BROWSER_TESTS.replace("pytest.skip", "print")
+    pytester.mkdir("fake")  # a module name of its own: this module has the real one
+    pytester.makepyfile(**{"fake/test_web_browser": source})
+    result = pytester.runpytest("-p", "no:cacheprovider", "--import-mode=importlib")
+    note = [line for line in result.outlines if "browser test(s) skipped" in line]
+    if skips:
+        result.assert_outcomes(passed=1, skipped=2)
+        assert note == [
+            "NOTE: 2 browser test(s) skipped: the browser tests need Debian's chromium at "
+            "/usr/bin/chromium. Install chromium with `apt-get install chromium` to run them."
+        ]
+        assert result.outlines[-1].startswith("=")  # the note comes before the final line
+    else:
+        result.assert_outcomes(passed=3)
+        assert note == []
+
+
+def test_two_tabs_undo_their_own_labels_and_see_an_import(browser, tmp_path):
+    project = make_project(tmp_path)
+    context = browser.new_context(viewport={"width": 1360, "height": 900})
+    errors = []
+    tab_a, tab_b = context.new_page(), context.new_page()
+    for tab in (tab_a, tab_b):
+        tab.on("pageerror", lambda error: errors.append(str(error)))
+    with running_server(project, who="same-login") as server:
+        open_app(tab_a, server.url)
+        first = shown(tab_a)
+        tab_a.keyboard.press("s")
+        wait_shown(tab_a, first, changed=True)
+        open_app(tab_b, server.url)
+        second = shown(tab_b)
+        assert second != first
+        tab_b.keyboard.press("n")
+        wait_shown(tab_b, second, changed=True)
+        tab_a.keyboard.press("z")  # tab B labelled last: tab A still undoes its own label
+        wait_shown(tab_a, first)
+        where = positions(server.url, [first, second])
+        with Project(project) as other:  # another process labels two more crops
+            table = other.candidates(with_labels=True)
+            fresh = table[table["label"] == -2].iloc[5:7]
+            other.add_labels(fresh["image"].tolist(), fresh["row"].tolist(),
+                             fresh["col"].tolist(), [1, 1], who="importer")  # fmt: skip
+        for tab in (tab_a, tab_b):  # both pages hear of it and count it
+            tab.wait_for_function(
+                "t => document.querySelector('#counts').textContent.startsWith(t)",
+                arg="signal 2noise 1unsure 0",
+            )
+    context.close()
+    assert errors == []
+    with Project(project) as opened:
+        stored = opened.labels()
+    current = set(zip(stored["image_id"], stored["row"], stored["col"], strict=True))
+    assert where[second] in current
+    assert where[first] not in current
+    assert sorted(stored["who"]) == ["importer", "importer", "same-login"]

@@ -22,18 +22,23 @@ FAST_TRAINING = {
 }
 
 
-def make_project(root: Path, *, n_images: int = 3, truth_labels: int = 0, flipped: int = 0) -> Path:
+def make_project(
+    root: Path, *, n_images: int = 3, truth_labels: int = 0, flipped: int = 0, prefix: str = "img"
+) -> Path:
     """A detected project of simulated images; the first ``truth_labels`` candidates labelled.
 
     Labels come from the simulation's truth, at least 3 of each class among them; the
-    first ``flipped`` noise crops are labelled signal instead (planted mislabels).
+    first ``flipped`` noise crops are labelled signal instead (planted mislabels). Image
+    files are named ``{prefix}{k}.tif``.
     """
-    paths = write_images(root / "data", n_images, seed=0)
+    paths = write_images(root / "data", n_images, seed=0, prefix=prefix)
     with Project.create(root / "project") as project:
         project.add_images(paths)
         project.detect(threshold=4.5)
         if truth_labels:
-            table = label_candidates(project.candidates(), objects_of(n_images, seed=0))
+            table = label_candidates(
+                project.candidates(), objects_of(n_images, seed=0, prefix=prefix)
+            )
             signal = table[table["label"] == 1].head(max(3, truth_labels // 4))
             noise = table[table["label"] == 0].head(truth_labels - len(signal))
             picked = table.loc[sorted([*signal.index, *noise.index])].copy()

@@ -518,6 +518,7 @@ def _label(args: argparse.Namespace) -> int:
         token=args.token,
         open_browser=not args.no_browser,
         who=args.who,
+        debug=args.debug,
         **options,
     )
     return 0
@@ -909,10 +910,16 @@ def build_parser() -> argparse.ArgumentParser:
     label.add_argument(
         "--token",
         default=None,
-        help="access token (default: a new one when --host is not loopback)",
+        help="access token, at least 16 characters (default: a new one when --host is not "
+        "loopback)",
     )
     label.add_argument("--no-browser", action="store_true", help="do not open the browser")
     label.add_argument("--who", default=None, help="who labels (default: your login name)")
+    label.add_argument(
+        "--debug",
+        action="store_true",
+        help="also serve the API description at /openapi.json and /docs",
+    )
     label.add_argument(
         "--epochs",
         type=int,

@@ -223,8 +223,18 @@ CREATE INDEX label_imports_by_hash ON label_imports(sha256);
 _UNFINISHED_RUNS = "SELECT 1 FROM detection_runs WHERE status = 'running' LIMIT 1"
 _MARK_INTERRUPTED = "UPDATE detection_runs SET status = 'interrupted' WHERE status = 'running'"
 
+#: Schema 3: the client session of each label event (undo belongs to a session), NULL
+#: for events from outside the labelling app.
+_LABEL_SESSIONS = """
+ALTER TABLE label_events ADD COLUMN session TEXT;
+"""
+
 #: version -> SQL script that brings a database from ``version - 1`` to ``version``.
-MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _SCHEMA_V2_RUN_STATUS_AND_LABEL_IMPORTS}
+MIGRATIONS: dict[int, str] = {
+    1: _SCHEMA_V1,
+    2: _SCHEMA_V2_RUN_STATUS_AND_LABEL_IMPORTS,
+    3: _LABEL_SESSIONS,
+}
 SCHEMA_VERSION = max(MIGRATIONS)
 
 
@@ -382,6 +392,33 @@ def match_positions(a: np.ndarray, b: np.ndarray, radius: float) -> tuple[np.nda
             out_a.append(i)
             out_b.append(j)
     return np.asarray(out_a, np.int64), np.asarray(out_b, np.int64)
+
+
+def match_labels(candidates: Any, labels: Any, radius: float) -> np.ndarray:
+    """The current label of each candidate: labels matched per image by :func:`match_positions`.
+
+    Parameters
+    ----------
+    candidates : pandas.DataFrame
+        With columns ``image_id``, ``row``, ``col`` (as :meth:`Project.candidates`).
+    labels : pandas.DataFrame
+        With columns ``image_id``, ``row``, ``col``, ``label`` (as :meth:`Project.labels`).
+    radius : float
+        Largest distance between a candidate and its label, in pixels.
+
+    Returns
+    -------
+    (len(candidates),) int64 array
+        Each candidate's label, or -2 where none matches.
+    """
+    out = np.full(len(candidates), -2, dtype=np.int64)
+    image_ids = candidates["image_id"].to_numpy()
+    positions = candidates[["row", "col"]].to_numpy(dtype=np.float64)
+    for image_id, mine in labels.groupby("image_id"):
+        rows = np.flatnonzero(image_ids == image_id)
+        ia, ib = match_positions(positions[rows], mine[["row", "col"]].to_numpy(), radius)
+        out[rows[ia]] = mine["label"].to_numpy()[ib]
+    return out
 
 
 class LabelConflictWarning(UserWarning):
@@ -1067,16 +1104,7 @@ class Project:
         frame = pd.DataFrame(rows, columns=["image_id", "image", "row", "col", "sigma", "score"])
         frame = frame.astype({"row": float, "col": float, "sigma": float, "score": float})
         if with_labels:
-            frame["label"] = -2
-            labels = self.labels(image)
-            for image_id, part in frame.groupby("image_id"):
-                mine = labels[labels["image_id"] == image_id]
-                ia, ib = match_positions(
-                    part[["row", "col"]].to_numpy(),
-                    mine[["row", "col"]].to_numpy(),
-                    self.match_radius,
-                )
-                frame.loc[part.index[ia], "label"] = mine["label"].to_numpy()[ib]
+            frame["label"] = match_labels(frame, self.labels(image), self.match_radius)
         return frame
 
     # -- labels -------------------------------------------------------------------------
@@ -1089,6 +1117,7 @@ class Project:
         *,
         who: str | None = None,
         source: str = "api",
+        session: str | None = None,
         progress: Progress | None = None,
     ) -> list[int]:
         """Append label events, all in one transaction (all or none).
@@ -1117,6 +1146,9 @@ class Project:
             Who labelled; default the login name.
         source : str
             Where the events came from (``"api"``, ``"import:labels.csv"``, ...).
+        session : str, optional
+            The client session that labelled (one per browser tab of the labelling app);
+            :meth:`undo` with a session undoes only that session's events.
         progress : callable, optional
             ``progress("label", {"done", "total"})`` after each block of 1,000 events.
 
@@ -1142,7 +1174,11 @@ class Project:
             images, rows, cols, labels, describe=lambda k: f"label {k} (0-based)"
         )
         written = self._append_labels(
-            batch, who=_who(who), source=_text(source, name="source"), progress=progress
+            batch,
+            who=_who(who),
+            source=_text(source, name="source"),
+            session=session,
+            progress=progress,
         )
         return written.event_ids
 
@@ -1155,9 +1191,12 @@ class Project:
         *,
         who: str | None = None,
         source: str = "api",
+        session: str | None = None,
     ) -> int:
         """Append one label event; returns its id (see :meth:`add_labels`)."""
-        return self.add_labels([image], [row], [col], [label], who=who, source=source)[0]
+        return self.add_labels(
+            [image], [row], [col], [label], who=who, source=source, session=session
+        )[0]
 
     def _label_batch(
         self,
@@ -1225,6 +1264,7 @@ class Project:
         *,
         who: str,
         source: str,
+        session: str | None = None,
         progress: Progress | None = None,
         file: tuple[str, Path] | None = None,
         again: bool = False,
@@ -1273,8 +1313,8 @@ class Project:
             for k, (image_id, row, col) in enumerate(keys):
                 cursor = conn.execute(
                     "INSERT INTO label_events (image_id, row, col, label, who, created_at, "
-                    "source) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (image_id, row, col, batch.values[k], who, when, source),
+                    "source, session) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (image_id, row, col, batch.values[k], who, when, source, session),
                 )
                 event_ids.append(int(cursor.lastrowid))
                 if progress is not None and ((k + 1) % 1000 == 0 or k + 1 == n):
@@ -1305,11 +1345,11 @@ class Project:
         """Return every recorded label import (file, content hash, who, when, events)."""
         return self._query("SELECT * FROM label_imports ORDER BY id")
 
-    def undo(self, *, who: str | None = None) -> int | None:
-        """Undo the latest label event (of ``who``, if given) by appending its reverse.
+    def undo(self, *, who: str | None = None, session: str | None = None) -> int | None:
+        """Undo the latest label event (of ``who``, of ``session``, if given) by its reverse.
 
-        The new event restores the position's previous label (or clears it). Events are
-        never removed. Undo again to undo the event before.
+        The new event restores the position's previous label (or clears it), and carries
+        ``session``. Events are never removed. Undo again to undo the event before.
 
         Returns
         -------
@@ -1325,6 +1365,8 @@ class Project:
             filters, params = "", []
             if who is not None:
                 filters, params = " AND e.who = ?", [who]
+            if session is not None:
+                filters, params = f"{filters} AND e.session = ?", [*params, session]
             target = conn.execute(
                 "SELECT id, image_id, row, col FROM label_events e WHERE e.undoes IS NULL AND "
                 "NOT EXISTS (SELECT 1 FROM label_events u WHERE u.undoes = e.id)"
@@ -1351,7 +1393,7 @@ class Project:
             ).fetchone()
             cursor = conn.execute(
                 "INSERT INTO label_events (image_id, row, col, label, who, created_at, source, "
-                "undoes) VALUES (?, ?, ?, ?, ?, ?, 'undo', ?)",
+                "undoes, session) VALUES (?, ?, ?, ?, ?, ?, 'undo', ?, ?)",
                 (
                     image_id,
                     row,
@@ -1360,9 +1402,19 @@ class Project:
                     who or default_who(),
                     _now(),
                     event_id,
+                    session,
                 ),
             )
             return int(cursor.lastrowid)
+
+    def last_label_event(self) -> int:
+        """The id of the newest label event (0 before any): it grows with every label write.
+
+        Cheap to ask; readers that cache labels (the labelling app) poll it to see writes
+        by other processes.
+        """
+        row = self._conn.execute("SELECT COALESCE(MAX(id), 0) FROM label_events").fetchone()
+        return int(row[0])
 
     def label_events(self) -> Any:
         """Return the whole label log as a DataFrame (oldest first; the audit trail)."""
@@ -1370,7 +1422,7 @@ class Project:
 
         rows = self._query(
             "SELECT e.id, e.image_id, i.name AS image, e.row, e.col, e.label, e.who, "
-            "e.created_at, e.source, e.undoes FROM label_events e JOIN images i ON "
+            "e.created_at, e.source, e.undoes, e.session FROM label_events e JOIN images i ON "
             "i.id = e.image_id ORDER BY e.id"
         )
         columns = [
@@ -1384,6 +1436,7 @@ class Project:
             "created_at",
             "source",
             "undoes",
+            "session",
         ]
         return pd.DataFrame(rows, columns=columns)
 

@@ -4,6 +4,12 @@ Candidates and crops are addressed by id only (``IMAGE-INDEX`` for candidates, l
 ids, model gallery rows); no file path ever comes from the client. Every label is written
 through :class:`~blobsift.store.Project` (one committed transaction) before the response
 that acknowledges it with the event id.
+
+Labels are read from the store only (:class:`~blobsift.web.labels.CurrentLabels`), so
+labels other processes write show in the queue and the counts; a watcher polls the label
+log and tells the pages (event ``labels``) when they came from elsewhere. Each browser tab
+sends its own ``session`` id with its labels, and undo undoes that session's labels only;
+a client that sends none shares the server's session.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from blobsift.store import ModelRecord, Project, default_who
 from blobsift.web.db import ProjectThread
 from blobsift.web.guard import MAX_BODY, Guard
 from blobsift.web.imaging import context_png, crop_png
+from blobsift.web.labels import CurrentLabels
 from blobsift.web.pool import UNLABELLED, CandidatePool
 from blobsift.web.review import disagreement
 from blobsift.web.suggest import ORDERS, rank
@@ -43,24 +50,35 @@ _NAMES = {value: name for name, value in LABELS.items()}
 _STATIC = resources.files("blobsift.web") / "static"
 #: Seconds an event stream stays open before the browser reconnects (and resumes).
 STREAM_SECONDS = 20.0
+#: Seconds between two looks at the label log for labels written by other processes.
+POLL_SECONDS = 1.0
 _NEIGHBOURS = 6
 _MISLABEL_MIN = 0.5  # smallest disagreement listed as a likely mislabel
 _IMAGE_CACHE = "private, max-age=86400"
 
 Word = Literal["signal", "noise", "unsure"]
+#: A browser tab's session id (the page makes a random one per tab).
+_SESSION = Field(default=None, pattern=r"^[A-Za-z0-9_-]{8,64}$")
 
 
-class LabelIn(BaseModel):
+class GridItem(BaseModel):
     """One label of one candidate."""
 
     id: str = Field(max_length=40)
     label: Word
 
 
+class LabelIn(GridItem):
+    """One label of one candidate, from a client session."""
+
+    session: str | None = _SESSION
+
+
 class LabelsIn(BaseModel):
     """Labels of a page of candidates (the grid view), written in one transaction."""
 
-    items: list[LabelIn] = Field(min_length=1, max_length=200)
+    items: list[GridItem] = Field(min_length=1, max_length=200)
+    session: str | None = _SESSION
 
 
 class RelabelIn(BaseModel):
@@ -68,6 +86,13 @@ class RelabelIn(BaseModel):
 
     event_id: int
     label: Word
+    session: str | None = _SESSION
+
+
+class UndoIn(BaseModel):
+    """Which session's latest label to undo."""
+
+    session: str | None = _SESSION
 
 
 class QueueIn(BaseModel):
@@ -95,10 +120,10 @@ class _State:
         self.db = ProjectThread(root)
         self.pool = self.db.call(CandidatePool.load)
         self.hub = EventHub()
+        self.labels = CurrentLabels(self.db, self.pool, self._labelled_elsewhere)
         self.job = TrainingJob(root, self.hub, self._after_training, train_options)
         self.models: list[ModelRecord] = self.db.call(lambda p: p.models())
         self._gallery: dict[int, tuple[Any, Any]] = {}
-        self._labels_table: Any = None
         self.problem: str | None = None
         if self.models:
             latest = self.models[-1]
@@ -114,12 +139,19 @@ class _State:
         self.pool.set_scores(self.pool.score_all(sifter), record.threshold, record.id)
         self.models = project.models()
 
+    def _labelled_elsewhere(self, count: int, mark: int) -> None:
+        self.hub.publish("labels", {"external": count, "label_event_id": mark})
+
     # -- labels -------------------------------------------------------------------------
-    def write_labels(self, items: list[LabelIn], source: str) -> list[int]:
+    def session_of(self, session: str | None) -> str:
+        """A client's session id: its own, or the server's for a client that sends none."""
+        return session or self.session
+
+    def write_labels(self, items: list[GridItem], source: str, session: str | None) -> list[int]:
         rows = [self.pool.index(item.id) for item in items]
         values = [LABELS[item.label] for item in items]
         pool = self.pool
-        events = self.db.call(
+        events = self.labels.write(
             lambda p: p.add_labels(
                 [int(pool.image_id[k]) for k in rows],
                 [float(pool.row[k]) for k in rows],
@@ -127,28 +159,22 @@ class _State:
                 values,
                 who=self.who,
                 source=source,
-            )
+                session=self.session_of(session),
+            ),
+            events=lambda ids: ids,
         )
-        for k, value in zip(rows, values, strict=True):
-            pool.set_label(k, value)
         for item, event in zip(items, events, strict=True):
             self.hub.publish("label", {"id": item.id, "label": item.label, "event_id": event})
         return events
 
-    def labels_table(self, refresh: bool = True) -> Any:
-        if refresh or self._labels_table is None:
-            self._labels_table = self.db.call(lambda p: p.labels())
-        return self._labels_table
-
     def label_position(self, event_id: int) -> tuple[int, float, float]:
         """(image id, row, col) of a current label, by its event id."""
-        for refresh in (False, True):
-            table = self.labels_table(refresh=refresh)
-            found = table[table["event_id"] == event_id]
-            if len(found):
-                first = found.iloc[0]
-                return int(first["image_id"]), float(first["row"]), float(first["col"])
-        raise InvalidInputError(f"no current label with event id {event_id}.")
+        table = self.labels.current().table
+        found = table[table["event_id"] == event_id]
+        if not len(found):
+            raise InvalidInputError(f"no current label with event id {event_id}.")
+        first = found.iloc[0]
+        return int(first["image_id"]), float(first["row"]), float(first["col"])
 
     # -- model gallery ------------------------------------------------------------------
     def gallery(self) -> tuple[ModelRecord, Any, Any] | None:
@@ -242,6 +268,8 @@ def create_app(
     seed: int = 0,
     max_body: int = MAX_BODY,
     stream_seconds: float = STREAM_SECONDS,
+    poll_seconds: float = POLL_SECONDS,
+    debug: bool = False,
 ) -> FastAPI:
     """Build the labelling app of a project.
 
@@ -263,23 +291,48 @@ def create_app(
         Largest request body in bytes.
     stream_seconds : float
         How long one event stream stays open before the browser reconnects.
+    poll_seconds : float
+        How often the app looks for labels written by other processes (while it runs
+        under a server; requests look too).
+    debug : bool
+        Serve the API description (``/openapi.json``) and its page (``/docs``, which
+        loads its script from a CDN and so goes without the Content-Security-Policy).
 
     Returns
     -------
     FastAPI
-        With ``app.state.web`` holding the shared state; its lifespan closes the database.
+        With ``app.state.web`` holding the shared state; its lifespan watches the label
+        log and closes the database.
     """
     root = project.root if isinstance(project, Project) else Path(project).resolve()
     state = _State(root, who or default_who(), dict(train_options or {}), seed)
 
+    async def watch_labels() -> None:
+        while True:
+            await asyncio.sleep(poll_seconds)
+            await asyncio.to_thread(state.labels.current)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
-        state.db.close()
+        watcher = asyncio.create_task(watch_labels())
+        try:
+            yield
+        finally:
+            watcher.cancel()
+            await asyncio.gather(watcher, return_exceptions=True)
+            state.db.close()
 
-    app = FastAPI(title="blobsift labelling", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="blobsift labelling",
+        lifespan=lifespan,
+        docs_url="/docs" if debug else None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if debug else None,
+    )
     app.state.web = state
-    app.add_middleware(Guard, token=token, max_body=max_body)
+    app.add_middleware(
+        Guard, token=token, max_body=max_body, open_paths=("/docs",) if debug else ()
+    )
     app.mount("/static", StaticFiles(directory=_static_file("")), name="static")
 
     @app.exception_handler(BlobsiftError)
@@ -293,9 +346,9 @@ def create_app(
 
     @app.get("/api/status")
     def status() -> dict[str, Any]:
-        labels, proba, threshold = state.pool.snapshot()
-        table = state.labels_table()
-        counts = table["label"].value_counts().to_dict() if len(table) else {}
+        current = state.labels.current()
+        proba, threshold = state.pool.scores()
+        counts = current.counts()
         models = [model_summary(record) for record in state.models]
         latest = models[-1] if models else None
         decided = int(counts.get(1, 0) + counts.get(0, 0))
@@ -304,8 +357,8 @@ def create_app(
             "who": state.who,
             "session": state.session,
             "problem": state.problem,
-            "candidates": len(labels),
-            "unlabelled": int(state.pool.open_for_labels(labels).sum()),
+            "candidates": len(state.pool),
+            "unlabelled": int(state.pool.open_for_labels(current.of_candidate).sum()),
             "labels": {name: int(counts.get(value, 0)) for name, value in LABELS.items()},
             "models": models,
             "latest": latest,
@@ -319,12 +372,14 @@ def create_app(
             "gallery": state.gallery() is not None,
             "orders": list(ORDERS),
             "last_event_id": state.hub.last_id,
+            "label_event_id": current.mark,
         }
 
     @app.post("/api/queue")
     def queue(body: QueueIn) -> dict[str, Any]:
         pool = state.pool
-        labels, proba, threshold = pool.snapshot()
+        labels = state.labels.current().of_candidate
+        proba, threshold = pool.scores()
         queued = np.zeros(len(labels), dtype=bool)
         for cid in body.exclude:
             queued[pool.index(cid)] = True
@@ -341,12 +396,14 @@ def create_app(
             anchors=(labels != UNLABELLED) | queued,
             seed=state.seed,
         )
-        return {"items": [pool.item(int(k)) for k in chosen], "remaining": int(available.sum())}
+        items = [pool.item(int(k), labels[k]) for k in chosen]
+        return {"items": items, "remaining": int(available.sum())}
 
     @app.get("/api/candidate/{cid}")
     def candidate(cid: str) -> dict[str, Any]:
         k = state.pool.index(cid)
-        return {**state.pool.item(k), "neighbours": state.neighbours(k)}
+        label = state.labels.current().of_candidate[k]
+        return {**state.pool.item(k, label), "neighbours": state.neighbours(k)}
 
     @app.get("/api/crop/{cid}.png")
     def crop(cid: str, high: float = Query(99.5, ge=50.0, le=100.0)) -> Response:
@@ -375,31 +432,36 @@ def create_app(
 
     @app.post("/api/label")
     def label(body: LabelIn) -> dict[str, Any]:
-        event = state.write_labels([body], source="web")[0]
+        event = state.write_labels([body], source="web", session=body.session)[0]
         return {"event_id": event, "id": body.id, "label": body.label}
 
     @app.post("/api/labels")
     def labels(body: LabelsIn) -> dict[str, Any]:
-        events = state.write_labels(body.items, source="web:grid")
+        events = state.write_labels(body.items, source="web:grid", session=body.session)
         return {"event_ids": events, "count": len(events)}
 
     @app.post("/api/undo")
-    def undo() -> JSONResponse:
+    def undo(body: UndoIn) -> JSONResponse:
+        session = state.session_of(body.session)
+
+        def undo_latest(p: Project) -> tuple[int, Any] | None:
+            event = p.undo(who=state.who, session=session)
+            if event is None:
+                return None
+            log = p.label_events()
+            return event, log[log["id"] == event].iloc[0]
+
         try:
-            event = state.db.call(lambda p: p.undo(who=state.who))
+            done = state.labels.write(undo_latest, events=lambda d: [] if d is None else [d[0]])
         except InvalidInputError as error:
             return JSONResponse({"detail": str(error)}, status_code=409)
-        if event is None:
+        if done is None:
             return JSONResponse({"event_id": None, "id": None, "label": None})
-        log = state.db.call(lambda p: p.label_events())
-        done = log[log["id"] == event].iloc[0]
-        k = state.pool.find(int(done["image_id"]), float(done["row"]), float(done["col"]))
-        value = None if done["label"] is None or np.isnan(done["label"]) else int(done["label"])
-        cid = None
-        if k is not None:
-            state.pool.set_label(k, value)
-            cid = state.pool.ids[k]
-        restored = None if value is None else _NAMES[value]
+        event, row = done
+        k = state.pool.find(int(row["image_id"]), float(row["row"]), float(row["col"]))
+        cid = None if k is None else state.pool.ids[k]
+        value = row["label"]
+        restored = None if value is None or np.isnan(value) else _NAMES[int(value)]
         state.hub.publish("label", {"id": cid, "label": restored, "event_id": event})
         return JSONResponse({"event_id": event, "id": cid, "label": restored})
 
@@ -407,12 +469,13 @@ def create_app(
     def relabel(body: RelabelIn) -> dict[str, Any]:
         image_id, row, col = state.label_position(body.event_id)
         value = LABELS[body.label]
-        event = state.db.call(
-            lambda p: p.label(image_id, row, col, value, who=state.who, source="web:review")
+        session = state.session_of(body.session)
+        event = state.labels.write(
+            lambda p: p.label(
+                image_id, row, col, value, who=state.who, source="web:review", session=session
+            ),
+            events=lambda event: [event],
         )
-        k = state.pool.find(image_id, row, col)
-        if k is not None:
-            state.pool.set_label(k, value)
         state.hub.publish("label", {"id": None, "label": body.label, "event_id": event})
         return {"event_id": event, "label": body.label}
 
@@ -422,7 +485,7 @@ def create_app(
         limit: int = Query(60, ge=1, le=500),
         offset: int = Query(0, ge=0),
     ) -> dict[str, Any]:
-        table = state.labels_table().iloc[::-1]
+        table = state.labels.current().table.iloc[::-1]
         if label != "all":
             table = table[table["label"] == LABELS[label]]
         page = table.iloc[offset : offset + limit]
@@ -434,7 +497,7 @@ def create_app(
             return {"model_id": None, "items": []}
         record = state.models[-1]
         heldout = state.db.call(lambda p: p.heldout_scores(record.id))
-        table = state.labels_table()
+        table = state.labels.current().table
         merged = heldout.merge(
             table, on=["image_id", "row", "col"], suffixes=("_trained", ""), how="inner"
         )

@@ -1,4 +1,4 @@
-"""The candidates the labelling app works on: ids, labels, descriptors and model scores."""
+"""The candidates the labelling app works on: ids, descriptors and model scores."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 
 from blobsift.crops import extract_crops
 from blobsift.exceptions import InvalidInputError
-from blobsift.store import ImageRecord, Project
+from blobsift.store import ImageRecord, Project, match_labels
 from blobsift.web.suggest import crop_descriptors
 
 __all__ = ["UNLABELLED", "CandidatePool", "ImageCache"]
@@ -55,16 +55,17 @@ class ImageCache:
 
 
 class CandidatePool:
-    """Every current candidate of a project, with its label, descriptor and model score.
+    """Every current candidate of a project, with its descriptor and model score.
 
     A candidate's id is ``"IMAGE-INDEX"``: the image id and its position in
-    :meth:`Project.candidates` of that image. Labels here mirror the database: the app
-    updates them after each write it makes. Methods are thread safe.
+    :meth:`Project.candidates` of that image. The pool holds no labels: those are read
+    from the store (:class:`~blobsift.web.labels.CurrentLabels`) and matched to the
+    candidates with :meth:`labels_from`. Methods are thread safe.
 
     Parameters
     ----------
     table : pandas.DataFrame
-        ``Project.candidates(with_labels=True)``.
+        ``Project.candidates()``.
     descriptors : (n, d) array
         :func:`~blobsift.web.suggest.crop_descriptors` of each candidate.
     images : ImageCache
@@ -82,7 +83,7 @@ class CandidatePool:
         self.col = table["col"].to_numpy(dtype=np.float64)
         self.sigma = table["sigma"].to_numpy(dtype=np.float64)
         self.score = table["score"].to_numpy(dtype=np.float64)
-        self.label = table["label"].to_numpy(dtype=np.int64).copy()
+        self._positions = table[["image_id", "row", "col"]].reset_index(drop=True)
         index = table.groupby("image_id").cumcount().to_numpy()
         self.ids = [f"{i}-{k}" for i, k in zip(self.image_id.tolist(), index.tolist(), strict=True)]
         self._by_id = {cid: k for k, cid in enumerate(self.ids)}
@@ -102,7 +103,7 @@ class CandidatePool:
     def load(
         cls, project: Project, progress: Callable[[int, int], None] | None = None
     ) -> CandidatePool:
-        """Read a project's candidates and labels and describe every candidate's crop.
+        """Read a project's candidates and describe every candidate's crop.
 
         Parameters
         ----------
@@ -110,7 +111,7 @@ class CandidatePool:
         progress : callable, optional
             ``progress(done, total)`` after each image.
         """
-        table = project.candidates(with_labels=True).reset_index(drop=True)
+        table = project.candidates().reset_index(drop=True)
         records = project.images()
         images = ImageCache(project, records)
         descriptors = np.empty((len(table), 64), np.float32)
@@ -157,10 +158,32 @@ class CandidatePool:
         """The 64x64 crop centred on a position of an image."""
         return extract_crops(self.images(image_id), np.array([[row, col]]))[0]
 
-    def set_label(self, k: int, label: int | None) -> None:
-        """Record candidate ``k``'s new current label (None: cleared)."""
-        with self._lock:
-            self.label[k] = UNLABELLED if label is None else int(label)
+    def labels_from(
+        self, table: Any, previous: np.ndarray | None = None, images: Iterable[int] = ()
+    ) -> np.ndarray:
+        """Each candidate's label in a table of current labels (``Project.labels()``).
+
+        Matched as :meth:`Project.candidates` matches them; :data:`UNLABELLED` where none.
+
+        Parameters
+        ----------
+        table : pandas.DataFrame
+            The current labels.
+        previous : (n,) array, optional
+            An earlier result: then only the candidates of ``images`` are matched anew
+            (the images whose labels changed since), and the rest is copied.
+        images : iterable of int
+            Image ids to match anew when ``previous`` is given.
+        """
+        if previous is None:
+            return match_labels(self._positions, table, self.match_radius)
+        out = previous.copy()
+        ids = list(images)
+        rows = np.isin(self.image_id, ids)
+        if rows.any():
+            mine = table[table["image_id"].isin(ids)]
+            out[rows] = match_labels(self._positions[rows], mine, self.match_radius)
+        return out
 
     def set_scores(self, proba: np.ndarray, threshold: float, model_id: int) -> None:
         """Record a model's signal probability of every candidate."""
@@ -176,14 +199,14 @@ class CandidatePool:
             proba[rows] = sifter.predict_proba(crops)[:, 1]
         return proba
 
-    def snapshot(self) -> tuple[np.ndarray, np.ndarray | None, float]:
-        """Copies of (labels, model probabilities or None, threshold), taken together."""
+    def scores(self) -> tuple[np.ndarray | None, float]:
+        """Copies of (model probabilities or None, threshold), taken together."""
         with self._lock:
             proba = None if self.proba is None else self.proba.copy()
-            return self.label.copy(), proba, self.threshold
+            return proba, self.threshold
 
     def open_for_labels(self, labels: np.ndarray) -> np.ndarray:
-        """Which candidates may still be offered, given ``labels`` (from :meth:`snapshot`).
+        """Which candidates may still be offered, given each one's current ``labels``.
 
         Candidates closer than ``match_radius`` form a group that the store treats as one
         labelled position, so only the first of a group is offered, and only while no member
@@ -193,8 +216,8 @@ class CandidatePool:
         labelled[self.group[labels != UNLABELLED]] = True
         return self.primary & ~labelled[self.group]
 
-    def item(self, k: int) -> dict[str, Any]:
-        """The JSON description of candidate ``k``."""
+    def item(self, k: int, label: int) -> dict[str, Any]:
+        """The JSON description of candidate ``k``, whose current label is ``label``."""
         proba = self.proba
         item: dict[str, Any] = {
             "id": self.ids[k],
@@ -204,7 +227,7 @@ class CandidatePool:
             "col": float(self.col[k]),
             "sigma": _finite(self.sigma[k]),
             "score": _finite(self.score[k]),
-            "label": int(self.label[k]),
+            "label": int(label),
             "proba": None,
             "decision": None,
         }

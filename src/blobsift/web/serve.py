@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import quote
 
 from blobsift.exceptions import BlobsiftError, InvalidInputError
-from blobsift.web.guard import is_loopback, new_token
+from blobsift.web.guard import check_token, is_loopback, new_token
 
 __all__ = ["Prepared", "app_url", "bind", "prepare", "serve"]
 
@@ -90,14 +90,21 @@ def prepare(
     port : int
         Port; 0 picks a free one.
     token : str, optional
-        Access token (also honoured on loopback when given).
+        Access token (also honoured on loopback when given), at least
+        :data:`~blobsift.web.guard.MIN_TOKEN_LENGTH` characters.
     **app_options
-        Further :func:`~blobsift.web.app.create_app` options (``who``, ...).
+        Further :func:`~blobsift.web.app.create_app` options (``who``, ``debug``, ...).
 
     Returns
     -------
     Prepared
+
+    Raises
+    ------
+    InvalidInputError
+        If the token is too short or the address cannot be bound.
     """
+    check_token(token)
     try:
         import uvicorn
 

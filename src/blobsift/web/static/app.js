@@ -1,11 +1,26 @@
 // blobsift labelling page: plain JS, no build step, no network beyond this server.
+// Every piece of text from the server goes into the page as text (textContent or text
+// nodes), never as HTML; the server's Content-Security-Policy forbids inline script.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 const store = window.localStorage;
 const PREFETCH = 8;        // crops kept decoded ahead of the current one
 const GRID_PAGE = 48;      // thumbnails per grid page
-const PHASE_NAMES = { siamese: "Phase 1 (Siamese gallery)", cnn: "Phase 2 (direct CNN)" };
+const PHASE_NAMES = new Map([["siamese", "Phase 1 (Siamese gallery)"], ["cnn", "Phase 2 (direct CNN)"]]);
+const phaseName = (phase) => PHASE_NAMES.get(phase) || String(phase ?? "");
+const SVG = "http://www.w3.org/2000/svg";
+
+// This tab's session: its labels are its own to undo (kept across reloads of the tab).
+const tabSession = (() => {
+  let id = window.sessionStorage.getItem("blobsift.session");
+  if (!id) {
+    const bytes = crypto.getRandomValues(new Uint8Array(12));
+    id = Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+    window.sessionStorage.setItem("blobsift.session", id);
+  }
+  return id;
+})();
 
 const state = {
   view: store.getItem("blobsift.view") || "label",
@@ -52,10 +67,25 @@ const session = () => (state.status ? state.status.session : "");
 const cropUrl = (id) => `/api/crop/${id}.png?high=${state.high}&s=${session()}`;
 const contextUrl = (id) => `/api/context/${id}.png?s=${session()}`;
 const fmt = (x, digits = 3) => (x === null || x === undefined ? "–" : Number(x).toFixed(digits));
+// DOM builders: strings among the children become text nodes, never markup.
 const el = (tag, props = {}, children = []) => {
   const node = Object.assign(document.createElement(tag), props);
   for (const child of children) node.append(child);
   return node;
+};
+const svgEl = (tag, attributes = {}, children = []) => {
+  const node = document.createElementNS(SVG, tag);
+  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, String(value));
+  for (const child of children) node.append(child);
+  return node;
+};
+const bold = (text, className = "") => el("b", { className, textContent: String(text) });
+const kbd = (key) => el("kbd", { textContent: key });
+const empty = (text) => el("div", { className: "empty", textContent: text });
+const bar = (className, share) => {
+  const node = el("i");
+  node.style.width = `${share}%`;
+  return el("div", { className }, [node]);
 };
 
 function preload(item) {
@@ -77,11 +107,12 @@ async function refreshStatus() {
   state.status = status;
   $("project").textContent = status.project;
   const c = status.labels;
-  $("counts").innerHTML =
-    `<span class="sig">signal <b>${c.signal}</b></span>` +
-    `<span>noise <b>${c.noise}</b></span>` +
-    `<span class="uns">unsure <b>${c.unsure}</b></span>` +
-    `<span>unlabelled <b>${status.unlabelled}</b> of ${status.candidates}</span>`;
+  $("counts").replaceChildren(
+    el("span", { className: "sig" }, ["signal ", bold(c.signal)]),
+    el("span", {}, ["noise ", bold(c.noise)]),
+    el("span", { className: "uns" }, ["unsure ", bold(c.unsure)]),
+    el("span", {}, ["unlabelled ", bold(status.unlabelled), ` of ${status.candidates}`]),
+  );
   renderModel(status);
   renderCurve(status.models);
   if (!status.training.running && status.training.phase === "idle") renderTraining(null);
@@ -90,25 +121,32 @@ async function refreshStatus() {
 function phase2Line(status) {
   const p = status.phase2;
   return p.labels_to_go > 0
-    ? `<div>Phase 2 (direct CNN) from ${p.min_labels} signal/noise labels: <b>${p.labels_to_go}</b> to go</div>`
-    : `<div>Phase 2 (direct CNN) available: ${p.min_labels}+ labels</div>`;
+    ? el("div", {}, [`Phase 2 (direct CNN) from ${p.min_labels} signal/noise labels: `,
+      bold(p.labels_to_go), " to go"])
+    : el("div", { textContent: `Phase 2 (direct CNN) available: ${p.min_labels}+ labels` });
 }
 
 function renderModel(status) {
   const m = status.latest;
   if (!m) {
-    $("model").innerHTML = `<div class="empty">no model yet: label a few of each class, then press <kbd>t</kbd></div>` +
-      phase2Line(status);
+    $("model").replaceChildren(
+      el("div", { className: "empty" }, ["no model yet: label a few of each class, then press ", kbd("t")]),
+      phase2Line(status),
+    );
     return;
   }
-  const ci = m.f1_ci ? ` <span>[${fmt(m.f1_ci[0], 2)}, ${fmt(m.f1_ci[1], 2)}]</span>` : "";
+  const f1 = el("div", {}, ["F1 ", el("span", { className: "big", textContent: fmt(m.f1) })]);
+  if (m.f1_ci) f1.append(" ", el("span", { textContent: `[${fmt(m.f1_ci[0], 2)}, ${fmt(m.f1_ci[1], 2)}]` }));
   const labelled = status.labels.signal + status.labels.noise;
   const since = labelled - m.n_labels;
-  $("model").innerHTML =
-    `<div>F1 <span class="big">${fmt(m.f1)}</span>${ci}</div>` +
-    `<div>model #${m.model_id} · <b>${PHASE_NAMES[m.model_phase] || m.model_phase}</b> · ${m.n_labels} labels (${m.n_positive} signal)</div>` +
-    `<div class="dim">${m.phase_reason || ""}</div>` + phase2Line(status) +
-    (since > 0 ? `<div>${since} new label(s) since · <kbd>t</kbd> to retrain</div>` : "");
+  $("model").replaceChildren(
+    f1,
+    el("div", {}, [`model #${m.model_id} · `, bold(phaseName(m.model_phase)),
+      ` · ${m.n_labels} labels (${m.n_positive} signal)`]),
+    el("div", { className: "dim", textContent: m.phase_reason || "" }),
+    phase2Line(status),
+  );
+  if (since > 0) $("model").append(el("div", {}, [`${since} new label(s) since · `, kbd("t"), " to retrain"]));
 }
 
 function svgPath(points) {
@@ -119,36 +157,41 @@ function renderCurve(models) {
   const svg = $("curve");
   const W = 260, H = 140, L = 28, B = 18, T = 6, R = 8;
   if (!models.length) {
-    svg.innerHTML = `<text x="${L}" y="${H / 2}">no model yet</text>`;
+    svg.replaceChildren(svgEl("text", { x: L, y: H / 2 }, ["no model yet"]));
     return;
   }
-  const maxN = Math.max(...models.map((m) => m.n_labels)) * 1.1;
+  const maxN = Math.max(...models.map((m) => Number(m.n_labels))) * 1.1;
   const x = (n) => L + (n / maxN) * (W - L - R);
   const y = (f) => T + (1 - f) * (H - T - B);
-  let out = `<line class="axis" x1="${L}" y1="${y(0)}" x2="${W - R}" y2="${y(0)}"/>` +
-    `<line class="axis" x1="${L}" y1="${y(0)}" x2="${L}" y2="${y(1)}"/>`;
-  for (const f of [0, 0.5, 1]) out += `<text x="4" y="${y(f) + 3}">${f.toFixed(1)}</text>`;
-  out += `<text x="${W - R}" y="${H - 4}" text-anchor="end">labels</text>`;
+  const parts = [
+    svgEl("line", { class: "axis", x1: L, y1: y(0), x2: W - R, y2: y(0) }),
+    svgEl("line", { class: "axis", x1: L, y1: y(0), x2: L, y2: y(1) }),
+    ...[0, 0.5, 1].map((f) => svgEl("text", { x: 4, y: y(f) + 3 }, [f.toFixed(1)])),
+    svgEl("text", { x: W - R, y: H - 4, "text-anchor": "end" }, ["labels"]),
+  ];
   const points = [];
   for (const m of models) {
     if (m.f1 === null) continue;
-    if (m.f1_ci) out += `<line class="ci" x1="${x(m.n_labels)}" x2="${x(m.n_labels)}" y1="${y(m.f1_ci[0])}" y2="${y(m.f1_ci[1])}"/>`;
-    out += `<circle cx="${x(m.n_labels)}" cy="${y(m.f1)}" r="2.5"><title>#${m.model_id}: ${m.n_labels} labels, F1 ${fmt(m.f1)}</title></circle>`;
+    if (m.f1_ci) {
+      parts.push(svgEl("line", { class: "ci", x1: x(m.n_labels), x2: x(m.n_labels), y1: y(m.f1_ci[0]), y2: y(m.f1_ci[1]) }));
+    }
+    const title = svgEl("title", {}, [`#${m.model_id}: ${m.n_labels} labels, F1 ${fmt(m.f1)}`]);
+    parts.push(svgEl("circle", { cx: x(m.n_labels), cy: y(m.f1), r: 2.5 }, [title]));
     points.push([x(m.n_labels), y(m.f1)]);
   }
-  out += `<path class="f1" d="${svgPath(points)}"/>`;
-  svg.innerHTML = out;
+  parts.push(svgEl("path", { class: "f1", d: svgPath(points) }));
+  svg.replaceChildren(...parts);
 }
 
 function renderTraining(event) {
   const box = $("training");
   if (!event) {
-    box.innerHTML = `not started · press <kbd>t</kbd>`;
+    box.replaceChildren("not started · press ", kbd("t"));
     return;
   }
   if (event.phase === "started") {
     state.epochs = [];
-    box.innerHTML = `<b>starting…</b>`;
+    box.replaceChildren(bold("starting…"));
   } else if (event.phase === "progress") {
     const last = state.epochs[state.epochs.length - 1];
     if (last && (last.stage !== event.stage || last.model_phase !== event.model_phase || event.done < last.done)) {
@@ -156,17 +199,19 @@ function renderTraining(event) {
     }
     state.epochs.push(event);
     const share = event.total ? (100 * event.done) / event.total : 0;
-    box.innerHTML = `<b>training</b> · ${PHASE_NAMES[event.model_phase] || event.model_phase || ""}` +
-      `<div>${event.stage} ${event.done}/${event.total}</div>` +
-      `<div class="progress"><i style="width:${share}%"></i></div>` +
-      `loss ${fmt(event.loss)}` + (event.val_f1 !== null ? ` · validation F1 ${fmt(event.val_f1)}` : "");
+    box.replaceChildren(
+      bold("training"), ` · ${phaseName(event.model_phase)}`,
+      el("div", { textContent: `${event.stage} ${event.done}/${event.total}` }),
+      bar("progress", share),
+      `loss ${fmt(event.loss)}` + (event.val_f1 !== null ? ` · validation F1 ${fmt(event.val_f1)}` : ""),
+    );
   } else if (event.phase === "scoring") {
-    box.innerHTML = `<b>scoring candidates</b> with model #${event.model_id}…`;
+    box.replaceChildren(bold("scoring candidates"), ` with model #${event.model_id}…`);
   } else if (event.phase === "done") {
     const ci = event.f1_ci ? ` [${fmt(event.f1_ci[0], 2)}, ${fmt(event.f1_ci[1], 2)}]` : "";
-    box.innerHTML = `<b>done</b> · model #${event.model_id} · F1 ${fmt(event.f1)}${ci}`;
+    box.replaceChildren(bold("done"), ` · model #${event.model_id} · F1 ${fmt(event.f1)}${ci}`);
   } else if (event.phase === "failed") {
-    box.innerHTML = `<b class="bad">failed</b>: ${event.error}`;
+    box.replaceChildren(bold("failed", "bad"), `: ${event.error}`);
   }
   renderEpochs();
 }
@@ -182,14 +227,17 @@ function renderEpochs() {
   const x = (i) => L + ((i - 1) / (n - 1)) * (W - L - R);
   const y = (f) => T + (1 - f) * (H - T - B);
   const f1 = e.filter((d) => d.val_f1 !== null);
-  svg.innerHTML =
-    `<line class="axis" x1="${L}" y1="${y(0)}" x2="${W - R}" y2="${y(0)}"/>` +
-    `<text x="4" y="${y(1) + 3}">1.0</text><text x="4" y="${y(0) + 3}">0</text>` +
-    `<text x="${W - R}" y="${H - 3}" text-anchor="end">${e[0].stage}</text>` +
-    (f1.length ? `<path class="f1" d="${svgPath(f1.map((d) => [x(d.done), y(d.val_f1)]))}"/>` : "") +
-    `<path class="loss" d="${svgPath(e.map((d) => [x(d.done), y((d.loss || 0) / maxLoss)]))}"/>` +
-    (f1.length ? `<text x="${L}" y="${H - 3}" style="fill:var(--signal)">validation F1</text>` : "") +
-    `<text x="${L + 70}" y="${H - 3}" style="fill:var(--accent)">loss (scaled)</text>`;
+  const parts = [
+    svgEl("line", { class: "axis", x1: L, y1: y(0), x2: W - R, y2: y(0) }),
+    svgEl("text", { x: 4, y: y(1) + 3 }, ["1.0"]),
+    svgEl("text", { x: 4, y: y(0) + 3 }, ["0"]),
+    svgEl("text", { x: W - R, y: H - 3, "text-anchor": "end" }, [String(e[0].stage)]),
+  ];
+  if (f1.length) parts.push(svgEl("path", { class: "f1", d: svgPath(f1.map((d) => [x(d.done), y(d.val_f1)])) }));
+  parts.push(svgEl("path", { class: "loss", d: svgPath(e.map((d) => [x(d.done), y((d.loss || 0) / maxLoss)])) }));
+  if (f1.length) parts.push(svgEl("text", { x: L, y: H - 3, class: "legend-f1" }, ["validation F1"]));
+  parts.push(svgEl("text", { x: L + 70, y: H - 3, class: "legend-loss" }, ["loss (scaled)"]));
+  svg.replaceChildren(...parts);
 }
 
 // A new model scored every candidate: show its score of the crop on screen, requeue the rest.
@@ -216,9 +264,21 @@ function listen() {
     }
     if (event.phase === "failed") toast(`training failed: ${event.error}`, true);
   });
-  source.addEventListener("label", () => {
-    // Another tab (or this one) labelled: update the counts, at most twice a second.
+  const later = () => {
+    // Update the counts at most twice a second.
     if (!pending) pending = setTimeout(() => { pending = null; refreshStatus(); }, 500);
+  };
+  source.addEventListener("label", (message) => {
+    // Another tab (or this one) labelled: never offer that crop again from the queue.
+    const event = JSON.parse(message.data);
+    if (event.label !== null) state.queue = state.queue.filter((item) => item.id !== event.id);
+    later();
+  });
+  source.addEventListener("labels", () => {
+    // Another process (an import, a notebook) labelled: queue afresh from the store.
+    state.queue = [];
+    fillQueue();
+    later();
   });
 }
 
@@ -253,25 +313,31 @@ async function show(item) {
     store.removeItem("blobsift.current");
     $("crop").removeAttribute("src");
     $("context").removeAttribute("src");
-    $("meta").innerHTML = `<b>Nothing left to label in this order.</b>`;
-    $("score").innerHTML = "";
-    $("neighbours").innerHTML = "";
+    $("meta").replaceChildren(bold("Nothing left to label in this order."));
+    $("score").replaceChildren();
+    $("neighbours").replaceChildren();
     return;
   }
   store.setItem("blobsift.current", item.id);
   $("crop").src = cropUrl(item.id);
   $("context").src = contextUrl(item.id);
   $("crop").dataset.id = item.id;
-  $("meta").innerHTML = `<b>${item.image}</b> · row ${fmt(item.row, 1)}, col ${fmt(item.col, 1)}` +
-    (item.sigma !== null ? ` · σ ${fmt(item.sigma, 2)}` : "") +
-    (item.score !== null ? ` · detector score <b>${fmt(item.score, 2)}</b>` : "") +
-    ` · <span class="dim">${item.id}</span>`;
+  const meta = [bold(item.image), ` · row ${fmt(item.row, 1)}, col ${fmt(item.col, 1)}`];
+  if (item.sigma !== null) meta.push(` · σ ${fmt(item.sigma, 2)}`);
+  if (item.score !== null) meta.push(" · detector score ", bold(fmt(item.score, 2)));
+  meta.push(" · ", el("span", { className: "dim", textContent: item.id }));
+  $("meta").replaceChildren(...meta);
   if (item.proba !== null && item.proba !== undefined) {
     const t = state.status ? state.status.threshold : 0.5;
-    $("score").innerHTML = `model: <b>${item.decision ? "signal" : "noise"}</b> (p = ${fmt(item.proba)}, threshold ${fmt(t)})` +
-      `<div class="bar"><i style="width:${100 * item.proba}%"></i><em style="left:${100 * t}%"></em></div>`;
+    const scale = bar("bar", 100 * item.proba);
+    const mark = el("em");
+    mark.style.left = `${100 * t}%`;
+    scale.append(mark);
+    $("score").replaceChildren(
+      "model: ", bold(item.decision ? "signal" : "noise"), ` (p = ${fmt(item.proba)}, threshold ${fmt(t)})`, scale,
+    );
   } else {
-    $("score").innerHTML = `<span class="dim">no model score yet</span>`;
+    $("score").replaceChildren(el("span", { className: "dim", textContent: "no model score yet" }));
   }
   renderNeighbours(item);
 }
@@ -280,11 +346,11 @@ async function renderNeighbours(item) {
   const box = $("neighbours");
   $("why").hidden = !(state.status && state.status.gallery);
   if ($("why").hidden) return;
-  box.innerHTML = "";
+  box.replaceChildren();
   const details = await (item.details || api(`/api/candidate/${item.id}`).catch(() => null));
   if (state.current !== item || !details) return;
   if (!details.neighbours.length) {
-    box.innerHTML = `<div class="empty">no gallery yet</div>`;
+    box.replaceChildren(empty("no gallery yet"));
     return;
   }
   for (const n of details.neighbours) {
@@ -309,7 +375,7 @@ function pushRecent(item, word) {
 
 function renderRecent() {
   const box = $("recent");
-  box.innerHTML = state.recent.length ? "" : `<div class="empty">nothing yet</div>`;
+  box.replaceChildren(...(state.recent.length ? [] : [empty("nothing yet")]));
   for (const { item, word } of state.recent) {
     box.append(el("figure", { className: `is-${word}` }, [
       el("img", { src: cropUrl(item.id), alt: word }),
@@ -323,7 +389,7 @@ function labelCurrent(word) {
     const item = state.current;
     if (!item) return;
     try {
-      await api("/api/label", { id: item.id, label: word }); // committed before we move on
+      await api("/api/label", { id: item.id, label: word, session: tabSession }); // committed before we move on
     } catch (error) {
       toast(`not saved: ${error.message}`, true);
       return;
@@ -339,7 +405,7 @@ function undo() {
   state.actions = state.actions.then(async () => {
     let result;
     try {
-      result = await api("/api/undo", {});
+      result = await api("/api/undo", { session: tabSession });
     } catch (error) {
       toast(error.message, true);
       return;
@@ -394,7 +460,7 @@ async function loadGrid() {
 
 function renderGrid() {
   const box = $("grid");
-  box.innerHTML = state.grid.length ? "" : `<div class="empty">nothing left to label</div>`;
+  box.replaceChildren(...(state.grid.length ? [] : [empty("nothing left to label")]));
   state.grid.forEach((cell, i) => {
     const node = el("div", {
       className: `thumb is-${cell.word}` + (i === state.gridCursor ? " cursor" : ""),
@@ -431,7 +497,7 @@ function acceptGrid() {
     if (!state.grid.length) return;
     const items = state.grid.map((cell) => ({ id: cell.item.id, label: cell.word }));
     try {
-      const result = await api("/api/labels", { items });
+      const result = await api("/api/labels", { items, session: tabSession });
       toast(`saved ${result.count} labels`);
     } catch (error) {
       toast(`not saved: ${error.message}`, true);
@@ -454,13 +520,13 @@ async function loadReview() {
     ? (data.model_id === null ? "train a model first" : `${data.items.length} label(s) the model #${data.model_id} confidently disputes`)
     : `${data.total} label(s), newest first`;
   const box = $("review");
-  box.innerHTML = data.items.length ? "" : `<div class="empty">none</div>`;
+  box.replaceChildren(...(data.items.length ? [] : [empty("none")]));
   for (const row of data.items) {
     const buttons = ["signal", "noise", "unsure"].map((word) => {
       const button = el("button", { textContent: word, className: row.label === word ? "on" : "" });
       button.addEventListener("click", async () => {
         try {
-          await api("/api/relabel", { event_id: row.event_id, label: word });
+          await api("/api/relabel", { event_id: row.event_id, label: word, session: tabSession });
           toast(`relabelled as ${word}`);
           loadReview();
         } catch (error) { toast(error.message, true); }
