@@ -14,7 +14,7 @@ from blobsift.simulate import simulate_crops
 from blobsift.store import Project
 from project_helpers import write_images
 
-TINY = {"finetune_steps": 5, "augment": False, "n_folds": 2}
+TINY = {"siamese__finetune_steps": 5, "siamese__augment": False, "siamese__n_folds": 2}
 
 
 @pytest.fixture(scope="module")
