@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from blobsift import BlobsiftError, InvalidInputError, Sifter
 from blobsift._validation import check_crops, check_labels
 from blobsift.classify.cnn import CNNClassifier
+from blobsift.classify.gallery import nearest_neighbours
 from blobsift.classify.siamese import SiameseClassifier
 from blobsift.cli import main
 from blobsift.crops import extract_crops
@@ -174,6 +175,12 @@ def test_extract_crops_refuses_wrong_types(kwargs, match):
 def test_crops_of_the_wrong_kind_are_refused(crops, match):
     with pytest.raises(InvalidInputError, match=match):
         check_crops(crops)
+
+
+@pytest.mark.parametrize("k", [2.5, "2", 0])
+def test_nearest_neighbours_refuses_a_k_that_is_not_a_count(k):
+    with pytest.raises(InvalidInputError, match="k must"):
+        nearest_neighbours(np.eye(3), k)
 
 
 def test_float16_crops_are_accepted():

@@ -131,7 +131,7 @@ class CNNClassifier(CropClassifier):
         "target_precision": FRACTION,
         "target_recall": FRACTION,
         "backend": one_of(*_BACKENDS),
-        "device": instance_of(str, "a torch device name such as 'cpu' or 'cuda'"),
+        "device": instance_of((str, torch.device), "a torch device such as 'cpu' or 'cuda'"),
         "random_state": SEED,
         "callback": CALLBACK,
     }
