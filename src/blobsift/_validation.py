@@ -6,7 +6,9 @@ the fix. None of them uses ``assert``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import numbers
+import os
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -14,6 +16,23 @@ import numpy as np
 from blobsift.exceptions import InvalidInputError, SingleClassError
 
 CROP_SIZE = 64
+#: Largest crop magnitude accepted: normalisation runs in float32, which overflows when
+#: differences of values near its limit (3.4e38) are taken.
+MAX_CROP_MAGNITUDE = 1e30
+_REAL_KINDS = "biuf"  # bool, signed and unsigned integers, floats
+
+#: A parameter check: ``constraint(value, name)`` raises :class:`InvalidInputError`.
+Constraint = Callable[[Any, str], None]
+
+
+def as_array(value: Any, name: str, what: str) -> np.ndarray:
+    """``np.asarray(value)``, with ragged or unconvertible input refused by name."""
+    try:
+        return np.asarray(value)
+    except (ValueError, TypeError) as error:
+        raise InvalidInputError(
+            f"{name} must be {what}; got a {type(value).__name__} that is not one ({error})."
+        ) from None
 
 
 def check_crops(crops: Any, *, name: str = "X", size: int = CROP_SIZE) -> np.ndarray:
@@ -32,14 +51,11 @@ def check_crops(crops: Any, *, name: str = "X", size: int = CROP_SIZE) -> np.nda
     Raises
     ------
     InvalidInputError
-        If the shape is not (n, size, size), the dtype is not real, or a value is NaN/inf.
+        If the shape is not (n, size, size), the dtype is not real (bool, integer or
+        float), or a value is NaN, inf or beyond ``MAX_CROP_MAGNITUDE``.
     """
-    array = np.asarray(crops)
-    if (
-        array.dtype == object
-        or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool)
-        or np.issubdtype(array.dtype, np.complexfloating)
-    ):
+    array = as_array(crops, name, f"a numeric array of shape (n, {size}, {size})")
+    if array.dtype.kind not in _REAL_KINDS:
         raise InvalidInputError(
             f"{name} must hold real numbers; got dtype {array.dtype}. "
             "Pass crops as a numeric array of shape (n, 64, 64)."
@@ -51,14 +67,24 @@ def check_crops(crops: Any, *, name: str = "X", size: int = CROP_SIZE) -> np.nda
             f"{name} must have shape (n, {size}, {size}); got {array.shape}. "
             f"Use extract_crops(image, candidates, size={size}) to make crops."
         )
-    array = np.ascontiguousarray(array, dtype=np.float32)
-    if array.size and not np.isfinite(array).all():
-        bad = np.unique(np.nonzero(~np.isfinite(array))[0])
-        raise InvalidInputError(
-            f"{name} holds NaN or inf values in {bad.size} crop(s) (first indices: "
-            f"{bad[:5].tolist()}). Drop or repair those crops before calling."
-        )
-    return array
+    if array.size and array.dtype.kind == "f":
+        bad = ~np.isfinite(array)
+        if bad.any():
+            indices = np.unique(np.nonzero(bad)[0])
+            raise InvalidInputError(
+                f"{name} holds NaN or inf values in {indices.size} crop(s) (first indices: "
+                f"{indices[:5].tolist()}). Drop or repair those crops before calling."
+            )
+        can_be_huge = float(np.finfo(array.dtype).max) > MAX_CROP_MAGNITUDE  # not float16
+        huge = np.abs(array) > MAX_CROP_MAGNITUDE if can_be_huge else bad
+        if huge.any():
+            indices = np.unique(np.nonzero(huge)[0])
+            raise InvalidInputError(
+                f"{name} holds values beyond ±{MAX_CROP_MAGNITUDE:g} in {indices.size} "
+                f"crop(s) (first indices: {indices[:5].tolist()}); float32 arithmetic "
+                "overflows there. Rescale those crops before calling."
+            )
+    return np.ascontiguousarray(array, dtype=np.float32)
 
 
 def check_labels(labels: Any, n: int | None = None, *, name: str = "y") -> np.ndarray:
@@ -78,7 +104,7 @@ def check_labels(labels: Any, n: int | None = None, *, name: str = "y") -> np.nd
     InvalidInputError
         If labels are not 1D, hold values outside {0, 1}, or their length differs from ``n``.
     """
-    array = np.asarray(labels)
+    array = as_array(labels, name, "a vector of 0/1 labels")
     if array.ndim == 2 and array.shape[1] == 1:
         array = array[:, 0]
     if array.ndim != 1:
@@ -88,7 +114,7 @@ def check_labels(labels: Any, n: int | None = None, *, name: str = "y") -> np.nd
             f"{name} has {array.shape[0]} labels but there are {n} crops; "
             "they must have the same length."
         )
-    if array.dtype == object or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+    if array.dtype.kind not in _REAL_KINDS:
         raise InvalidInputError(
             f"{name} must hold 0 (noise) or 1 (signal); got dtype {array.dtype}."
         )
@@ -128,7 +154,9 @@ def check_in_range(
     low_inclusive: bool = True,
     high_inclusive: bool = True,
 ) -> float:
-    """Return ``value`` if it lies in the given interval; otherwise raise."""
+    """Return ``value`` if it is a real number in the given interval; otherwise raise."""
+    if not _is_real(value):
+        raise InvalidInputError(f"{name} must be a number; got {value!r} ({type(value).__name__}).")
     ok = np.isfinite(value)
     if ok and low is not None:
         ok = value >= low if low_inclusive else value > low
@@ -142,3 +170,124 @@ def check_in_range(
         )
         raise InvalidInputError(f"{name} must lie in {interval}; got {value!r}.")
     return value
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
+
+
+def _interval(low: float | None, high: float | None, low_open: bool, high_open: bool) -> str:
+    left = "(" if low_open or low is None else "["
+    right = ")" if high_open or high is None else "]"
+    return f"{left}{'-inf' if low is None else low}, {'inf' if high is None else high}{right}"
+
+
+def check_integer(value: Any, *, name: str, low: int | None = None, high: int | None = None) -> int:
+    """Return ``value`` as an int if it is an integer (not a bool) in [low, high]."""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Integral):
+        raise InvalidInputError(
+            f"{name} must be an integer in {_interval(low, high, False, False)}; got "
+            f"{value!r} ({type(value).__name__})."
+        )
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise InvalidInputError(
+            f"{name} must be an integer in {_interval(low, high, False, False)}; got {value}."
+        )
+    return int(value)
+
+
+def integer(
+    low: int | None = None, high: int | None = None, *, optional: bool = False
+) -> Constraint:
+    """A :data:`Constraint`: an integer in [low, high] (or None when ``optional``)."""
+
+    def constraint(value: Any, name: str) -> None:
+        if not (optional and value is None):
+            check_integer(value, name=name, low=low, high=high)
+
+    return constraint
+
+
+def real(
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    low_open: bool = False,
+    high_open: bool = False,
+    optional: bool = False,
+) -> Constraint:
+    """A :data:`Constraint`: a finite number in the interval (or None when ``optional``)."""
+
+    def constraint(value: Any, name: str) -> None:
+        if not (optional and value is None):
+            check_in_range(
+                value, name=name, low=low, high=high, low_inclusive=not low_open,
+                high_inclusive=not high_open,
+            )  # fmt: skip
+
+    return constraint
+
+
+def one_of(*allowed: Any) -> Constraint:
+    """A :data:`Constraint`: one of ``allowed`` (None only if listed)."""
+
+    def constraint(value: Any, name: str) -> None:
+        if not any(
+            value is option or (option is not None and value == option) for option in allowed
+        ):
+            check_choice(value, allowed, name=name)  # raises with the list
+
+    return constraint
+
+
+def instance_of(
+    types: type | tuple[type, ...], description: str, *, optional: bool = True
+) -> Constraint:
+    """A :data:`Constraint`: an instance of ``types`` (or None when ``optional``)."""
+
+    def constraint(value: Any, name: str) -> None:
+        if (optional and value is None) or isinstance(value, types):
+            return
+        raise InvalidInputError(
+            f"{name} must be {description}{' or None' if optional else ''}; got {value!r} "
+            f"({type(value).__name__})."
+        )
+
+    return constraint
+
+
+#: Common constraints of the estimators' parameters.
+BOOLEAN = instance_of((bool, np.bool_), "True or False", optional=False)
+OPTIONAL_BOOLEAN = instance_of((bool, np.bool_), "True or False")
+SEED = integer(0, 2**32 - 1, optional=True)
+FRACTION = real(0, 1, low_open=True, optional=True)  # a target precision or recall
+CALLBACK = instance_of(Callable, "a callable")  # type: ignore[arg-type]
+MAPPING = instance_of(Mapping, "a dict")
+PATH = instance_of((str, os.PathLike), "a path")
+
+
+def check_params(
+    params: Mapping[str, Any], constraints: Mapping[str, Constraint], *, where: str = ""
+) -> None:
+    """Check every parameter against its constraint; the first violation raises.
+
+    Parameters
+    ----------
+    params : mapping
+        Parameter values by name.
+    constraints : mapping
+        A :data:`Constraint` for each name; a name without one is refused too.
+    where : str
+        Prefix of the names in messages (e.g. ``"CNNClassifier parameter "``).
+
+    Raises
+    ------
+    InvalidInputError
+        Naming the parameter, what is allowed and what was given.
+    """
+    for name, value in params.items():
+        if name not in constraints:
+            raise InvalidInputError(
+                f"{where}{name} is not a parameter; valid: {sorted(constraints)}."
+            )
+        constraints[name](value, f"{where}{name}")

@@ -6,26 +6,42 @@ from typing import Any
 
 import numpy as np
 
-from blobsift._validation import CROP_SIZE
+from blobsift._validation import CROP_SIZE, as_array, check_integer
 from blobsift.exceptions import InvalidInputError
 
 __all__ = ["centre_window", "extract_crops"]
 
+_MAX_POSITION = 2.0**53  # beyond, float positions are no longer whole pixels
+
 
 def _centres(candidates: Any) -> tuple[np.ndarray, np.ndarray]:
     """Return integer (row, col) centres from ``Candidates`` or an (n, 2) array."""
-    if hasattr(candidates, "row") and hasattr(candidates, "col"):
-        rows, cols = np.asarray(candidates.row), np.asarray(candidates.col)
-    else:
-        positions = np.asarray(candidates, dtype=np.float64)
-        if positions.ndim != 2 or positions.shape[1] < 2:
-            raise InvalidInputError(
-                "candidates must be a Candidates table or an array of shape (n, 2) holding "
-                f"(row, col); got shape {positions.shape}."
-            )
-        rows, cols = positions[:, 0], positions[:, 1]
-    if rows.size and not (np.isfinite(rows).all() and np.isfinite(cols).all()):
-        raise InvalidInputError("candidate positions must be finite; got NaN or inf.")
+    try:
+        if hasattr(candidates, "row") and hasattr(candidates, "col"):
+            rows = np.asarray(candidates.row, dtype=np.float64).reshape(-1)
+            cols = np.asarray(candidates.col, dtype=np.float64).reshape(-1)
+        else:
+            positions = np.asarray(candidates, dtype=np.float64)
+            if positions.ndim != 2 or positions.shape[1] < 2:
+                raise InvalidInputError(
+                    "candidates must be a Candidates table or an array of shape (n, 2) "
+                    f"holding (row, col); got shape {positions.shape}."
+                )
+            rows, cols = positions[:, 0], positions[:, 1]
+    except (TypeError, ValueError) as error:
+        if isinstance(error, InvalidInputError):
+            raise
+        raise InvalidInputError(
+            f"candidate positions must be numbers (row, col); got {type(candidates).__name__} "
+            f"that is not ({error})."
+        ) from None
+    if rows.size and not (
+        np.abs(rows).max() < _MAX_POSITION and np.abs(cols).max() < _MAX_POSITION
+    ):
+        raise InvalidInputError(
+            f"candidate positions must be finite and below {_MAX_POSITION:g} in size; got "
+            "NaN, inf or a larger value."
+        )
     return np.floor(rows + 0.5).astype(np.int64), np.floor(cols + 0.5).astype(np.int64)
 
 
@@ -60,14 +76,17 @@ def extract_crops(image: np.ndarray, candidates: Any, size: int = CROP_SIZE) -> 
         One crop per candidate, in the candidates' order; ``(0, size, size)`` when there
         are no candidates.
     """
-    image = np.asarray(image)
+    image = as_array(image, "image", "a 2D array (H, W)")
     if image.ndim != 2:
         raise InvalidInputError(
             f"image must be 2D (H, W); got shape {image.shape}. Use read_image(path) or "
             "pick a channel first."
         )
-    if size < 1:
-        raise InvalidInputError(f"size must be a positive integer; got {size}.")
+    if image.dtype.kind not in "biuf":
+        raise InvalidInputError(
+            f"image must hold real numbers; got dtype {image.dtype}. Use read_image(path)."
+        )
+    size = check_integer(size, name="size", low=1)
     rows, cols = _centres(candidates)
     crops = np.empty((rows.size, size, size), dtype=np.float32)
     if rows.size == 0:

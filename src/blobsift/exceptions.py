@@ -8,7 +8,8 @@ specific error also derives from the built-in exception a caller would catch any
     │   └── SingleClassError                labels hold only one class where two are needed
     ├── NotFittedError (ValueError, AttributeError)
     │                                       predict/save before fit
-    ├── ModelFileError (ValueError)         a corrupt, foreign or incompatible model file
+    ├── ModelFileError (ValueError)         a corrupt, altered, foreign or incompatible
+    │                                       model file
     ├── ImageReadError (OSError)            an image that is missing, unreadable or unusable
     └── ProjectError (OSError)              a project folder that is missing, not a blobsift
         │                                   project, written by a newer blobsift, or without
@@ -48,7 +49,12 @@ class NotFittedError(BlobsiftError, ValueError, AttributeError):
 
 
 class ModelFileError(BlobsiftError, ValueError):
-    """A model file is corrupt, foreign, or was written by an incompatible version."""
+    """A model file is corrupt, foreign, or was written by an incompatible version.
+
+    Also raised when its weights or graph do not match the checksums its JSON records, a
+    value in the JSON is not one ``fit`` could produce, or it is not the model a project
+    recorded under its id.
+    """
 
 
 class ImageReadError(BlobsiftError, OSError):

@@ -51,6 +51,7 @@ from blobsift.exceptions import (
     ImageChangedError,
     ImageReadError,
     InvalidInputError,
+    ModelFileError,
     ProjectError,
 )
 from blobsift.types import Candidates, column_numbers, number_from_text
@@ -1825,16 +1826,30 @@ class Project:
         ------
         ProjectError
             If there is no such model or its file is missing.
+        ModelFileError
+            If the file is damaged or altered, or is not the model the project recorded:
+            its threshold, kind or phase differ from the project's record of it.
         """
         from blobsift.classify.sifter import Sifter
 
-        _, path = self._resolve_model(model)
+        model_id, path = self._resolve_model(model)
         if not path.with_name(path.name + ".json").exists():
             raise ProjectError(
                 f"model file {str(path)!r} is missing (expected {path.name}.safetensors and "
                 f"{path.name}.json)."
             )
-        return Sifter.load(path)
+        sifter = Sifter.load(path)
+        if model_id is not None:
+            record = self.model(model_id)
+            recorded = (record.threshold, record.kind, record.phase)
+            found = (sifter.threshold_, sifter.estimator_.kind, sifter.phase_)
+            if recorded != found:
+                raise ModelFileError(
+                    f"{path.name}.json is not the model {model_id} this project recorded: it "
+                    f"holds threshold, kind and phase {found}, the project {recorded}. Restore "
+                    "the file as saved, or train a new model with `blobsift train`."
+                )
+        return sifter
 
     # -- prediction ---------------------------------------------------------------------
     def predict(

@@ -9,11 +9,22 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 
-from blobsift._validation import check_both_classes, check_crops, check_labels
+from blobsift._validation import (
+    MAPPING,
+    Constraint,
+    check_both_classes,
+    check_crops,
+    check_labels,
+    check_params,
+    real,
+)
 from blobsift.exceptions import InvalidInputError, ModelFileError, NotFittedError
 from blobsift.metrics import OperatingPoint, best_threshold, binary_counts
 
-__all__ = ["CropClassifier", "jsonable_params"]
+__all__ = ["CropClassifier", "config_entry", "jsonable_params"]
+
+_MISSING = object()
+_THRESHOLD = real(0, 1)
 
 _THRESHOLD_PRIOR = 0.5  # the decision point of a model trained on class-balanced batches
 _THRESHOLD_PRIOR_STRENGTH = 5  # positives at which the held-out threshold gets half weight
@@ -23,13 +34,16 @@ class CropClassifier:
     """Base class: scikit-learn style parameters, ``predict`` at a chosen threshold, files.
 
     Subclasses implement ``_fit``, ``_positive_proba``, ``_tensors``/``_file_config`` and
-    ``_restore``. Constructors only store their keyword arguments.
+    ``_restore``. Constructors only store their keyword arguments; ``fit`` checks them
+    against ``_parameter_constraints`` (as scikit-learn does), and so does ``load``.
     """
 
     #: Name written into model files and used to pick the class on load.
     kind: ClassVar[str] = ""
     #: Fewest labels of each class that ``fit`` accepts.
     min_per_class: ClassVar[int] = 2
+    #: The allowed values of each constructor parameter.
+    _parameter_constraints: ClassVar[dict[str, Constraint]] = {}
 
     classes_: np.ndarray
     threshold_: float
@@ -65,6 +79,23 @@ class CropClassifier:
             if defaults.get(name, inspect.Parameter.empty) != value
         ]
         return f"{type(self).__name__}({', '.join(changed)})"
+
+    def _validate_params(self, where: str | None = None) -> None:
+        """Check every parameter against ``_parameter_constraints``.
+
+        Parameters
+        ----------
+        where : str, optional
+            Prefix of the parameter names in messages; by default "<Class> parameter ".
+
+        Raises
+        ------
+        InvalidInputError
+            Naming the first parameter that is not allowed, what is allowed and what was
+            given.
+        """
+        prefix = f"{type(self).__name__} parameter " if where is None else where
+        check_params(self.get_params(), self._parameter_constraints, where=prefix)
 
     # -- fitting ------------------------------------------------------------------------
     def _check_fit_input(self, X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:  # noqa: N803
@@ -144,26 +175,50 @@ class CropClassifier:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Self:
-        """Load a model saved with :meth:`save`; never executes code from the file."""
-        from blobsift.nn.serialize import load_model_file
+        """Load a model saved with :meth:`save`; never executes code from the file.
+
+        The weights and any stored ONNX graph must match the checksums in the JSON, and
+        every value in the JSON must be one ``fit`` could have produced.
+
+        Raises
+        ------
+        ModelFileError
+            Naming the file and the first key or tensor that is missing, damaged or not
+            allowed.
+        """
+        from blobsift.nn.serialize import load_model_file, model_paths
 
         tensors, config = load_model_file(path)
+        weights_path, config_path = model_paths(path)
         if cls.kind and config.get("kind") != cls.kind:
             raise ModelFileError(
-                f"{path} holds a {config.get('kind')!r} model, not a {cls.kind!r} one."
+                f"{config_path} holds a {config.get('kind')!r} model, not a {cls.kind!r} one."
             )
         try:
-            return cls._from_config(tensors, config)
-        except (KeyError, TypeError, ValueError, RuntimeError) as error:
-            raise ModelFileError(f"{path} is not a usable {cls.__name__} file: {error}") from None
+            return cls._from_config(tensors, config, source=str(weights_path))
+        except (TypeError, ValueError, RuntimeError) as error:
+            raise ModelFileError(
+                f"{config_path} is not a usable {cls.__name__} file: {error} Restore the "
+                "model files as saved, or retrain the model."
+            ) from None
 
     @classmethod
-    def _from_config(cls, tensors: dict[str, Any], config: dict[str, Any]) -> Self:
-        """Rebuild a fitted model from its weights and its description (see :meth:`save`)."""
-        model = cls(**config["params"])
-        model.threshold_ = float(config["threshold"])
+    def _from_config(
+        cls, tensors: dict[str, Any], config: dict[str, Any], *, where: str = "", source: str
+    ) -> Self:
+        """Rebuild a fitted model from its weights and its description (see :meth:`save`).
+
+        ``where`` prefixes key names in errors (the description's place in the file);
+        ``source`` is the weights file.
+        """
+        if not isinstance(config, dict):
+            raise ModelFileError(f"{where or 'the model description'} must be a JSON object.")
+        model = cls()
+        model.set_params(**config_entry(config, "params", where, MAPPING))
+        model._validate_params(where=f"{where}params.")
+        model.threshold_ = float(config_entry(config, "threshold", where, _THRESHOLD))
         model.classes_ = np.array([0, 1])
-        model._restore(tensors, config)
+        model._restore(tensors, config, where=where, source=source)
         return model
 
     def _tensors(self) -> dict[str, Any]:
@@ -172,8 +227,49 @@ class CropClassifier:
     def _file_config(self) -> dict[str, Any]:
         raise NotImplementedError
 
-    def _restore(self, tensors: dict[str, Any], config: dict[str, Any]) -> None:
+    def _restore(
+        self, tensors: dict[str, Any], config: dict[str, Any], *, where: str, source: str
+    ) -> None:
         raise NotImplementedError
+
+
+def config_entry(
+    config: dict[str, Any],
+    key: str,
+    where: str = "",
+    constraint: Constraint | None = None,
+    default: Any = _MISSING,
+) -> Any:
+    """Return ``config[key]`` of a model file, checked against ``constraint``.
+
+    Parameters
+    ----------
+    config : dict
+        A (part of a) model file's JSON description.
+    key : str
+        The entry to read.
+    where : str
+        Prefix of ``key`` in errors: the place of ``config`` in the file (e.g. "estimator.").
+    constraint : Constraint, optional
+        What the value must be.
+    default : optional
+        Returned when the entry is absent; without one, absence raises.
+
+    Raises
+    ------
+    ModelFileError
+        If the entry is missing (and has no default).
+    InvalidInputError
+        If the value violates ``constraint`` (``load`` turns it into a ModelFileError).
+    """
+    if key not in config:
+        if default is _MISSING:
+            raise ModelFileError(f"the key {where}{key} is missing.")
+        return default
+    value = config[key]
+    if constraint is not None:
+        constraint(value, f"{where}{key}")
+    return value
 
 
 def jsonable_params(params: dict[str, Any]) -> dict[str, Any]:

@@ -9,11 +9,23 @@ import numpy as np
 import torch
 from torch import nn
 
-from blobsift._validation import check_choice
-from blobsift.classify.base import CropClassifier
+from blobsift._validation import (
+    BOOLEAN,
+    CALLBACK,
+    FRACTION,
+    MAPPING,
+    OPTIONAL_BOOLEAN,
+    SEED,
+    instance_of,
+    integer,
+    one_of,
+    real,
+)
+from blobsift.classify.base import CropClassifier, config_entry
 from blobsift.crops import centre_window
 from blobsift.exceptions import InvalidInputError, ModelFileError
 from blobsift.nn.onnx import ONNX_KEY
+from blobsift.nn.train import SAMPLINGS
 from blobsift.splits import feasible_folds, stratified_folds
 
 __all__ = ["DEFAULT_ARCHITECTURE", "CNNClassifier"]
@@ -36,6 +48,7 @@ DEFAULT_ARCHITECTURE: dict[str, Any] = {
 _PREDICT_CHUNK = 4096
 _REFIT_MAX_LABELS = 400  # "auto" refit adds a full-data member up to this many labels
 _STEADY_FOLD_SIZE = 300  # training crops per fold up to which ``epochs`` applies in full
+_BACKENDS = ("auto", "onnx", "torch")
 
 
 class _Ensemble(nn.Module):
@@ -104,6 +117,24 @@ class CNNClassifier(CropClassifier):
     """
 
     kind = "cnn"
+    _parameter_constraints = {  # noqa: RUF012 (read-only)
+        "n_folds": integer(2, optional=True),
+        "epochs": integer(1),
+        "learning_rate": real(0, low_open=True),
+        "batch_size": integer(1, optional=True),
+        "weight_decay": real(0),
+        "patience": integer(0),
+        "sampling": one_of(*SAMPLINGS),
+        "augment": BOOLEAN,
+        "refit": OPTIONAL_BOOLEAN,
+        "architecture": MAPPING,
+        "target_precision": FRACTION,
+        "target_recall": FRACTION,
+        "backend": one_of(*_BACKENDS),
+        "device": instance_of((str, torch.device), "a torch device such as 'cpu' or 'cuda'"),
+        "random_state": SEED,
+        "callback": CALLBACK,
+    }
 
     def __init__(
         self,
@@ -213,7 +244,6 @@ class CNNClassifier(CropClassifier):
         from blobsift.nn.augment import Augmentation
         from blobsift.nn.data import normalize_crops
         from blobsift.nn.train import (
-            SAMPLINGS,
             WARMUP_EPOCHS,
             EarlyStopping,
             Trainer,
@@ -223,9 +253,8 @@ class CNNClassifier(CropClassifier):
             trivial_f1,
         )  # fmt: skip
 
+        self._validate_params()
         crops, labels = self._check_fit_input(X, y)
-        check_choice(self.sampling, SAMPLINGS, name="sampling")
-        check_choice(self.backend, ("auto", "onnx", "torch"), name="backend")
         rng = np.random.default_rng(self.random_state)
         torch.manual_seed(int(rng.integers(2**31 - 1)))
         device = resolve_device(self.device)
@@ -311,10 +340,11 @@ class CNNClassifier(CropClassifier):
     def _ensemble(self) -> nn.Module:
         return _Ensemble(self.members_).eval()
 
-    def _exported_graph(self, graph: bytes | None = None) -> Any:
+    def _exported_graph(self, graph: bytes | None = None, source: str | None = None) -> Any:
         from blobsift.nn.onnx import ExportedGraph
 
-        return ExportedGraph(self._ensemble, self._architecture()["crop_size"], graph)
+        crop_size = self._architecture()["crop_size"]
+        return ExportedGraph(self._ensemble, crop_size, graph, source=source)
 
     def _positive_proba(self, crops: np.ndarray) -> np.ndarray:
         from blobsift.nn.data import normalize_crops
@@ -353,25 +383,32 @@ class CNNClassifier(CropClassifier):
             "history": self.history_,
         }
 
-    def _restore(self, tensors: dict[str, torch.Tensor], config: dict[str, Any]) -> None:
+    def _restore(
+        self, tensors: dict[str, torch.Tensor], config: dict[str, Any], *, where: str, source: str
+    ) -> None:
         from blobsift.nn.models import build_model
+        from blobsift.nn.serialize import load_state_exactly
 
-        spec = config["architecture"]
+        spec = config_entry(config, "architecture", where, MAPPING)
+        config_entry(spec, "name", f"{where}architecture.", one_of("signal_classifier"))
+        config_entry(spec, "config", f"{where}architecture.", MAPPING)
+        n_members = config_entry(config, "n_members", where, integer(1))
+        stored = {k.split(".", 1)[0] for k in tensors if k.startswith("member")}
+        if stored != {f"member{i}" for i in range(n_members)}:
+            raise ModelFileError(
+                f"{where}n_members is {n_members} but the weights hold {len(stored)} members."
+            )
         members = []
-        for i in range(int(config["n_members"])):
+        for i in range(n_members):
             prefix = f"member{i}."
             state = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
             member = build_model(spec["name"], spec["config"])
-            missing, unexpected = member.load_state_dict(state, strict=False)
-            if missing or unexpected:
-                raise ModelFileError(
-                    f"member {i} weights do not match the architecture (missing {missing[:3]}, "
-                    f"unexpected {unexpected[:3]})."
-                )
+            load_state_exactly(member, state, f"member{i}")
             members.append(member.eval())
         self.architecture = spec["config"]
         self.members_ = members
         graph = tensors.get(ONNX_KEY)
-        self.graph_ = self._exported_graph(None if graph is None else graph.numpy().tobytes())
-        self.cv_metrics_ = config.get("metrics", {})
-        self.history_ = config.get("history", {})
+        graph_bytes = None if graph is None else graph.numpy().tobytes()
+        self.graph_ = self._exported_graph(graph_bytes, source)
+        self.cv_metrics_ = config_entry(config, "metrics", where, MAPPING, default={})
+        self.history_ = config_entry(config, "history", where, MAPPING, default={})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from blobsift._validation import check_integer
 from blobsift.exceptions import InvalidInputError
 
 __all__ = ["gallery_scores", "leave_one_out_scores", "nearest_neighbours"]
@@ -84,7 +85,8 @@ def nearest_neighbours(similarity: np.ndarray, k: int) -> tuple[np.ndarray, np.n
     if similarity.ndim != 2:
         raise InvalidInputError(f"similarity must be 2D; got shape {similarity.shape}.")
     gallery = similarity.shape[1]
-    if not 1 <= k <= gallery:
+    check_integer(k, name="k", low=1)
+    if k > gallery:
         raise InvalidInputError(f"k must lie in [1, {gallery}] (the gallery size); got {k}.")
     part = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
     values = np.take_along_axis(similarity, part, axis=1)

@@ -13,12 +13,25 @@ from typing import Any
 import numpy as np
 import torch
 
-from blobsift._validation import check_choice, check_crops, check_labels
-from blobsift.classify.base import CropClassifier
+from blobsift._validation import (
+    BOOLEAN,
+    CALLBACK,
+    FRACTION,
+    MAPPING,
+    PATH,
+    SEED,
+    check_choice,
+    check_crops,
+    check_labels,
+    integer,
+    one_of,
+    real,
+)
+from blobsift.classify.base import CropClassifier, config_entry
 from blobsift.classify.cnn import DEFAULT_ARCHITECTURE
 from blobsift.classify.gallery import gallery_scores, leave_one_out_scores, nearest_neighbours
 from blobsift.crops import centre_window
-from blobsift.exceptions import InvalidInputError, ModelFileError
+from blobsift.exceptions import ModelFileError
 from blobsift.metrics import OperatingPoint, average_precision, binary_counts
 from blobsift.nn.models import transferable_state
 from blobsift.nn.onnx import ONNX_KEY
@@ -35,6 +48,8 @@ _MAX_UNLABELED = 4000  # unlabelled crops kept for pre-training (a random subset
 _DECISION_POINT = 0.5
 _N_VIEWS = 8  # augmented views of each labelled crop for the pair training
 _PRETRAINED_CACHE_SIZE = 4
+_BACKENDS = ("auto", "onnx", "torch")
+_UNIT_NORM_TOLERANCE = 1e-3  # gallery embeddings are L2-normalised by the encoder
 #: Pre-trained encoder weights by a digest of the crops and settings (see ``fit``).
 _PRETRAINED: dict[str, dict[str, torch.Tensor]] = {}
 
@@ -111,6 +126,23 @@ class SiameseClassifier(CropClassifier):
     """
 
     kind = "siamese"
+    _parameter_constraints = {  # noqa: RUF012 (read-only)
+        "embedding_dim": integer(1),
+        "k": integer(1),
+        "temperature": real(0, low_open=True),
+        "pretrain_steps": integer(0),
+        "finetune_steps": integer(0),
+        "n_folds": integer(2, optional=True),
+        "learning_rate": real(0, low_open=True),
+        "augment": BOOLEAN,
+        "architecture": MAPPING,
+        "pretrain_cache": PATH,
+        "backend": one_of(*_BACKENDS),
+        "target_precision": FRACTION,
+        "target_recall": FRACTION,
+        "random_state": SEED,
+        "callback": CALLBACK,
+    }
 
     def __init__(
         self,
@@ -197,6 +229,7 @@ class SiameseClassifier(CropClassifier):
         """
         from blobsift.nn.contrastive import calibrate_batch_norm, finetune_head
 
+        self._validate_params()
         crops, labels = self._check_fit_input(X, y)
         pool = None if unlabeled is None else check_crops(unlabeled, name="unlabeled")
         rng = np.random.default_rng(self.random_state)
@@ -360,16 +393,18 @@ class SiameseClassifier(CropClassifier):
         return self
 
     # -- prediction ---------------------------------------------------------------------
-    def _exported_graph(self, graph: bytes | None = None) -> Any:
+    def _exported_graph(self, graph: bytes | None = None, source: str | None = None) -> Any:
         from blobsift.nn.onnx import ExportedGraph
 
-        return ExportedGraph(lambda: self.encoder_, self._architecture()["crop_size"], graph)
+        return ExportedGraph(
+            lambda: self.encoder_, self._architecture()["crop_size"], graph, source=source
+        )
 
     def _embed_crops(self, crops: np.ndarray) -> np.ndarray:
         """Embed raw crops with the final encoder, on onnxruntime unless told otherwise."""
         from blobsift.nn.data import normalize_crops
 
-        check_choice(self.backend, ("auto", "onnx", "torch"), name="backend")
+        check_choice(self.backend, _BACKENDS, name="backend")
         runner = self.graph_.runner(self.backend)
         windows = self._window(crops)
         if runner is None:
@@ -431,31 +466,56 @@ class SiameseClassifier(CropClassifier):
             "metrics": self.cv_metrics_,
         }
 
-    def _restore(self, tensors: dict[str, torch.Tensor], config: dict[str, Any]) -> None:
+    def _restore(
+        self, tensors: dict[str, torch.Tensor], config: dict[str, Any], *, where: str, source: str
+    ) -> None:
         from blobsift.nn.models import build_model
+        from blobsift.nn.serialize import load_state_exactly
 
-        spec = config["architecture"]
+        spec = config_entry(config, "architecture", where, MAPPING)
+        expected = {**self._architecture(), "embedding_dim": self.embedding_dim}
+        config_entry(spec, "name", f"{where}architecture.", one_of("crop_encoder"))
+        config_entry(spec, "config", f"{where}architecture.", one_of(expected))
         encoder = build_model(spec["name"], spec["config"])
         state = {k[len("encoder.") :]: v for k, v in tensors.items() if k.startswith("encoder.")}
-        missing, unexpected = encoder.load_state_dict(state, strict=False)
-        if missing or unexpected:
-            raise ModelFileError(
-                f"encoder weights do not match the architecture (missing {missing[:3]}, "
-                f"unexpected {unexpected[:3]})."
-            )
-        embeddings = tensors["gallery_embeddings"].numpy()
-        labels = tensors["gallery_labels"].numpy()
-        if embeddings.shape != (len(labels), spec["config"]["embedding_dim"]):
-            raise InvalidInputError(
-                f"gallery of shape {embeddings.shape} does not fit {len(labels)} labels."
-            )
+        load_state_exactly(encoder, state, "encoder")
         pretrained = {
             k[len("pretrained.") :]: v for k, v in tensors.items() if k.startswith("pretrained.")
         }
+        if pretrained:
+            load_state_exactly(build_model(spec["name"], spec["config"]), pretrained, "pretrained")
         self.encoder_ = encoder.eval()
+        self.gallery_embeddings_, self.gallery_labels_ = _gallery(tensors, self.embedding_dim)
         graph = tensors.get(ONNX_KEY)
-        self.graph_ = self._exported_graph(None if graph is None else graph.numpy().tobytes())
-        self.gallery_embeddings_ = embeddings
-        self.gallery_labels_ = labels
+        graph_bytes = None if graph is None else graph.numpy().tobytes()
+        self.graph_ = self._exported_graph(graph_bytes, source)
         self.pretrain_state_ = pretrained or None
-        self.cv_metrics_ = config.get("metrics", {})
+        self.cv_metrics_ = config_entry(config, "metrics", where, MAPPING, default={})
+
+
+def _gallery(tensors: dict[str, torch.Tensor], embedding_dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """The stored gallery, checked: finite unit-length embeddings and 0/1 labels of both."""
+    for name in ("gallery_embeddings", "gallery_labels"):
+        if name not in tensors:
+            raise ModelFileError(f"the tensor {name} is missing.")
+    embeddings = tensors["gallery_embeddings"].numpy()
+    labels = tensors["gallery_labels"].numpy()
+    if embeddings.dtype.kind != "f" or embeddings.shape != (len(labels), embedding_dim):
+        raise ModelFileError(
+            f"gallery_embeddings must be floats of shape ({len(labels)}, {embedding_dim}) for "
+            f"{len(labels)} labels; got {embeddings.dtype} {embeddings.shape}."
+        )
+    if not np.isfinite(embeddings).all():
+        raise ModelFileError("gallery_embeddings hold NaN or inf.")
+    norms = np.linalg.norm(embeddings.astype(np.float64), axis=1)
+    if not np.allclose(norms, 1.0, atol=_UNIT_NORM_TOLERANCE):
+        raise ModelFileError(
+            "gallery_embeddings must have unit length, as the encoder makes them; got lengths "
+            f"{norms.min():.3g} to {norms.max():.3g}."
+        )
+    if labels.ndim != 1 or labels.dtype.kind not in "iu" or set(np.unique(labels)) != {0, 1}:
+        raise ModelFileError(
+            "gallery_labels must be a vector of 0/1 integers holding both classes; got "
+            f"{labels.dtype} {labels.shape} with values {np.unique(labels)[:5].tolist()}."
+        )
+    return embeddings, labels.astype(np.int64)

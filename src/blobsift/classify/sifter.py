@@ -7,8 +7,19 @@ from typing import Any
 
 import numpy as np
 
-from blobsift._validation import check_choice
-from blobsift.classify.base import CropClassifier, jsonable_params
+from blobsift._validation import (
+    BOOLEAN,
+    CALLBACK,
+    FRACTION,
+    MAPPING,
+    SEED,
+    check_params,
+    instance_of,
+    integer,
+    one_of,
+    real,
+)
+from blobsift.classify.base import CropClassifier, config_entry, jsonable_params
 from blobsift.classify.cnn import CNNClassifier
 from blobsift.classify.phases import PHASES, recommend_phase
 from blobsift.classify.siamese import SiameseClassifier
@@ -96,6 +107,14 @@ class Sifter(CropClassifier):
     """
 
     kind = "sifter"
+    _parameter_constraints = {  # noqa: RUF012 (read-only)
+        "phase": one_of(*PHASES),
+        "random_state": SEED,
+        "target_precision": FRACTION,
+        "target_recall": FRACTION,
+        "cnn_from_pretrained": BOOLEAN,
+        "callback": CALLBACK,
+    }
 
     def __init__(
         self,
@@ -129,6 +148,23 @@ class Sifter(CropClassifier):
             else:
                 self.options[name] = value
         return self
+
+    def _validate_params(self, where: str | None = None) -> None:
+        """Check Sifter's own parameters and every phase classifier's (see the base class).
+
+        Both phases are checked whichever ``fit`` trains, so a bad option of Phase 2 is
+        refused before Phase 1 trains, and also when the labels never reach Phase 2.
+        """
+        own = {name: getattr(self, name) for name in self._parameter_constraints}
+        prefix = "Sifter parameter " if where is None else where
+        check_params(own, self._parameter_constraints, where=prefix)
+        for kind, options in self._phase_options().items():
+            estimator = self._phase_estimator(kind)
+            check_params(
+                {name: estimator.get_params()[name] for name in options},
+                estimator._parameter_constraints,
+                where=f"Sifter option {kind}__" if where is None else where,
+            )
 
     # -- fitting ------------------------------------------------------------------------
     def _phase_options(self) -> dict[str, dict[str, Any]]:
@@ -203,9 +239,8 @@ class Sifter(CropClassifier):
         -------
         self
         """
-        check_choice(self.phase, PHASES, name="phase")
+        self._validate_params()  # parameter and option errors before any training
         crops, labels = self._check_fit_input(X, y)
-        self._phase_options()  # option errors before any training
         history = [(int(n), float(score)) for n, score in history]
         self.gallery_ = None
         self.phase_scores_: dict[str, float] = {}
@@ -310,22 +345,57 @@ class Sifter(CropClassifier):
         return config
 
     @staticmethod
-    def _restore_phase(tensors: dict[str, Any], config: dict[str, Any]) -> CropClassifier:
-        cls = _PHASE_CLASSES.get(config.get("kind"))
-        if cls is None:
-            raise ModelFileError(f"unknown phase classifier {config.get('kind')!r}.")
-        return cls._from_config(tensors, config)
+    def _restore_phase(
+        tensors: dict[str, Any], config: dict[str, Any], *, where: str, source: str
+    ) -> CropClassifier:
+        kind = config_entry(config, "kind", where, one_of(*_PHASE_CLASSES))
+        return _PHASE_CLASSES[kind]._from_config(tensors, config, where=where, source=source)
 
-    def _restore(self, tensors: dict[str, Any], config: dict[str, Any]) -> None:
-        inner = {**config["estimator"]}
-        inner.setdefault("threshold", config["threshold"])
-        self.estimator_ = self._restore_phase(tensors, inner)
+    def _restore(
+        self, tensors: dict[str, Any], config: dict[str, Any], *, where: str, source: str
+    ) -> None:
+        inner = {**config_entry(config, "estimator", where, MAPPING)}
+        inner.setdefault("threshold", self.threshold_)
+        self.estimator_ = self._restore_phase(
+            tensors, inner, where=f"{where}estimator.", source=source
+        )
+        if self.estimator_.threshold_ != self.threshold_:
+            raise ModelFileError(
+                f"{where}threshold ({self.threshold_}) differs from {where}estimator.threshold "
+                f"({self.estimator_.threshold_}), which decides."
+            )
         self.gallery_ = self.estimator_ if self.estimator_.kind == "siamese" else None
         if "gallery" in config:
             prefix = "gallery."
             own = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
-            self.gallery_ = self._restore_phase(own, config["gallery"])
-        self.phase_ = config["phase"]
-        self.phase_reason_ = config.get("phase_reason", "")
-        self.phase_history_ = [tuple(entry) for entry in config.get("phase_history", [])]
-        self.phase_scores_ = config.get("phase_scores", {})
+            self.gallery_ = self._restore_phase(
+                own, config_entry(config, "gallery", where, MAPPING), where=f"{where}gallery.",
+                source=source,
+            )  # fmt: skip
+            if self.gallery_.kind != "siamese":
+                raise ModelFileError(f"{where}gallery.kind must be 'siamese'.")
+        self.phase_ = config_entry(config, "phase", where, one_of(self.estimator_.kind))
+        self.phase_reason_ = config_entry(config, "phase_reason", where, _TEXT, default="")
+        history = config_entry(config, "phase_history", where, _LIST, default=[])
+        self.phase_history_ = _phase_history(history, f"{where}phase_history")
+        scores = config_entry(config, "phase_scores", where, MAPPING, default={})
+        for name, score in scores.items():
+            one_of(*_PHASE_CLASSES)(name, f"{where}phase_scores key")
+            real()(score, f"{where}phase_scores.{name}")
+        self.phase_scores_ = scores
+
+
+_TEXT = instance_of(str, "text", optional=False)
+_LIST = instance_of(list, "a list", optional=False)
+
+
+def _phase_history(history: list[Any], name: str) -> list[tuple[int, float]]:
+    """A model file's phase history: [labels, score] pairs, checked."""
+    for index, entry in enumerate(history):
+        if not isinstance(entry, list) or len(entry) != 2:
+            raise InvalidInputError(
+                f"{name}[{index}] must be a [labels, score] pair; got {entry!r}."
+            )
+        integer(0)(entry[0], f"{name}[{index}][0]")
+        real()(entry[1], f"{name}[{index}][1]")
+    return [(int(n), float(score)) for n, score in history]

@@ -110,7 +110,8 @@ def sample_pairs(
     split equally between signal-signal and noise-noise. So under a 1:10 imbalance the
     rare class takes part in three quarters of the pairs instead of about a sixth. A crop
     is never paired with itself; a class with one crop gives no same-class pairs (its
-    share goes to the other class).
+    share goes to the other class), and with one crop of each class every pair is a
+    different-class pair.
 
     Parameters
     ----------
@@ -137,10 +138,11 @@ def sample_pairs(
     def draw(pool: torch.Tensor, count: int) -> torch.Tensor:
         return pool[torch.randint(len(pool), (count,), generator=generator)]
 
-    n_different = n_pairs // 2
     pairable = [m for m in members if len(m) >= 2]
-    counts = [(n_pairs - n_different) // len(pairable)] * len(pairable)
-    counts[-1] += n_pairs - n_different - sum(counts)
+    n_different = n_pairs // 2 if pairable else n_pairs
+    counts = [(n_pairs - n_different) // len(pairable) for _ in pairable]
+    if counts:
+        counts[-1] += n_pairs - n_different - sum(counts)
     firsts = [draw(members[0], n_different)]
     seconds = [draw(members[1], n_different)]
     for pool, count in zip(pairable, counts, strict=True):

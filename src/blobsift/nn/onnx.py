@@ -10,10 +10,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from blobsift.exceptions import ModelFileError
+
 __all__ = ["ONNX_KEY", "ExportedGraph", "OnnxRunner", "export_onnx"]
 
 #: The name of the ONNX graph's tensor in model files.
 ONNX_KEY = "onnx_graph"
+_PROBE_CROPS = 8  # normalised random crops on which a stored graph must match its weights
+_PROBE_TOLERANCE = 1e-4  # onnxruntime and torch agree to about 1e-6 on the same weights
 
 
 def export_onnx(model: nn.Module, crop_size: int) -> bytes:
@@ -83,7 +87,9 @@ class ExportedGraph:
     """A model's ONNX graph, exported on first use, and its onnxruntime session.
 
     Model files carry the graph as a uint8 tensor (:meth:`as_tensor`), so loading a model
-    neither re-exports it nor unpickles anything.
+    neither re-exports it nor unpickles anything. A graph given from a file is run only
+    once it has been shown to compute what the torch module (the file's weights) computes,
+    on a few random crops: predictions never come from a graph the weights disagree with.
 
     Parameters
     ----------
@@ -92,15 +98,24 @@ class ExportedGraph:
     crop_size : int
         S.
     graph : bytes, optional
-        An already exported graph.
+        An already exported graph (from a model file).
+    source : str, optional
+        Where ``graph`` came from, named in errors.
     """
 
     def __init__(
-        self, build: Callable[[], nn.Module], crop_size: int, graph: bytes | None = None
+        self,
+        build: Callable[[], nn.Module],
+        crop_size: int,
+        graph: bytes | None = None,
+        *,
+        source: str | None = None,
     ) -> None:
         self._build = build
         self._crop_size = crop_size
         self._graph = graph
+        self._unchecked = graph is not None
+        self._source = source
         self._runner: OnnxRunner | None = None
         self._threads: int | None = None
 
@@ -115,17 +130,48 @@ class ExportedGraph:
 
         "onnx": export or session failures raise; "auto": they give None (torch);
         "torch": None.
+
+        Raises
+        ------
+        ModelFileError
+            If a graph from a model file disagrees with the module built from its weights.
         """
         if backend == "torch":
             return None
         if self._runner is None:
             try:
-                self._runner = OnnxRunner(self.graph(), threads=self._threads)
+                runner = OnnxRunner(self.graph(), threads=self._threads)
             except Exception:
                 if backend == "onnx":
                     raise
                 return None
+            if self._unchecked:
+                self._check_against_weights(runner)
+            self._runner = runner
         return self._runner
+
+    def _check_against_weights(self, runner: OnnxRunner) -> None:
+        generator = torch.Generator().manual_seed(0)
+        probe = torch.randn(_PROBE_CROPS, 1, self._crop_size, self._crop_size, generator=generator)
+        model = self._build()
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.inference_mode():
+                expected = model(probe).numpy()
+        finally:
+            model.train(was_training)
+        found = runner.run(probe.numpy())
+        difference = (
+            float(np.max(np.abs(found - expected))) if found.shape == expected.shape else np.inf
+        )
+        if not difference <= _PROBE_TOLERANCE:
+            raise ModelFileError(
+                f"the ONNX graph stored in {self._source or 'the model file'} does not compute "
+                f"what its weights compute (outputs differ by up to {difference:.3g}): the "
+                "graph was replaced. Restore the model files as saved, or retrain the model."
+            )
+        self._unchecked = False
 
     def limit_threads(self, threads: int) -> None:
         """Run later sessions on ``threads`` cores (onnxruntime defaults to all)."""
