@@ -1,0 +1,95 @@
+"""Hardening of image reading: stacks are never blended as colour; wrong types are refused."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tifffile
+
+from blobsift.exceptions import ImageReadError, InvalidInputError
+from blobsift.io import LUMA_WEIGHTS, open_image, read_image
+
+
+def _planes(dtype, shape, seed=0):
+    values = np.random.default_rng(seed).uniform(0, 200, size=shape)
+    return values.astype(dtype)
+
+
+def _luminance(rgb):
+    return rgb[..., :3].astype(np.float64) @ np.array(LUMA_WEIGHTS)
+
+
+@pytest.mark.parametrize("shape", [(3, 10, 12), (4, 10, 12), (10, 12, 3), (10, 12, 4)])
+def test_a_float_tiff_of_three_or_four_planes_is_a_stack_not_colour(tmp_path, shape):
+    data = _planes(np.float32, shape)
+    path = tmp_path / "planes.tif"
+    separate = shape[0] in (3, 4)
+    # What tifffile.imwrite(path, data) writes by default: such data tagged RGB.
+    tifffile.imwrite(path, data, photometric="rgb", planarconfig="separate" if separate else None)
+    planes = data if separate else np.moveaxis(data, -1, 0)
+    with pytest.raises(ImageReadError, match="page=") as info:
+        read_image(path)
+    message = str(info.value)
+    assert "planes.tif" in message
+    assert f"{len(planes)} pages" in message
+    assert "not colour" in message
+    np.testing.assert_array_equal(read_image(path, page=1), planes[1])
+    np.testing.assert_array_equal(read_image(path, page="max"), planes.max(axis=0))
+    np.testing.assert_allclose(read_image(path, page="mean"), planes.mean(axis=0), rtol=1e-6)
+    np.testing.assert_array_equal(read_image(path, channel=2), planes[2])  # as before
+    with open_image(path, page=0) as lazy:
+        np.testing.assert_array_equal(lazy[2:5, 3:7], planes[0][2:5, 3:7])
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+@pytest.mark.parametrize("samples", [3, 4])
+def test_an_rgb_tiff_of_uint8_or_uint16_is_colour(tmp_path, dtype, samples):
+    rgb = _planes(dtype, (9, 11, samples))
+    path = tmp_path / "rgb.tif"
+    extra = {"extrasamples": ["unassalpha"]} if samples == 4 else {}
+    tifffile.imwrite(path, rgb, photometric="rgb", **extra)
+    np.testing.assert_allclose(read_image(path), _luminance(rgb), rtol=1e-6)
+
+
+def test_a_float_npy_with_three_trailing_planes_is_a_stack(tmp_path):
+    data = _planes(np.float64, (10, 12, 3))
+    np.save(tmp_path / "f.npy", data)
+    with pytest.raises(ImageReadError, match="3 pages"):
+        read_image(tmp_path / "f.npy")
+    np.testing.assert_allclose(read_image(tmp_path / "f.npy", page=2), data[..., 2], rtol=1e-6)
+    colour = _planes(np.uint8, (10, 12, 3))
+    np.save(tmp_path / "c.npy", colour)
+    np.testing.assert_allclose(read_image(tmp_path / "c.npy"), _luminance(colour), rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"path": None}, "path must be a file path"),
+        ({"path": 3}, "path must be a file path"),
+        ({"path": ["a.tif"]}, "path must be a file path"),
+        ({"channel": "1"}, "channel must be an integer"),
+        ({"channel": 1.0}, "channel must be an integer"),
+        ({"channel": True}, "channel must be an integer"),
+        ({"page": 1.5}, "page must be an integer"),
+        ({"page": False}, "page must be an integer"),
+    ],
+    ids=[
+        "none",
+        "int",
+        "list",
+        "channel-str",
+        "channel-float",
+        "channel-bool",
+        "page-float",
+        "page-bool",
+    ],
+)
+@pytest.mark.parametrize("reader", [read_image, open_image])
+def test_wrong_types_are_a_clear_invalid_input_error(tmp_path, reader, arguments, message):
+    path = tmp_path / "g.npy"
+    np.save(path, np.zeros((6, 6)))
+    arguments = {"path": path, **arguments}
+    with pytest.raises(InvalidInputError, match=message) as info:
+        reader(arguments.pop("path"), **arguments)
+    assert "got" in str(info.value)
