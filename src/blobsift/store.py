@@ -36,11 +36,13 @@ import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from blobsift._atomic import atomic_write
 from blobsift.exceptions import (
     ImageChangedError,
     ImageReadError,
@@ -1211,11 +1213,8 @@ class Project:
         unique = len(set(names)) == len(names)
         out = frame.assign(image=frame["image"] if unique else frame["path"])
         out = out[["image", "row", "col", "label"]]
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        out.to_csv(tmp, index=False, float_format="%.17g")
-        os.replace(tmp, path)
+        write = partial(out.to_csv, index=False, float_format="%.17g")
+        atomic_write(path, write, what="the label CSV")
         return len(out)
 
     def label_set_hash(self) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from blobsift._atomic import atomic_write
 from blobsift.exceptions import ModelFileError
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "load_model_file", "model_paths", "save_model_file"]
@@ -37,18 +37,6 @@ def model_paths(path: str | os.PathLike[str]) -> tuple[Path, Path]:
     return path.with_name(path.name + ".safetensors"), path.with_name(path.name + ".json")
 
 
-def _atomic_write(target: Path, write: Any) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-    os.close(handle)
-    try:
-        write(temporary)
-        os.replace(temporary, target)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-
-
 def save_model_file(
     path: str | os.PathLike[str], tensors: dict[str, torch.Tensor], config: dict[str, Any]
 ) -> tuple[Path, Path]:
@@ -63,8 +51,12 @@ def save_model_file(
     document = {"format": FORMAT, "format_version": FORMAT_VERSION, **config}
     text = json.dumps(document, indent=2, sort_keys=True, allow_nan=False)
     contiguous = {name: tensor.detach().cpu().contiguous() for name, tensor in tensors.items()}
-    _atomic_write(weights_path, lambda tmp: save_file(contiguous, tmp))
-    _atomic_write(config_path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    atomic_write(
+        weights_path, lambda tmp: save_file(contiguous, str(tmp)), what="the model weights"
+    )
+    atomic_write(
+        config_path, lambda tmp: tmp.write_text(text, encoding="utf-8"), what="the model file"
+    )
     return weights_path, config_path
 
 
