@@ -337,7 +337,7 @@ def write_report(
             "folder of files; give a folder path (new or existing), e.g. --output "
             f"{folder.with_suffix('')!s}-report."
         )
-    index = check_output_file(folder / "index.html", what="the report")
+    page_path = check_output_file(folder / "index.html", what="the report")
     steps = 6
     done = 0
 
@@ -458,7 +458,7 @@ def write_report(
     )
     page = _html(card, models, figures)
     return atomic_write(
-        index, lambda tmp: tmp.write_text(page, encoding="utf-8"), what="the report"
+        page_path, lambda tmp: tmp.write_text(page, encoding="utf-8"), what="the report"
     )
 
 
