@@ -1,12 +1,15 @@
-"""Hardening of image reading: stacks are never blended as colour; wrong types are refused."""
+"""Hardening of file IO: stacks are never blended as colour, wrong types are refused, and
+output files are whole or absent."""
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import tifffile
 
-from blobsift.exceptions import ImageReadError, InvalidInputError
+from blobsift._atomic import atomic_write
+from blobsift.exceptions import ImageReadError, InvalidInputError, OutputError
 from blobsift.io import LUMA_WEIGHTS, open_image, read_image
 
 
@@ -93,3 +96,53 @@ def test_wrong_types_are_a_clear_invalid_input_error(tmp_path, reader, arguments
     with pytest.raises(InvalidInputError, match=message) as info:
         reader(arguments.pop("path"), **arguments)
     assert "got" in str(info.value)
+
+
+# -- output files: whole or absent ---------------------------------------------------------
+def _half_then(error):
+    def write(temporary):
+        temporary.write_text("half of the new cont")
+        raise error
+
+    return write
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (OSError(28, "No space left on device"), OutputError),
+        (ValueError("the data could not be written"), ValueError),
+    ],
+    ids=["disk-full", "writer-bug"],
+)
+def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path, error, expected):
+    target = tmp_path / "table.csv"
+    target.write_text("the old content\n")
+    with pytest.raises(expected) as info:
+        atomic_write(target, _half_then(error), what="the table")
+    if expected is OutputError:
+        assert "table.csv" in str(info.value)
+        assert "No space left" in str(info.value)
+    assert target.read_text() == "the old content\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["table.csv"]
+
+
+def test_atomic_write_replaces_the_file_and_creates_its_folder(tmp_path):
+    target = tmp_path / "new" / "deeper" / "page.html"
+    assert atomic_write(target, lambda tmp: tmp.write_text("<p>one</p>")) == target
+    atomic_write(target, lambda tmp: tmp.write_text("<p>two</p>"))
+    assert target.read_text() == "<p>two</p>"
+    assert [p.name for p in target.parent.iterdir()] == ["page.html"]
+
+
+def test_write_predictions_refuses_a_folder_and_leaves_nothing(tmp_path):
+    from blobsift.batch import COLUMNS, write_predictions
+
+    frame = pd.DataFrame({name: [1] for name in COLUMNS})
+    (tmp_path / "out.csv").mkdir()
+    with pytest.raises(OutputError, match="is a folder"):
+        write_predictions(frame, tmp_path / "out.csv")
+    assert [p.name for p in tmp_path.iterdir()] == ["out.csv"]
+    assert list((tmp_path / "out.csv").iterdir()) == []
+    written = write_predictions(frame, tmp_path / "ok.csv")
+    assert pd.read_csv(written[0]).columns.tolist() == list(COLUMNS)

@@ -772,7 +772,11 @@ def build_parser() -> argparse.ArgumentParser:
         "Parquet with columns image,row,col,sigma,score,probability,decision. "
         "Without --images every project image is scored on its current "
         "candidates; images outside the project are detected and scored without "
-        "being added.",
+        "being added. Rows are written to CSV.partial as each image finishes and "
+        "the journal CSV.status.jsonl records each image (with the warnings it "
+        "raised); when all are done the files are renamed to their names and the "
+        "run is recorded, so a file under its name is always whole. An "
+        "interrupted run is started again from the beginning.",
         [
             "blobsift predict run1",
             "blobsift predict run1 --images 'more/*.tif'",
