@@ -268,7 +268,7 @@ class _Sink:
                     break
                 records.append(record)
         lines = b"".join(json.dumps(r).encode() + b"\n" for r in records)
-        self.journal.write_bytes(lines)
+        atomic_write(self.journal, lambda tmp: tmp.write_bytes(lines), what="the journal")
         return records
 
     def _forget(self) -> None:

@@ -33,6 +33,7 @@ import hashlib
 import json
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -1526,8 +1527,6 @@ class Project:
         OutputError
             If ``output`` cannot be written there (checked first; nothing is left behind).
         """
-        import time
-
         import pandas as pd
 
         from blobsift.batch import (
@@ -1575,16 +1574,20 @@ class Project:
         sink = None if output is None else _Sink(Path(output), resume=False)
         total = len(inside) + len(outside)
         records: list[dict[str, Any]] = []
-        parts: dict[str, Any] = {}
+        parts: list[Any] = []  # the project images' tables, in order
+        external: dict[str, Any] = {}  # the others' tables by path (they finish in any order)
 
         def report(entry: dict[str, Any], frame: Any) -> None:
             records.append(entry)
             if sink is not None:
                 sink.add(entry, frame)
-            if frame is not None:
-                parts[entry["image"]] = frame
             if progress is not None:
                 progress("predict", {"done": len(records), "total": total, "image": entry["image"]})
+
+        def report_external(entry: dict[str, Any], frame: Any) -> None:
+            report(entry, frame)
+            if frame is not None:
+                external[entry["image"]] = frame.assign(image_id=None)
 
         try:
             for image_record in inside:
@@ -1608,16 +1611,17 @@ class Project:
                 )
                 seconds = time.perf_counter() - start
                 report(_journal_record(image_record.name, part, None, seconds, caught), part)
+                parts.append(part)
             if outside:
-                _sift(outside, sifter, sifter, scheduler, settings, None, report, progress,
-                      total, len(inside))  # fmt: skip
+                _sift(
+                    outside, sifter, sifter, scheduler, settings, None, report_external,
+                    progress, total, len(inside),
+                )  # fmt: skip
         except BaseException:
             if sink is not None:
                 sink.flush()  # the journal and OUTPUT.partial show how far it came
             raise
-        ordered = [parts[r.name] for r in inside] + [
-            parts[name].assign(image_id=None) for name in outside if name in parts
-        ]
+        ordered = parts + [external[name] for name in outside if name in external]
         if ordered:
             frame = pd.concat([p for p in ordered if len(p)] or ordered[:1], ignore_index=True)
         else:
