@@ -9,13 +9,13 @@ import warnings
 from pathlib import Path
 from types import SimpleNamespace
 
-import numpy as np
 import pandas as pd
 import pytest
 
 from blobsift import crops as crops_module
 from blobsift import predict_images
 from blobsift.cli import main
+from blobsift.detect import detect_blobs
 from blobsift.exceptions import OutputError
 from blobsift.io import read_image
 from blobsift.store import Project
@@ -214,21 +214,21 @@ def test_output_error_is_an_os_error_of_the_package_tree():
     assert blobsift.OutputError is OutputError
 
 
-def test_a_detector_warning_in_one_image_is_in_its_record_and_the_image_is_done(trained, tmp_path):
+def test_a_detector_warning_is_in_the_record_of_the_image_that_raised_it(trained, tmp_path):
     with Project(trained.project) as project:
         model = project.model().path
-    clean, holed = write_images(tmp_path / "holes", 2, seed=60)
-    pixels = read_image(holed)
-    pixels[5:15, 40:60] = np.nan  # 200 unreadable pixels, as a detector may meet them
-    np.save(tmp_path / "holed.npy", pixels)
-    paths = [str(clean), str(tmp_path / "holed.npy")]
-    output = tmp_path / "holes.csv"
+    paths = [str(p) for p in write_images(tmp_path / "budget", 2, seed=60)]
+    found = {path: len(detect_blobs(read_image(path), threshold=4.5)) for path in paths}
+    budget = min(found.values()) - 1  # every image has more peaks than it may keep
+    output = tmp_path / "budget.csv"
     with warnings.catch_warnings():
         warnings.simplefilter("default")  # as outside the test suite: warnings are shown
-        predict_images(paths, model, output=output, threshold=4.5)
+        frame = predict_images(paths, model, output=output, threshold=4.5, max_candidates=budget)
     records = {r["image"]: r for r in _journal(output)}
-    assert records[paths[0]]["warnings"] == []
-    (text,) = records[paths[1]]["warnings"]
-    assert text.startswith("NonFinitePixelWarning: ")
-    assert "200 NaN/inf" in text
-    assert records[paths[1]]["status"] == "done"
+    for path in paths:
+        assert records[path]["status"] == "done"
+        assert records[path]["n_candidates"] == budget
+        (text,) = records[path]["warnings"]
+        assert text.startswith("CandidateBudgetWarning: ")
+        assert f"{found[path]} peaks" in text
+    assert frame.attrs["warnings"] == {path: records[path]["warnings"] for path in paths}
