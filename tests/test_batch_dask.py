@@ -199,11 +199,13 @@ def test_output_is_written_as_images_finish_and_resumes(images, model_file, seri
         predict_images(images, model_file, output=output, progress=interrupt, **DETECT)
     finished = set(seen)
     assert len(finished) == 2
-    partial = pd.read_csv(output)
+    assert not output.exists()  # the final name is whole or absent
+    partial_output = tmp_path / "out.csv.partial"
+    partial = pd.read_csv(partial_output)
     assert set(partial["image"]) == finished
     rest = [image for image in images if image not in finished]
     # Simulate a crash while another image's rows were being written.
-    with open(output, "a") as handle:
+    with open(partial_output, "a") as handle:
         handle.write(f"{rest[0]},1.0,2.0,1.0")
     with open(str(output) + ".status.jsonl", "a") as handle:
         handle.write('{"image": "cut off')
@@ -216,6 +218,7 @@ def test_output_is_written_as_images_finish_and_resumes(images, model_file, seri
     assert redone[0]["done"] == 3
     _assert_same(frame, serial)
     _assert_same(pd.read_csv(output), serial)
+    assert not partial_output.exists()
 
 
 def test_parquet_output_resumes(images, model_file, serial, tmp_path):

@@ -261,3 +261,55 @@ def test_two_processes_labelling_at_once_lose_nothing(project_root):
         assert len(current) == 245
         own = current[current["row"] < 80]
         assert own.groupby("who").size().to_dict() == {"ann": 120, "bob": 120}
+
+
+KILL_IN_PREDICT = """
+import os, signal, sys
+from blobsift import store
+from blobsift.cli import main
+real = store.Project.predict
+def predict(self, *args, progress=None, **kwargs):
+    def kill(stage, info):
+        if info["done"] == 2:  # after the second image's rows are written
+            print("killing", flush=True)
+            os.kill(os.getpid(), signal.SIGKILL)
+    return real(self, *args, progress=kill, **kwargs)
+store.Project.predict = predict
+sys.exit(main(["predict", sys.argv[1], "--output", sys.argv[2], "--quiet"]))
+"""
+
+
+def test_sigkill_during_predict_leaves_the_output_whole_or_absent_and_a_rerun_completes(
+    project_root, tmp_path
+):
+    from blobsift.cli import main
+
+    with Project(project_root) as project:
+        project.detect(threshold=4.5)
+        project.train(epochs=1, pretrain=False)
+        counts = project.candidates().groupby("image").size()
+    output = tmp_path / "out" / "f.csv"
+    child = start(KILL_IN_PREDICT, project_root, output)
+    out, err = child.communicate(timeout=120)
+    assert child.returncode == -signal.SIGKILL, err
+    assert out.split() == ["killing"]
+    assert not output.exists()  # never a part of the table under the final name
+    assert not output.with_suffix(".parquet").exists()
+    partial = pd.read_csv(output.with_name("f.csv.partial"))
+    assert sorted(set(partial["image"])) == ["img0.tif", "img1.tif"]
+    assert len(partial) == counts[["img0.tif", "img1.tif"]].sum()
+    assert integrity(project_root) == "ok"
+    with Project(project_root) as project:
+        assert project.prediction_runs() == []  # recorded only once the files are whole
+
+    assert main(["predict", str(project_root), "--output", str(output), "--quiet"]) == 0
+    frame = pd.read_csv(output)
+    assert frame.groupby("image").size().to_dict() == counts.to_dict()
+    pd.testing.assert_frame_equal(pd.read_parquet(output.with_suffix(".parquet")), frame)
+    assert not output.with_name("f.csv.partial").exists()
+    assert sorted(p.name for p in output.parent.iterdir()) == [
+        "f.csv", "f.csv.status.jsonl", "f.parquet"
+    ]  # fmt: skip
+    with Project(project_root) as project:
+        (run,) = project.prediction_runs()
+        assert run["n_candidates"] == len(frame) == counts.sum()

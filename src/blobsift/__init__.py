@@ -21,6 +21,7 @@ _LAZY = {
     "InvalidInputError": "blobsift.exceptions",
     "ModelFileError": "blobsift.exceptions",
     "NotFittedError": "blobsift.exceptions",
+    "OutputError": "blobsift.exceptions",
     "Project": "blobsift.store",
     "ProjectError": "blobsift.exceptions",
     "SiameseClassifier": "blobsift.classify.siamese",
@@ -49,6 +50,7 @@ __all__ = [
     "InvalidInputError",
     "ModelFileError",
     "NotFittedError",
+    "OutputError",
     "Project",
     "ProjectError",
     "SiameseClassifier",
@@ -83,6 +85,7 @@ if _TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         InvalidInputError,
         ModelFileError,
         NotFittedError,
+        OutputError,
         ProjectError,
         SingleClassError,
     )

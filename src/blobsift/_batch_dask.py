@@ -18,7 +18,7 @@ from typing import Any
 from distributed import Client, as_completed, get_worker
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from blobsift.batch import _model_bytes, _predict_one
+from blobsift.batch import _journal_record, _model_bytes, _predict_one
 from blobsift.exceptions import InvalidInputError
 
 __all__ = ["ModelPlugin", "run_on_cluster"]
@@ -94,14 +94,7 @@ def _client(scheduler: Any) -> tuple[Client, bool]:
 
 
 def _failure(image: str, error: BaseException) -> dict[str, Any]:
-    return {
-        "image": image,
-        "status": "failed",
-        "n_candidates": 0,
-        "error": f"{type(error).__name__}: {error}",
-        "seconds": None,
-        "worker": None,
-    }
+    return _journal_record(image, None, f"{type(error).__name__}: {error}", None, [])
 
 
 def run_on_cluster(

@@ -13,11 +13,14 @@ be) in a project; :meth:`blobsift.Project.predict` uses it for images outside th
 * **Failures.** An image that cannot be read or used is recorded as failed, with its
   reason, and the run goes on. A worker that dies is replaced by Dask and its images are
   run again elsewhere; each image is recorded once.
-* **Output and resume.** With ``output=`` the rows of each finished image are appended to a
-  CSV file (or, for a ``.parquet`` path, to a folder of Parquet parts) as images finish, and
-  a journal beside it (``OUTPUT.status.jsonl``) records every finished image. Running again
-  with the same output resumes: finished images are skipped, rows of images that were
-  cut off half-written are dropped, failed images are tried again.
+* **Output and resume.** With ``output=`` the rows of each finished image are appended, as
+  images finish, to the sibling ``OUTPUT.partial`` (a CSV file, or for a ``.parquet`` path a
+  folder of Parquet parts), and a journal beside it (``OUTPUT.status.jsonl``) records every
+  finished image, with the warnings raised while it was processed. When the run completes
+  the partial output is flushed to disk and renamed to ``OUTPUT`` in one step, so the file
+  under the final name is always whole (or absent). Running again with the same output
+  resumes: finished images are skipped, rows of images that were cut off half-written are
+  dropped, failed images are tried again.
 * **Large images.** Images above :data:`WHOLE_IMAGE_PIXELS` (or any image when
   ``tile_size`` is given) are never read whole: detection and cropping go tile by tile
   through :func:`blobsift.io.open_image` (lazy for Zarr, NPY and TIFF), so memory is bounded
@@ -29,17 +32,23 @@ dask and distributed are imported only when a scheduler is given.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import socket
 import tempfile
+import threading
 import time
-from collections.abc import Callable, Iterable
+import warnings
+from collections.abc import Callable, Iterable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from blobsift._atomic import atomic_write, check_output_file, publish
 from blobsift._validation import CROP_SIZE
 from blobsift.exceptions import InvalidInputError
 
@@ -48,7 +57,7 @@ __all__ = ["COLUMNS", "STATUS_COLUMNS", "WHOLE_IMAGE_PIXELS", "predict_images", 
 #: Columns of a prediction table, in order.
 COLUMNS = ("image", "row", "col", "sigma", "score", "probability", "decision")
 #: Fields of a journal record (one per finished image) in ``OUTPUT.status.jsonl``.
-STATUS_COLUMNS = ("image", "status", "n_candidates", "error", "seconds", "worker")
+STATUS_COLUMNS = ("image", "status", "n_candidates", "error", "seconds", "worker", "warnings")
 #: Images with more pixels than this are processed in tiles (8192 x 8192, 256 MB float32).
 WHOLE_IMAGE_PIXELS = 8192 * 8192
 _DEFAULT_TILE = 2048
@@ -133,25 +142,75 @@ def _score_image(
     )
 
 
+_image_warnings = threading.local()  # .caught: the list of the image this thread works on
+_router_lock = threading.Lock()
+_router_users = 0
+_shown_before: Any = None  # warnings.showwarning as it was before the router
+
+
+def _route_warning(
+    message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None
+) -> None:
+    """Send a warning to the image this thread works on, or show it as before."""
+    caught = getattr(_image_warnings, "caught", None)
+    if caught is None:
+        _shown_before(message, category, filename, lineno, file, line)
+    else:
+        caught.append(f"{category.__name__}: {message}")
+
+
+@contextlib.contextmanager
+def _collect_warnings() -> Iterator[list[str]]:
+    """Collect, as text, the warnings shown while this thread works on one image.
+
+    The warning filters decide as always (an ``"error"`` filter still raises); what would
+    be shown goes to the list instead, for the image's journal record. Threads working on
+    other images collect their own; warnings of other threads are shown as before.
+    """
+    global _router_users, _shown_before
+    with _router_lock:
+        if _router_users == 0:
+            _shown_before = warnings.showwarning
+            warnings.showwarning = _route_warning
+        _router_users += 1
+    _image_warnings.caught = caught = []
+    try:
+        yield caught
+    finally:
+        _image_warnings.caught = None
+        with _router_lock:
+            _router_users -= 1
+            if _router_users == 0 and warnings.showwarning is _route_warning:
+                warnings.showwarning = _shown_before
+
+
+def _journal_record(
+    image: str, frame: Any, error: str | None, seconds: float | None, caught: list[str]
+) -> dict[str, Any]:
+    """One image's journal record (the fields of :data:`STATUS_COLUMNS`)."""
+    return {
+        "image": image,
+        "status": "failed" if frame is None else "done",
+        "n_candidates": 0 if frame is None else len(frame),
+        "error": error,
+        "seconds": None if seconds is None else round(seconds, 4),
+        "worker": None if seconds is None else socket.gethostname(),
+        "warnings": caught,
+    }
+
+
 def _predict_one(
     path: str, model: Any, settings: dict[str, Any], tile_size: int | None, threads: int
 ) -> tuple[dict[str, Any], Any]:
     """Return (journal record, table or None); never raises for a bad image."""
     start = time.perf_counter()
     frame, error = None, None
-    try:
-        frame = _score_image(path, model, settings, tile_size, threads)
-    except Exception as exc:  # one bad image must not stop the run: record why
-        error = f"{type(exc).__name__}: {exc}"
-    record = {
-        "image": path,
-        "status": "failed" if frame is None else "done",
-        "n_candidates": 0 if frame is None else len(frame),
-        "error": error,
-        "seconds": round(time.perf_counter() - start, 4),
-        "worker": socket.gethostname(),
-    }
-    return record, frame
+    with _collect_warnings() as caught:
+        try:
+            frame = _score_image(path, model, settings, tile_size, threads)
+        except Exception as exc:  # one bad image must not stop the run: record why
+            error = f"{type(exc).__name__}: {exc}"
+    return _journal_record(path, frame, error, time.perf_counter() - start, caught), frame
 
 
 # --------------------------------------------------------------------------------------
@@ -171,12 +230,21 @@ def _append(path: Path, data: bytes) -> int:
 
 
 class _Sink:
-    """Append finished images to ``output``; the journal makes the output resumable."""
+    """Append finished images to ``OUTPUT.partial``; publish it as ``OUTPUT`` when complete.
+
+    The journal ``OUTPUT.status.jsonl`` makes the output resumable: an interrupted run
+    continues its partial output; a completed one is copied to a new partial output (CSV)
+    or linked part by part (Parquet) when more images are added to it.
+    """
 
     def __init__(self, output: Path, resume: bool) -> None:
         self.output = output
         self.parquet = output.suffix.lower() == ".parquet"
+        self.partial = output.with_name(output.name + ".partial")
         self.journal = _status_path(output)
+        if not self.parquet:
+            check_output_file(output, what="the prediction CSV")
+        check_output_file(self.journal, what="the prediction journal")
         self.records: list[dict[str, Any]] = []
         self._buffer: list[tuple[dict[str, Any], Any]] = []
         self._parts = 0
@@ -186,6 +254,7 @@ class _Sink:
         else:
             self.journal.write_bytes(b"")
         self._repair()
+        self._started = self.partial.exists()
 
     def _read_journal(self) -> list[dict[str, Any]]:
         records = []
@@ -199,34 +268,68 @@ class _Sink:
                     break
                 records.append(record)
         lines = b"".join(json.dumps(r).encode() + b"\n" for r in records)
-        self.journal.write_bytes(lines)
+        atomic_write(self.journal, lambda tmp: tmp.write_bytes(lines), what="the journal")
         return records
+
+    def _forget(self) -> None:
+        """Start afresh: no records, and no partial output of an earlier run."""
+        self.records = []
+        self.journal.write_bytes(b"")
+        if self.partial.is_dir():
+            shutil.rmtree(self.partial)
+        else:
+            self.partial.unlink(missing_ok=True)
 
     def _repair(self) -> None:
         """Drop rows written after the last journal record (an image cut off half-way)."""
+        if not self.records:
+            self._forget()
+            return
         if self.parquet:
-            self.output.mkdir(parents=True, exist_ok=True)
-            kept = {r.get("part") for r in self.records}
-            for part in self.output.glob("part-*.parquet"):
-                if part.name not in kept:
-                    part.unlink()
-            self._parts = len({p for p in kept if p})
+            kept = {r.get("part") for r in self.records} - {None}
+            if not (self.partial.is_dir() or self.output.is_dir()):
+                self._forget()  # the output was removed by hand: start afresh
+                return
+            if self.partial.is_dir():
+                for part in self.partial.glob("part-*.parquet"):
+                    if part.name not in kept:
+                        part.unlink()
+            self._parts = 1 + max((int(p[5:11]) for p in kept), default=-1)
             return
-        end = max((r.get("offset", 0) for r in self.records), default=0)
-        size = self.output.stat().st_size if self.output.exists() else 0
-        if end == 0 or size < end:  # a new run, or an output shortened by hand: start afresh
-            self.records = []
-            self.journal.write_bytes(b"")
-            self.output.write_bytes((",".join(COLUMNS) + "\n").encode())
-            return
-        with open(self.output, "r+b") as handle:
-            handle.truncate(end)
+        end = max(r.get("offset", 0) for r in self.records)
+        source = self.partial if self.partial.exists() else self.output
+        size = source.stat().st_size if source.is_file() else 0
+        if end == 0 or size < end:  # an output shortened or removed by hand: start afresh
+            self._forget()
+        elif source == self.partial:
+            with open(self.partial, "r+b") as handle:
+                handle.truncate(end)
+
+    def _start(self) -> None:
+        """Create the partial output: empty, or continuing the published one."""
+        self._started = True
+        if self.parquet:
+            self.partial.mkdir()
+            for part in {r.get("part") for r in self.records} - {None}:
+                try:
+                    os.link(self.output / part, self.partial / part)  # parts never change
+                except OSError:
+                    shutil.copyfile(self.output / part, self.partial / part)
+        elif self.records:
+            end = max(r.get("offset", 0) for r in self.records)
+            shutil.copyfile(self.output, self.partial)
+            with open(self.partial, "r+b") as handle:
+                handle.truncate(end)
+        else:
+            _append(self.partial, (",".join(COLUMNS) + "\n").encode())
 
     def done(self) -> set[str]:
         """Images recorded as done (failed ones are tried again)."""
         return {r["image"] for r in self.records if r["status"] == "done"}
 
     def add(self, record: dict[str, Any], frame: Any) -> None:
+        if not self._started:
+            self._start()
         if self.parquet:
             self._buffer.append((record, frame))
             rows = sum(0 if f is None else len(f) for _, f in self._buffer)
@@ -235,9 +338,9 @@ class _Sink:
             return
         if frame is not None and len(frame):
             text = frame[list(COLUMNS)].to_csv(header=False, index=False)
-            record = {**record, "offset": _append(self.output, text.encode())}
+            record = {**record, "offset": _append(self.partial, text.encode())}
         else:
-            record = {**record, "offset": self.output.stat().st_size}
+            record = {**record, "offset": self.partial.stat().st_size}
         self._log([record])
 
     def flush(self) -> None:
@@ -250,14 +353,27 @@ class _Sink:
         if frames:
             part = f"part-{self._parts:06d}.parquet"
             table = pd.concat(frames, ignore_index=True)[list(COLUMNS)]
-            temporary = self.output / f".{part}.tmp"
-            table.to_parquet(temporary, index=False)
-            os.replace(temporary, self.output / part)
+            atomic_write(
+                self.partial / part, partial(table.to_parquet, index=False), what="a Parquet part"
+            )
             self._parts += 1
         self._log(
             [{**r, "part": part if f is not None and len(f) else None} for r, f in self._buffer]
         )
         self._buffer.clear()
+
+    def commit(self) -> None:
+        """Publish the complete output under its final name (in one rename)."""
+        self.flush()
+        if not self._started and not self.records:
+            self._start()  # an empty run still leaves an (empty) output
+        if not self._started:
+            return  # every image was already in the published output
+        if not self.parquet:
+            publish(self.partial, self.output)
+        else:
+            _publish_folder(self.partial, self.output)
+        self._started = False
 
     def _log(self, records: list[dict[str, Any]]) -> None:
         self.records.extend(records)
@@ -273,6 +389,20 @@ class _Sink:
             return pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
         frame = pd.read_csv(self.output, dtype={"image": str})
         return _empty() if frame.empty else frame.astype({"decision": np.int64})
+
+
+def _publish_folder(folder: Path, target: Path) -> None:
+    """Move a complete folder to ``target``, replacing what is there (absent in between)."""
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{os.urandom(4).hex()}")
+        os.replace(target, old)
+    os.replace(folder, target)
+    if old is not None:
+        if old.is_dir():
+            shutil.rmtree(old)
+        else:
+            old.unlink()
 
 
 class _MemorySink:
@@ -291,6 +421,9 @@ class _MemorySink:
             self.frames.append(frame)
 
     def flush(self) -> None:
+        pass
+
+    def commit(self) -> None:
         pass
 
     def read(self) -> Any:
@@ -435,10 +568,11 @@ def predict_images(
         cluster): each image is one task; the model is sent once to each worker. On a
         worker each task uses one core unless ``n_threads`` is given.
     output : path-like, optional
-        Append each finished image's rows to this CSV file, or to a folder of Parquet
-        parts for a path ending in ``.parquet``; the journal ``OUTPUT.status.jsonl``
-        beside it records each finished image (status, candidates, error, seconds,
-        host).
+        Write the rows to this CSV file, or to a folder of Parquet parts for a path ending
+        in ``.parquet``: each finished image's rows are appended to ``OUTPUT.partial``,
+        renamed to ``OUTPUT`` when the run completes (the final name is whole or absent).
+        The journal ``OUTPUT.status.jsonl`` beside it records each finished image
+        (:data:`STATUS_COLUMNS`: status, candidates, error, seconds, host, warnings).
     resume : bool
         With ``output``: skip the images the journal records as done (failed ones are
         tried again). False starts the output afresh.
@@ -460,7 +594,8 @@ def predict_images(
         ``probability`` (of signal) and ``decision`` (1 where ``probability`` reaches the
         model's threshold), by image and descending detector score within an image (with
         ``output``: everything in it, resumed images included). ``frame.attrs["failed"]``
-        maps each image that failed to its reason.
+        maps each image that failed to its reason, ``frame.attrs["warnings"]`` each image
+        whose processing raised warnings to their text.
 
     Raises
     ------
@@ -468,6 +603,9 @@ def predict_images(
         If ``model`` is not a fitted Sifter (or its file), a detection setting is unknown,
         or ``scheduler`` or ``tile_size`` is not valid (checked before ``output`` is
         touched). Problems with single images never raise: they are recorded.
+    OutputError
+        If ``output`` cannot be written (a folder where a CSV file is meant, a folder
+        that is not writable); checked before any image is processed.
 
     Examples
     --------
@@ -477,18 +615,7 @@ def predict_images(
     ... )  # doctest: +SKIP
     """
     tile_size = _check_tile_size(tile_size)
-    _check_detect_settings(detect_settings)
-    _check_scheduler(scheduler)
-    local_model = model
-    if isinstance(model, (str, os.PathLike)):
-        from blobsift.classify.sifter import Sifter
-
-        local_model = Sifter.load(model)
-    if not hasattr(local_model, "predict_proba") or not hasattr(local_model, "threshold_"):
-        raise InvalidInputError(
-            f"model must be a fitted Sifter (or the path of a saved one); got "
-            f"{type(model).__name__}."
-        )
+    local_model = _check_run(model, scheduler, detect_settings)
     names = [str(p) for p in paths]
     names = list(dict.fromkeys(names))  # each image once
     sink: _Sink | _MemorySink = (
@@ -514,29 +641,23 @@ def predict_images(
             )
 
     try:
-        if scheduler is None:
-            cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
-            threads = detect_settings.pop("n_threads", None)
-            _run_here(todo, local_model, detect_settings, tile_size, threads, cores, report)
-        else:
-            threads = int(detect_settings.pop("n_threads", None) or 1)
-            source = model if isinstance(model, (str, os.PathLike)) else local_model
-            from blobsift._batch_dask import run_on_cluster
-
-            run_on_cluster(
-                scheduler,
-                todo,
-                source,
-                detect_settings,
-                tile_size,
-                threads,
-                report,
-                progress,
-                total,
-                done,
-            )
-    finally:
-        sink.flush()
+        source = model if isinstance(model, (str, os.PathLike)) else local_model
+        _sift(
+            todo,
+            local_model,
+            source,
+            scheduler,
+            detect_settings,
+            tile_size,
+            report,
+            progress,
+            total,
+            done,
+        )
+    except BaseException:
+        sink.flush()  # what finished stays in the partial output, for a resume
+        raise
+    sink.commit()
     frame = sink.read()
     # Images in the order given (finished images arrive in any order), rows as detected.
     rank = frame["image"].map({name: i for i, name in enumerate(names)})
@@ -546,7 +667,57 @@ def predict_images(
     frame.attrs["failed"] = {
         image: r["error"] for image, r in latest.items() if r["status"] == "failed"
     }
+    frame.attrs["warnings"] = {
+        image: r["warnings"] for image, r in latest.items() if r.get("warnings")
+    }
     return frame
+
+
+def _check_run(model: Any, scheduler: Any, detect_settings: dict[str, Any]) -> Any:
+    """Check a run's arguments before any output is touched; return the loaded model."""
+    _check_detect_settings(detect_settings)
+    _check_scheduler(scheduler)
+    local_model = model
+    if isinstance(model, (str, os.PathLike)):
+        from blobsift.classify.sifter import Sifter
+
+        local_model = Sifter.load(model)
+    if not hasattr(local_model, "predict_proba") or not hasattr(local_model, "threshold_"):
+        raise InvalidInputError(
+            f"model must be a fitted Sifter (or the path of a saved one); got "
+            f"{type(model).__name__}."
+        )
+    return local_model
+
+
+def _sift(
+    todo: list[str],
+    model: Any,
+    source: Any,
+    scheduler: Any,
+    detect_settings: dict[str, Any],
+    tile_size: int | None,
+    report: Callable[[dict[str, Any], Any], None],
+    progress: Progress | None,
+    total: int,
+    done: int,
+) -> None:
+    """Process ``todo`` here or on the cluster; ``report(record, frame)`` per finished image.
+
+    ``model`` is the loaded model; ``source`` what travels to a cluster (its file or itself).
+    """
+    settings = dict(detect_settings)
+    if scheduler is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+        threads = settings.pop("n_threads", None)
+        _run_here(todo, model, settings, tile_size, threads, cores, report)
+        return
+    from blobsift._batch_dask import run_on_cluster
+
+    threads = int(settings.pop("n_threads", None) or 1)
+    run_on_cluster(
+        scheduler, todo, source, settings, tile_size, threads, report, progress, total, done
+    )
 
 
 def _empty() -> Any:
@@ -578,18 +749,35 @@ def write_predictions(frame: Any, path: str | os.PathLike[str]) -> list[Path]:
     Returns
     -------
     list of Path
-        The files written.
+        The files written, each whole or not at all (written beside, then renamed).
+
+    Raises
+    ------
+    OutputError
+        If a file cannot be written there; nothing is left behind.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    parquet = _parquet_beside(path)
     frame = frame[list(COLUMNS)]
-    frame.to_csv(path, index=False, float_format="%.9g")
-    written = [path]
+    write_csv = partial(frame.to_csv, index=False, float_format="%.9g")
+    written = [atomic_write(path, write_csv, what="the prediction CSV")]
+    if parquet is not None:
+        write_parquet = partial(frame.to_parquet, index=False)
+        written.append(atomic_write(parquet, write_parquet, what="the prediction Parquet file"))
+    return written
+
+
+def _parquet_beside(csv: Path) -> Path | None:
+    """The Parquet file beside a prediction CSV (None without pyarrow), both checked."""
+    check_output_file(csv, what="the prediction CSV")
     try:
         import pyarrow  # noqa: F401
     except ImportError:
-        return written
-    parquet = path.with_suffix(".parquet")
-    frame.to_parquet(parquet, index=False)
-    written.append(parquet)
-    return written
+        return None
+    parquet = csv.with_suffix(".parquet")
+    if parquet == csv:
+        raise InvalidInputError(
+            f"the prediction CSV {str(csv)!r} ends in .parquet, the name of the Parquet file "
+            "written beside it; give a .csv path (e.g. predictions.csv)."
+        )
+    return check_output_file(parquet, what="the prediction Parquet file")

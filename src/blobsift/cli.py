@@ -286,27 +286,26 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from blobsift.batch import write_predictions
-
     with _open(args) as project:
         images = _expand(args.images) if args.images else None
-        model = args.model
-        frame = _run_with_bars(
-            args,
-            lambda bars: project.predict(
-                images,
-                model=model,
-                progress=bars,
-                scheduler=args.scheduler,
-                **_detect_settings(args),
-            ),
-        )
-        failed = frame.attrs.get("failed", {})
         output = args.output
         if output is None:
             stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
             output = project.root / "predictions" / f"predictions-{stamp}.csv"
-        written = write_predictions(frame, output)
+        frame = _run_with_bars(
+            args,
+            lambda bars: project.predict(
+                images,
+                model=args.model,
+                progress=bars,
+                scheduler=args.scheduler,
+                output=output,
+                **_detect_settings(args),
+            ),
+        )
+        failed = frame.attrs.get("failed", {})
+        warned = frame.attrs.get("warnings", {})
+        written = list(frame.attrs.get("files", []))
         if args.overlays and len(frame):
             from blobsift.project_report import write_overlays
 
@@ -323,11 +322,17 @@ def _predict(args: argparse.Namespace) -> int:
                 "signal": n_signal,
                 "images": n_images,
                 "failed": failed,
+                "warnings": warned,
                 "files": [str(p) for p in written],
             },
             [
                 f"{n_signal} of {len(frame)} candidates in {n_images} image(s) predicted signal",
                 *[f"  failed {image}: {reason}" for image, reason in failed.items()],
+                *[
+                    f"  warning {image}: {text}"
+                    for image, texts in warned.items()
+                    for text in texts
+                ],
                 *[f"  wrote {p}" for p in written],
             ],
         )
@@ -408,6 +413,30 @@ def _fraction(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number in (0, 1]; got {text!r}") from None
     if not 0 < value <= 1:
         raise argparse.ArgumentTypeError(f"expected a number in (0, 1]; got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1; got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1; got {text!r}")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a port number 0-65535 (0: a free one); got {text!r}"
+        ) from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(
+            f"expected a port number 0-65535 (0: a free one); got {text!r}"
+        )
     return value
 
 
@@ -653,7 +682,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     detect.add_argument(
         "--threads",
-        type=int,
+        type=_positive_int,
         default=None,
         metavar="N",
         help="detection threads (default: all CPUs)",
@@ -773,7 +802,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--epochs",
-        type=int,
+        type=_positive_int,
         default=None,
         metavar="N",
         help="maximum training epochs (default: the classifier's)",
@@ -790,7 +819,11 @@ def build_parser() -> argparse.ArgumentParser:
         "Parquet with columns image,row,col,sigma,score,probability,decision. "
         "Without --images every project image is scored on its current "
         "candidates; images outside the project are detected and scored without "
-        "being added.",
+        "being added. Rows are written to CSV.partial as each image finishes and "
+        "the journal CSV.status.jsonl records each image (with the warnings it "
+        "raised); when all are done the files are renamed to their names and the "
+        "run is recorded, so a file under its name is always whole. An "
+        "interrupted run is started again from the beginning.",
         [
             "blobsift predict run1",
             "blobsift predict run1 --images 'more/*.tif'",
@@ -905,7 +938,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
     )
     label.add_argument(
-        "--port", type=int, default=0, metavar="N", help="port (default: a free one)"
+        "--port", type=_port, default=0, metavar="N", help="port 0-65535 (default 0: a free one)"
     )
     label.add_argument(
         "--token",
@@ -922,7 +955,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     label.add_argument(
         "--epochs",
-        type=int,
+        type=_positive_int,
         default=None,
         metavar="N",
         help="maximum training epochs of the t key (default: the classifier's)",
@@ -966,7 +999,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument(
         "--epochs",
-        type=int,
+        type=_positive_int,
         default=None,
         metavar="N",
         help="maximum training epochs (default: the classifier's)",

@@ -11,6 +11,8 @@ specific error also derives from the built-in exception a caller would catch any
     ├── ModelFileError (ValueError)         a corrupt, altered, foreign or incompatible
     │                                       model file
     ├── ImageReadError (OSError)            an image that is missing, unreadable or unusable
+    ├── OutputError (OSError)               an output file that cannot be written there (a
+    │                                       folder, an unwritable place, a full disk)
     └── ProjectError (OSError)              a project folder that is missing, not a blobsift
         │                                   project, written by a newer blobsift, or without
         │                                   the model (file) asked for
@@ -27,6 +29,7 @@ __all__ = [
     "InvalidInputError",
     "ModelFileError",
     "NotFittedError",
+    "OutputError",
     "ProjectError",
     "SingleClassError",
 ]
@@ -59,6 +62,13 @@ class ModelFileError(BlobsiftError, ValueError):
 
 class ImageReadError(BlobsiftError, OSError):
     """An image file is missing, unreadable, or holds data that is not a 2D image."""
+
+
+class OutputError(BlobsiftError, OSError):
+    """An output file cannot be written at the path given (a folder, not writable, disk full).
+
+    Nothing is left behind: no partial file under the final name, no temporary file.
+    """
 
 
 class ProjectError(BlobsiftError, OSError):

@@ -10,7 +10,8 @@ GIF, WebP (Pillow), NPY (numpy), FITS (astropy, the ``fits`` extra) and Zarr / O
 directories (zarr, the ``zarr`` extra).
 
 Every file is described by its axes: ``Y`` and ``X`` are the image, a *channel* axis (``C``,
-or TIFF samples) is chosen with ``channel=`` (RGB colour becomes luminance by default) and
+or TIFF samples) is chosen with ``channel=`` (uint8/uint16 RGB(A) colour becomes luminance by
+default; the planes of any other "RGB" image, such as a float stack tagged RGB, are pages) and
 any other axis of length > 1 (``Z``, ``T``, TIFF pages, ...) is a *page* axis, chosen with
 ``page=`` (an index into all pages in order, or the projection ``"max"`` or ``"mean"``).
 Failures raise :class:`~blobsift.exceptions.ImageReadError` naming the file and the reason.
@@ -25,13 +26,15 @@ from typing import Any
 
 import numpy as np
 
-from blobsift.exceptions import ImageReadError
+from blobsift.exceptions import ImageReadError, InvalidInputError
 
 __all__ = ["LazyImage", "open_image", "read_image"]
 
 #: ITU-R BT.601 luma weights, as Pillow's ``convert("L")``.
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)
 _PROJECTIONS = ("max", "mean")
+#: Pixel types read as colour when the file says RGB(A); other multi-plane data is a stack.
+_COLOUR_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16))
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 Page = int | str | None
@@ -223,11 +226,6 @@ def _choose_channel(
             f"cannot read image {str(path)!r}: it has {count} channels (axes {axes}, shape "
             f"{shape}); pass channel=0..{count - 1} to choose one."
         )
-    if isinstance(channel, bool) or not isinstance(channel, (int, np.integer)):
-        raise ImageReadError(
-            f"cannot read image {str(path)!r}: channel must be an integer index or None; "
-            f"got {channel!r}."
-        )
     if not -count <= channel < count:
         raise ImageReadError(
             f"cannot read image {str(path)!r}: channel={channel} is out of range; it has "
@@ -259,17 +257,19 @@ def _choose_page(
     if page is None:
         if multi:
             names = "".join(axes[i] for i, _ in multi)
+            planes = (
+                " Its samples (axis S) are planes, not colour: only uint8/uint16 RGB(A) is "
+                "read as colour."
+                if "S" in names
+                else ""
+            )
             raise ImageReadError(
                 f"cannot read image {str(path)!r}: it holds {total} pages (axes {axes}, shape "
-                f"{shape}; page axes {names}), not one 2D image. Pass page=<0..{total - 1}> "
-                "for one page, or page='max' / page='mean' for a projection."
+                f"{shape}; page axes {names}), not one 2D image.{planes} Pass "
+                f"page=<0..{total - 1}> for one page, or page='max' / page='mean' for a "
+                "projection."
             )
         return singles, None
-    if isinstance(page, bool) or not isinstance(page, (int, np.integer)):
-        raise ImageReadError(
-            f"cannot read image {str(path)!r}: page must be an integer, 'max', 'mean' or "
-            f"None; got {page!r}."
-        )
     if not -total <= page < total:
         raise ImageReadError(
             f"cannot read image {str(path)!r}: page={page} is out of range; it has {total} "
@@ -522,7 +522,7 @@ def open_image(
     path : str or path-like
         The image file (or Zarr directory).
     channel : int, optional
-        Channel to use. Default: luminance (BT.601) for RGB(A) colour, the only channel
+        Channel to use. Default: luminance (BT.601) for uint8/uint16 RGB(A) colour, the only channel
         otherwise; required when a non-colour image has several channels.
     page : int, "max" or "mean", optional
         For stacks (multi-page TIFF, Z/T axes, animated images): one page by its index
@@ -537,6 +537,8 @@ def open_image(
 
     Raises
     ------
+    InvalidInputError
+        If ``path``, ``channel`` or ``page`` has the wrong type (checked first).
     ImageReadError
         If the file is missing, empty, corrupt, of an unknown format or pixel type, or is a
         stack or multi-channel image without ``page`` / ``channel``.
@@ -547,6 +549,7 @@ def open_image(
 def _open(
     path: str | os.PathLike[str], *, channel: int | None, page: Page, lazy: bool
 ) -> LazyImage:
+    _check_arguments(path, channel, page)
     path = Path(path)
     if not path.exists():
         raise _fail(path, "the file does not exist")
@@ -562,12 +565,38 @@ def _open(
         data, axes, rgb = _open_fits(path)
     else:
         data, axes, rgb = _open_zarr(path)
+    if rgb and np.dtype(data.dtype) not in _COLOUR_DTYPES:
+        # RGB(A) in name only (e.g. a float stack tifffile tagged RGB): its planes are a
+        # stack that needs page= or a projection, unless a channel= picks one plane.
+        rgb = False
+        if channel is None:
+            axes = axes.replace("C", "S")
     try:
         return LazyImage(path, data, axes, channel=channel, page=page, rgb=rgb, resource=resource)
     except Exception:
         if resource is not None:
             resource.close()
         raise
+
+
+def _check_arguments(path: Any, channel: Any, page: Any) -> None:
+    """Refuse arguments of the wrong type before any file is touched."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise InvalidInputError(
+            f"path must be a file path (a str or os.PathLike); got {type(path).__name__} {path!r}."
+        )
+    if channel is not None and (
+        isinstance(channel, bool) or not isinstance(channel, (int, np.integer))
+    ):
+        raise InvalidInputError(
+            f"channel must be an integer index or None; got {type(channel).__name__} {channel!r}."
+        )
+    if page is not None and (
+        isinstance(page, bool) or not isinstance(page, (int, np.integer, str))
+    ):
+        raise InvalidInputError(
+            f"page must be an integer, 'max', 'mean' or None; got {type(page).__name__} {page!r}."
+        )
 
 
 def read_image(
@@ -581,7 +610,8 @@ def read_image(
         A TIFF, PNG, JPEG, BMP, GIF, WebP, NPY or FITS file, or a Zarr / OME-Zarr directory.
         The format is recognised from the content.
     channel : int, optional
-        Channel to use. Default: luminance (BT.601 weights) for RGB(A) colour, the only
+        Channel to use. Default: luminance (BT.601 weights) for uint8/uint16 RGB(A)
+        colour, the only
         channel otherwise; required when a non-colour image has several channels.
     page : int, "max" or "mean", optional
         For stacks (multi-page TIFF, Z/T axes, animated images): one page by index, or the
@@ -594,6 +624,8 @@ def read_image(
 
     Raises
     ------
+    InvalidInputError
+        If ``path``, ``channel`` or ``page`` has the wrong type (checked first).
     ImageReadError
         With the file name and the reason: missing, empty, corrupt or unknown format, an
         unsupported pixel type, or a stack / multi-channel image without ``page`` /

@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from blobsift._atomic import atomic_write, check_output_file
+from blobsift.exceptions import OutputError
 from blobsift.report import (
     SPEC_EXPECTED_F1,
     draw_spec_ranges,
@@ -329,7 +331,13 @@ def write_report(
 
     record = project.model(model)
     folder = Path(output) if output is not None else project.reports_dir / f"model-{record.id}"
-    folder.mkdir(parents=True, exist_ok=True)
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(
+            f"cannot write the report into {str(folder)!r}: it is a file, and a report is a "
+            "folder of files; give a folder path (new or existing), e.g. --output "
+            f"{folder.with_suffix('')!s}-report."
+        )
+    page_path = check_output_file(folder / "index.html", what="the report")
     steps = 6
     done = 0
 
@@ -442,10 +450,16 @@ def write_report(
     step("detections")
 
     card = model_card(project, record)
-    (folder / "model_card.json").write_text(json.dumps(card, indent=2, sort_keys=True))
-    index = folder / "index.html"
-    index.write_text(_html(card, models, figures))
-    return index
+    card_text = json.dumps(card, indent=2, sort_keys=True)
+    atomic_write(
+        folder / "model_card.json",
+        lambda tmp: tmp.write_text(card_text, encoding="utf-8"),
+        what="the card",
+    )
+    page = _html(card, models, figures)
+    return atomic_write(
+        page_path, lambda tmp: tmp.write_text(page, encoding="utf-8"), what="the report"
+    )
 
 
 def _image_to_draw(project: Any, image: Any) -> Any:

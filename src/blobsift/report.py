@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from blobsift._atomic import atomic_write
 
 __all__ = [
     "SPEC_EXPECTED_F1",
@@ -38,13 +41,12 @@ def pyplot() -> Any:
 
 
 def save_figure(fig: Any, path: str | os.PathLike[str], dpi: int = 110) -> Path:
-    """Write ``fig`` as a PNG (creating the folder) and close it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=dpi)
-    pyplot().close(fig)
-    return path
+    """Write ``fig`` as a PNG (creating the folder; whole or not at all) and close it."""
+    try:
+        fig.tight_layout()
+        return atomic_write(path, partial(fig.savefig, dpi=dpi, format="png"), what="the figure")
+    finally:
+        pyplot().close(fig)
 
 
 def draw_spec_ranges(ax: Any) -> None:

@@ -38,15 +38,18 @@ import io
 import json
 import os
 import sqlite3
+import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from blobsift._atomic import atomic_write
 from blobsift.exceptions import (
     ImageChangedError,
     ImageReadError,
@@ -1576,11 +1579,8 @@ class Project:
         unique = len(set(names)) == len(names)
         out = frame.assign(image=frame["image"] if unique else frame["path"])
         out = out[["image", "row", "col", "label"]]
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        out.to_csv(tmp, index=False, float_format="%.17g")
-        os.replace(tmp, path)
+        write = partial(out.to_csv, index=False, float_format="%.17g")
+        atomic_write(path, write, what="the label CSV")
         return len(out)
 
     def label_set_hash(self) -> str:
@@ -1860,9 +1860,10 @@ class Project:
         progress: Progress | None = None,
         record: bool = True,
         scheduler: Any = None,
+        output: str | os.PathLike[str] | None = None,
         **detect_settings: Any,
     ) -> Any:
-        """Score candidates with a model and record the predictions.
+        """Score candidates with a model, write and record the predictions.
 
         Parameters
         ----------
@@ -1876,11 +1877,18 @@ class Project:
         progress : callable, optional
             ``progress("predict", {"done", "total", "image"})`` per image.
         record : bool
-            Record the predictions in the database.
+            Record the predictions in the database (after ``output`` is complete).
         scheduler : None, str or distributed.Client
             Where images outside the project are detected and scored: here (None) or on
             a Dask cluster (see :func:`blobsift.predict_images`). Project images are
             scored here on their stored candidates.
+        output : path-like, optional
+            A CSV file to write the predictions to, with a Parquet file of the same name
+            beside it when pyarrow is installed. Rows are appended to ``OUTPUT.partial``
+            as each image finishes, and the journal ``OUTPUT.status.jsonl`` records each
+            image (with its warnings); when every image is done the files are renamed to
+            their final names, so each is whole or absent. The path is checked before any
+            image is scored. Every run starts the output afresh.
         **detect_settings
             Detection settings for images outside the project.
 
@@ -1889,18 +1897,33 @@ class Project:
         pandas.DataFrame
             Columns ``image, row, col, sigma, score, probability, decision``;
             ``frame.attrs["failed"]`` maps each image outside the project that could not
-            be processed to the reason.
+            be processed to the reason, ``frame.attrs["warnings"]`` each image whose
+            processing raised warnings to their text, and ``frame.attrs["files"]`` lists
+            the files written.
+
+        Raises
+        ------
+        OutputError
+            If ``output`` cannot be written there (checked first; nothing is left behind).
         """
         import pandas as pd
 
-        from blobsift.batch import COLUMNS, predict_images
+        from blobsift.batch import (
+            COLUMNS,
+            _check_run,
+            _collect_warnings,
+            _journal_record,
+            _parquet_beside,
+            _sift,
+            _Sink,
+        )
         from blobsift.crops import extract_crops
 
         model_id, model_path = self._resolve_model(model)
         sifter = self.load_model(model)
         threshold = float(sifter.threshold_)
         inside: list[ImageRecord] = []
-        outside: list[Path] = []
+        outside: list[str] = []
         if images is None:
             inside = self.images()
         else:
@@ -1909,37 +1932,15 @@ class Project:
                 path = Path(item).resolve()
                 if path in by_path:
                     inside.append(by_path[path])
-                else:
-                    outside.append(path)
-        total = len(inside) + len(outside)
-        parts = []
-        failed: dict[str, str] = {}
+                elif str(path) not in outside:
+                    outside.append(str(path))
         current = self._current_runs()
-        for done, image_record in enumerate(inside, start=1):
+        for image_record in inside:
             if image_record.id not in current:
                 raise InvalidInputError(
                     f"image {image_record.name!r} has no candidates yet; run `blobsift detect` "
                     "or `blobsift import-candidates` first."
                 )
-            found = self.candidates(image_record.id)
-            pixels = self.read_image(image_record)
-            crops = extract_crops(pixels, found[["row", "col"]].to_numpy())
-            probability = sifter.predict_proba(crops)[:, 1]
-            part = pd.DataFrame(
-                {
-                    "image": image_record.name,
-                    "image_id": image_record.id,
-                    "row": found["row"].to_numpy(),
-                    "col": found["col"].to_numpy(),
-                    "sigma": found["sigma"].to_numpy(),
-                    "score": found["score"].to_numpy(),
-                    "probability": probability,
-                    "decision": (probability >= threshold).astype(np.int64),
-                }
-            )
-            parts.append(part)
-            if progress is not None:
-                progress("predict", {"done": done, "total": total, "image": image_record.name})
         settings: dict[str, Any] = {}
         if outside:
             detect_runs = [r for r in self.detection_runs() if r["source"] == "detect"]
@@ -1947,25 +1948,77 @@ class Project:
                 **(detect_runs[-1]["settings"] if detect_runs else DETECT_DEFAULTS),
                 **detect_settings,
             }
-            offset = len(inside)
+            _check_run(sifter, scheduler, settings)
+        parquet = None if output is None else _parquet_beside(Path(output))
+        sink = None if output is None else _Sink(Path(output), resume=False)
+        total = len(inside) + len(outside)
+        records: list[dict[str, Any]] = []
+        parts: list[Any] = []  # the project images' tables, in order
+        external: dict[str, Any] = {}  # the others' tables by path (they finish in any order)
 
-            def forward(stage: str, info: dict[str, Any]) -> None:
-                if progress is not None:
-                    progress(stage, {**info, "done": info["done"] + offset, "total": total})
+        def report(entry: dict[str, Any], frame: Any) -> None:
+            records.append(entry)
+            if sink is not None:
+                sink.add(entry, frame)
+            if progress is not None:
+                progress("predict", {"done": len(records), "total": total, "image": entry["image"]})
 
-            external = predict_images(
-                outside, sifter, scheduler=scheduler, progress=forward, **settings
-            )
-            failed = dict(external.attrs.get("failed", {}))
-            parts.append(external.assign(image_id=None))
-        if parts:
-            frame = pd.concat([p for p in parts if len(p)] or parts[:1], ignore_index=True)
+        def report_external(entry: dict[str, Any], frame: Any) -> None:
+            report(entry, frame)
+            if frame is not None:
+                external[entry["image"]] = frame.assign(image_id=None)
+
+        try:
+            for image_record in inside:
+                start = time.perf_counter()
+                with _collect_warnings() as caught:
+                    found = self.candidates(image_record.id)
+                    pixels = self.read_image(image_record)
+                    crops = extract_crops(pixels, found[["row", "col"]].to_numpy())
+                    probability = sifter.predict_proba(crops)[:, 1]
+                part = pd.DataFrame(
+                    {
+                        "image": image_record.name,
+                        "image_id": image_record.id,
+                        "row": found["row"].to_numpy(),
+                        "col": found["col"].to_numpy(),
+                        "sigma": found["sigma"].to_numpy(),
+                        "score": found["score"].to_numpy(),
+                        "probability": probability,
+                        "decision": (probability >= threshold).astype(np.int64),
+                    }
+                )
+                seconds = time.perf_counter() - start
+                report(_journal_record(image_record.name, part, None, seconds, caught), part)
+                parts.append(part)
+            if outside:
+                _sift(
+                    outside, sifter, sifter, scheduler, settings, None, report_external,
+                    progress, total, len(inside),
+                )  # fmt: skip
+        except BaseException:
+            if sink is not None:
+                sink.flush()  # the journal and OUTPUT.partial show how far it came
+            raise
+        ordered = parts + [external[name] for name in outside if name in external]
+        if ordered:
+            frame = pd.concat([p for p in ordered if len(p)] or ordered[:1], ignore_index=True)
         else:
             frame = pd.DataFrame(columns=[*COLUMNS, "image_id"])
+        written: list[Path] = []
+        if sink is not None:
+            sink.commit()
+            written.append(Path(output))
+            if parquet is not None:
+                table = frame[list(COLUMNS)]
+                write = partial(table.to_parquet, index=False)
+                written.append(atomic_write(parquet, write, what="the prediction Parquet file"))
         if record:
             self._record_predictions(frame, model_id, model_path, settings, total)
         frame = frame[list(COLUMNS)]
-        frame.attrs["failed"] = failed
+        frame.attrs["failed"] = {r["image"]: r["error"] for r in records if r["status"] == "failed"}
+        frame.attrs["warnings"] = {r["image"]: r["warnings"] for r in records if r["warnings"]}
+        frame.attrs["files"] = written
         return frame
 
     def _record_predictions(

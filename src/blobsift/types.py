@@ -13,11 +13,13 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from blobsift._atomic import atomic_write
 from blobsift.exceptions import InvalidInputError
 
 __all__ = ["Candidates", "read_candidates"]
@@ -395,11 +397,11 @@ class Candidates:
         """Write the table to a CSV file with a header; returns the path.
 
         Floats are written with enough digits to read back exactly
-        (:func:`read_candidates`).
+        (:func:`read_candidates`). The file is whole or not written at all.
         """
-        path = Path(path)
-        self.to_pandas().to_csv(path, index=False, float_format="%.17g")
-        return path
+        table = self.to_pandas()
+        write = partial(table.to_csv, index=False, float_format="%.17g")
+        return atomic_write(path, write, what="the candidate CSV")
 
 
 def read_candidates(

@@ -18,7 +18,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load, save
 
+from blobsift._atomic import atomic_write
 from blobsift.exceptions import ModelFileError
 from blobsift.nn.onnx import ONNX_KEY
 
@@ -57,18 +57,6 @@ def model_paths(path: str | os.PathLike[str]) -> tuple[Path, Path]:
     return path.with_name(path.name + ".safetensors"), path.with_name(path.name + ".json")
 
 
-def _atomic_write(target: Path, write: Any) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-    os.close(handle)
-    try:
-        write(temporary)
-        os.replace(temporary, target)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-
-
 def save_model_file(
     path: str | os.PathLike[str], tensors: dict[str, torch.Tensor], config: dict[str, Any]
 ) -> tuple[Path, Path]:
@@ -97,8 +85,10 @@ def save_model_file(
         INTEGRITY_KEY: integrity,
     }
     text = json.dumps(document, indent=2, sort_keys=True, allow_nan=False)
-    _atomic_write(weights_path, lambda tmp: Path(tmp).write_bytes(data))
-    _atomic_write(config_path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    atomic_write(weights_path, lambda tmp: tmp.write_bytes(data), what="the model weights")
+    atomic_write(
+        config_path, lambda tmp: tmp.write_text(text, encoding="utf-8"), what="the model file"
+    )
     return weights_path, config_path
 
 
