@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from blobsift.classify.baselines import BrightnessCut, FeatureForest
+from blobsift.classify.baselines import BrightnessCut, FeatureForest, centre_features
 from blobsift.exceptions import InvalidInputError
 from blobsift.metrics import MIN_HELDOUT_POSITIVES, precision_recall_f1, too_few_positives
 from blobsift.report import SPEC_EXPECTED_F1
@@ -62,10 +62,7 @@ __all__ = [
 LABEL_COUNTS = (25, 50, 100, 250, 1000)
 #: The trivial baselines every round also trains on its labels and scores on the new
 #: images (:mod:`blobsift.classify.baselines`): what the learner adds is the difference.
-BASELINES: dict[str, Callable[[int], Any]] = {
-    "brightness cut": lambda seed: BrightnessCut(),
-    "forest": lambda seed: FeatureForest(random_state=seed),
-}
+BASELINES = ("brightness cut", "forest")
 #: :func:`~blobsift.simulate.simulate_image` arguments of every demo image.
 IMAGE_OPTIONS: dict[str, Any] = {"shape": (512, 512), "n_spots": 40, "decoys_per_spot": 2.0}
 #: Detection settings: at 3 noise sigmas a 512 x 512 image gives about 440 candidates,
@@ -227,6 +224,7 @@ def run_demo(
                 f"fewer than {counts[-1]}; pass more train_images."
             )
         rounds: list[DemoRound] = []
+        baselines = _Baselines(project, candidates.iloc[order[: counts[-1]]], labels[order])
         done = 0
         for k, count in enumerate(counts, start=1):
             batch = candidates.iloc[order[done:count]]
@@ -269,7 +267,7 @@ def run_demo(
                     oof_f1=oof_f1,
                     seconds=seconds,
                     expected=SPEC_EXPECTED_F1.get(count),
-                    baselines=_baseline_f1(project, frame, real, seed),
+                    baselines=baselines.f1(count, frame, real, seed),
                 )
             )
             report("scored", asdict(rounds[-1]))
@@ -301,20 +299,40 @@ def run_demo(
     return result
 
 
-def _baseline_f1(project: Any, frame: Any, real: np.ndarray, seed: int) -> dict[str, float]:
-    """F1 of each baseline, trained on the project's labels, on the candidates of ``frame``."""
-    from blobsift.crops import extract_crops
-    from blobsift.io import read_image
+class _Baselines:
+    """The baselines of every round, with each crop's features computed once.
 
-    crops, labels, _ = project.training_data()
-    new_crops = np.empty((len(frame), 64, 64), dtype=np.float32)
-    for image, where in frame.groupby("image", sort=False).indices.items():
-        positions = frame[["row", "col"]].to_numpy()[where]
-        new_crops[where] = extract_crops(read_image(image), positions)
-    return {
-        name: precision_recall_f1(real, make(seed).fit(crops, labels).predict(new_crops))["f1"]
-        for name, make in BASELINES.items()
-    }
+    ``labelled`` holds the candidates in labelling order and ``labels`` their labels: a
+    round with ``count`` labels trains on the first ``count``.
+    """
+
+    def __init__(self, project: Any, labelled: Any, labels: np.ndarray) -> None:
+        (self.crops,) = project._cut_crops(labelled.reset_index(drop=True))
+        self.labels = labels[: len(labelled)]
+        self.features = centre_features(self.crops)
+        self.new: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def _new_crops(self, frame: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Crops and features of the candidates of ``frame`` (kept while they stay the same)."""
+        from blobsift.crops import extract_crops
+        from blobsift.io import read_image
+
+        positions = frame[["row", "col"]].to_numpy()
+        if self.new is None or not np.array_equal(self.new[0], positions):
+            crops = np.empty((len(frame), 64, 64), dtype=np.float32)
+            for image, where in frame.groupby("image", sort=False).indices.items():
+                crops[where] = extract_crops(read_image(image), positions[where])
+            self.new = (positions, crops, centre_features(crops))
+        return self.new[1], self.new[2]
+
+    def f1(self, count: int, frame: Any, real: np.ndarray, seed: int) -> dict[str, float]:
+        """F1 on the candidates of ``frame`` of each baseline trained on ``count`` labels."""
+        crops, features = self._new_crops(frame)
+        x, y = self.crops[:count], self.labels[:count]
+        cut = BrightnessCut().fit(x, y).predict(crops)
+        forest = FeatureForest(random_state=seed).fit_features(self.features[:count], y)
+        decisions = {"brightness cut": cut, "forest": forest.predict_from_features(features)}
+        return {name: precision_recall_f1(real, decisions[name])["f1"] for name in BASELINES}
 
 
 def summary_lines(result: DemoResult) -> list[str]:
