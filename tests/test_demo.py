@@ -13,6 +13,8 @@ import pandas as pd
 import pytest
 
 from blobsift.cli import main
+from blobsift.demo import BASELINES, DemoResult, DemoRound, summary_lines
+from blobsift.metrics import MIN_HELDOUT_POSITIVES
 from blobsift.simulate import truth_labels
 from blobsift.splits import nested_order
 from blobsift.store import Project
@@ -92,10 +94,55 @@ def test_every_model_is_scored_against_the_truth_of_new_images(demo):
     assert last["recall"] == pytest.approx((decided & real).sum() / real.sum())
     for r in demo.summary["rounds"]:
         assert 0.0 <= r["f1"] <= 1.0
-        assert 0.0 <= r["oof_f1"] <= 1.0
+        if r["positives"] < MIN_HELDOUT_POSITIVES:
+            assert r["oof_f1"] is None  # too few positives to estimate
+        else:
+            assert 0.0 <= r["oof_f1"] <= 1.0
     # Learning: far better than calling every candidate signal.
     share = truth.mean()
     assert last["f1"] > 2 * (2 * share / (1 + share))
+
+
+def test_every_round_scores_the_baselines_on_the_same_new_images(demo):
+    frame = pd.read_csv(demo.folder / "predictions" / "new-images.csv")
+    for r in demo.summary["rounds"]:
+        assert set(r["baselines"]) == set(BASELINES)
+        # an F1 on these candidates: a multiple of 2 / (2 tp + fp + fn), within [0, 1]
+        assert all(0.0 <= f1 <= 1.0 for f1 in r["baselines"].values())
+    assert len(frame) > 0
+    row = next(line for line in demo.out.splitlines() if line.split()[:1] == ["40"])
+    cells = row.split()
+    assert float(cells[6]) == pytest.approx(
+        demo.summary["rounds"][1]["baselines"]["brightness cut"], abs=5e-4
+    )
+    assert float(cells[7]) == pytest.approx(
+        demo.summary["rounds"][1]["baselines"]["forest"], abs=5e-4
+    )
+
+
+def test_the_summary_compares_with_the_specification_and_withholds_few_positive_scores(
+    tmp_path,
+):
+    def round_(labels, positives, f1, oof):
+        return DemoRound(
+            labels=labels, positives=positives, model_id=labels, phase="siamese",
+            phase_reason="why", f1=f1, precision=f1, recall=f1, oof_f1=oof, seconds=1.0,
+            expected={100: (0.82, 0.88), 250: (0.88, 0.93)}.get(labels),
+            baselines={"brightness cut": 0.5, "forest": 0.6},
+        )  # fmt: skip
+
+    result = DemoResult(
+        project=tmp_path, rounds=[round_(25, 2, 0.6, None), round_(100, 9, 0.85, 0.9),
+                                  round_(250, 22, 0.8, 0.86)],
+        new_images=1, new_candidates=10, new_signal=1, report=tmp_path / "index.html",
+        predictions=[], seconds=3.0,
+    )  # fmt: skip
+    rows = {line.split()[0]: line for line in summary_lines(result) if line[:6].strip().isdigit()}
+    assert "too few" in rows["25"]
+    assert "0.900" in rows["100"]
+    assert rows["100"].endswith("0.82-0.88 within")
+    assert rows["250"].endswith("0.88-0.93 below")
+    assert rows["250"].split()[6:8] == ["0.500", "0.600"]
 
 
 def test_the_report_shows_every_figure(demo):

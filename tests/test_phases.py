@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from blobsift import Sifter
+from blobsift.classify import sifter as sifter_module
 from blobsift.classify.cnn import CNNClassifier
-from blobsift.classify.phases import recommend_phase
+from blobsift.classify.phases import PhaseRecord, phase2_retry, recommend_phase
 from blobsift.classify.siamese import SiameseClassifier
 from blobsift.exceptions import InvalidInputError, NotFittedError
 from blobsift.nn.models import CropEncoder, transferable_state
@@ -52,7 +53,45 @@ def test_without_an_earlier_score_phase2_is_tried_at_100_labels():
     assert "no Phase 1 score" in reason
 
 
-@pytest.mark.parametrize("history", [[], [(100, float("nan"))], [(-5, 0.5)]])
+def test_scores_from_too_few_positives_are_no_evidence_of_a_plateau():
+    # 1.000 at 25, 50 and 100 labels, as the issue saw: with 2-4 positives not a plateau
+    few = [(25, 1.0, 2), (50, 1.0, 4), (100, 1.0, 4)]
+    phase, reason = recommend_phase(few)
+    assert phase == "siamese"
+    assert "plateaued" not in reason
+    assert "too few positives" in reason
+    # earlier scores from too few positives are left out: no recent score to compare with
+    phase, reason = recommend_phase([(60, 1.0, 3), (80, 1.0, 4), (120, 1.0, 11)])
+    assert phase == "cnn"
+    assert "plateaued" not in reason
+    assert "no Phase 1 score" in reason
+    # the same scores with enough positives are a plateau
+    assert "plateaued" in recommend_phase([(80, 1.0, 8), (120, 1.0, 11)])[1]
+
+
+def test_phase2_is_not_retried_until_the_labels_have_grown():
+    lost = PhaseRecord(100, 0.90, 9, phase2_score=0.70)
+    reason = phase2_retry([(50, 0.8, 5), lost, PhaseRecord(150, 0.9, 14)])
+    assert "tried at 100 labels and not kept" in reason
+    assert "0.700" in reason
+    assert "from 200 labels" in reason
+    assert phase2_retry([lost, PhaseRecord(200, 0.9, 18)]) is None  # labels doubled
+    assert phase2_retry([(100, 0.9), (150, 0.9)]) is None  # Phase 2 never lost
+    # a later loss counts, an earlier one is forgotten
+    later = PhaseRecord(300, 0.9, 27, phase2_score=0.8)
+    assert "300 labels" in phase2_retry([lost, later, PhaseRecord(400, 0.9, 36)])
+
+
+def test_phase_records_from_a_fit():
+    scores = {"siamese": 0.9, "cnn_probe": 0.5}
+    assert PhaseRecord.from_fit(120, 11, "siamese", scores) == (120, 0.9, 11, 0.5)
+    assert PhaseRecord.from_fit(120, 11, "cnn", {"siamese": 0.9, "cnn": 0.95}).phase2_score is None
+    assert PhaseRecord.from_fit(120, 11, "cnn", {"cnn": 0.95}) is None  # no Phase 1
+
+
+@pytest.mark.parametrize(
+    "history", [[], [(100, float("nan"))], [(-5, 0.5)], [(100, 0.5, 3, 0.1, 9)], [(100,)]]
+)
 def test_bad_histories_are_refused(history):
     with pytest.raises(InvalidInputError):
         recommend_phase(history)
@@ -114,6 +153,42 @@ def test_auto_tries_phase2_on_a_plateau_but_keeps_it_only_if_better(labelled, tm
     assert np.array_equal(
         loaded.kneighbors(labelled.crops[:4], 2)[1], sifter.kneighbors(labelled.crops[:4], 2)[1]
     )
+
+
+def test_auto_skips_phase2_when_the_history_shows_it_lost_at_nearly_as_many_labels(labelled):
+    history = [PhaseRecord(100, 1.0, 10, phase2_score=0.5)]  # a plateau, and Phase 2 lost
+    sifter = Sifter(random_state=0, **FAST).fit(labelled.crops, labelled.labels, history=history)
+    assert sifter.phase_ == "siamese"
+    assert set(sifter.phase_scores_) == {"siamese"}  # no CNN trained, not even a probe
+    assert "from 200 labels" in sifter.phase_reason_
+    assert sifter.phase_history_[-1].phase2_score is None  # not tried this time
+
+
+def test_auto_tries_phase2_again_once_the_labels_have_grown(labelled):
+    history = [PhaseRecord(55, 1.0, 6, phase2_score=0.5)]  # 110 labels: doubled since
+    sifter = Sifter(random_state=0, **FAST).fit(labelled.crops, labelled.labels, history=history)
+    assert "cnn" in sifter.phase_scores_
+    assert "plateau" in sifter.phase_reason_
+    if sifter.phase_ == "siamese":  # lost again: the record says so, for the next fit
+        assert sifter.phase_history_[-1].phase2_score == sifter.phase_scores_["cnn"]
+
+
+def test_a_probe_that_shows_no_promise_spares_the_full_ensemble(labelled, monkeypatch):
+    monkeypatch.setattr(sifter_module, "PROBE_OPTIONS", {"n_folds": 2, "epochs": 2, "refit": False})
+    plateau = [(60, 1.0, 6), (80, 1.0, 8)]
+    weak = Sifter(random_state=0, **{**FAST, "epochs": 4}, cnn__learning_rate=1e-7)
+    weak.fit(labelled.crops, labelled.labels, history=plateau)
+    assert set(weak.phase_scores_) == {"siamese", "cnn_probe"}
+    assert weak.phase_ == "siamese"
+    assert "short probe" in weak.phase_reason_
+    assert weak.phase_history_[-1].phase2_score == weak.phase_scores_["cnn_probe"]
+    # a probe that clears the bar leads to the full ensemble
+    monkeypatch.setattr(sifter_module, "PROBE_ALLOWANCE", 2.0)
+    keen = Sifter(random_state=0, **{**FAST, "epochs": 4}).fit(
+        labelled.crops, labelled.labels, history=plateau
+    )
+    assert set(keen.phase_scores_) == {"siamese", "cnn_probe", "cnn"}
+    assert "full ensemble is trained" in keen.phase_reason_
 
 
 def test_kneighbors_needs_a_phase1_gallery():

@@ -239,7 +239,7 @@ def _export_labels(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from blobsift.project_report import format_metric
+    from blobsift.project_report import format_metric, format_threshold
 
     options: dict[str, Any] = {}
     if args.epochs is not None:
@@ -264,6 +264,7 @@ def _train(args: argparse.Namespace) -> int:
             "phase": record.phase,
             "phase_reason": record.phase_reason,
             "threshold": record.threshold,
+            "threshold_rule": metrics.get("threshold_rule"),
             "n_labels": record.n_labels,
             "n_positive": record.n_positive,
             "label_set_hash": record.label_set_hash,
@@ -278,7 +279,7 @@ def _train(args: argparse.Namespace) -> int:
                 f"  F1         {format_metric(metrics, 'f1')}",
                 f"  precision  {format_metric(metrics, 'precision')}",
                 f"  recall     {format_metric(metrics, 'recall')}",
-                f"  threshold  {record.threshold:.4f}",
+                f"  threshold  {format_threshold(record)}",
                 f"  file       {record.path}.safetensors",
             ],
         )
@@ -443,7 +444,7 @@ def _port(text: str) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from blobsift.demo import LABEL_COUNTS, run_demo
+    from blobsift.demo import LABEL_COUNTS, run_demo, summary_lines
 
     counts = args.labels or (LABEL_COUNTS[:3] if args.quick else LABEL_COUNTS)
     options: dict[str, Any] = {} if args.epochs is None else {"epochs": args.epochs}
@@ -482,57 +483,8 @@ def _demo(args: argparse.Namespace) -> int:
         )
     finally:
         bars.close()
-    _emit(args, asdict(result), _demo_lines(result))
+    _emit(args, asdict(result), summary_lines(result))
     return 0
-
-
-def _demo_lines(result: Any) -> list[str]:
-    """The demo's summary: a table of the rounds, the phase history and where things are."""
-    lines = [
-        f"blobsift {__version__} demo: {result.rounds[-1].labels} labels in "
-        f"{len(result.rounds)} rounds; every model scored on {result.new_images} new image(s) "
-        f"({result.new_candidates} candidates, {result.new_signal} real) against their truth",
-        "",
-        "labels signal phase      F1   prec recall  oof F1 train s  spec expects",
-    ]
-    lines.append("-" * len(lines[-1]))
-    for r in result.rounds:
-        expected = "-"
-        if r.expected:
-            low, high = r.expected
-            verdict = "above" if r.f1 > high else "within" if r.f1 >= low else "below"
-            expected = f"{low:.2f}-{high:.2f} {verdict}"
-        oof = "-" if r.oof_f1 is None else f"{r.oof_f1:.3f}"
-        lines.append(
-            f"{r.labels:>6} {r.positives:>6} {r.phase:<8} {r.f1:5.3f} {r.precision:6.3f} "
-            f"{r.recall:6.3f} {oof:>7} {r.seconds:7.1f}  {expected}"
-        )
-    lines += [
-        "",
-        "F1, prec, recall: on the new images; oof F1: out-of-fold on the labels; train s:",
-        "training seconds, with Phase 1's pre-training on unlabelled candidates (once)",
-        "",
-        "phase history (why each model has its phase):",
-        *[
-            textwrap.fill(
-                f"model {r.model_id}, {r.phase}: {r.phase_reason}",
-                width=88,
-                initial_indent="  ",
-                subsequent_indent="    ",
-            )
-            for r in result.rounds
-        ],
-    ]
-    overlays = {path.parent for path in result.predictions if path.suffix == ".png"}
-    lines += [
-        "",
-        f"report:      {result.report}",
-        f"project:     {result.project}",
-        *[f"predictions: {path}" for path in result.predictions if path.suffix != ".png"],
-        *[f"overlays:    {folder}" for folder in overlays],
-        f"took {result.seconds:.0f} s",
-    ]
-    return lines
 
 
 def _label(args: argparse.Namespace) -> int:

@@ -12,13 +12,15 @@
 4. **train** after each round with ``Project.train(phase="auto")``, which picks the phase
    and records why;
 5. **predict**: every model version sifts the new images (outside the project) and is
-   scored against their ground truth;
+   scored against their ground truth, beside the trivial baselines trained on the same
+   labels (:data:`BASELINES`: the brightness cut and the feature forest);
 6. **report**: the HTML report of the last model
    (:func:`~blobsift.project_report.write_report`), whose F1 figure also shows the F1 on
    the new images.
 
 The library prints nothing: progress goes to a callback and the results come back as a
-:class:`DemoResult`.
+:class:`DemoResult`; :func:`summary_lines` turns it into the table ``blobsift demo``
+prints.
 """
 
 from __future__ import annotations
@@ -26,9 +28,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import textwrap
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from itertools import pairwise
 from math import ceil
 from pathlib import Path
@@ -36,25 +39,30 @@ from typing import Any
 
 import numpy as np
 
+from blobsift.classify.baselines import BrightnessCut, FeatureForest, centre_features
 from blobsift.exceptions import InvalidInputError
-from blobsift.metrics import precision_recall_f1
+from blobsift.metrics import MIN_HELDOUT_POSITIVES, precision_recall_f1, too_few_positives
 from blobsift.report import SPEC_EXPECTED_F1
 from blobsift.simulate import truth_labels, write_simulated_images
 from blobsift.splits import nested_order
 
 __all__ = [
+    "BASELINES",
     "DETECT_SETTINGS",
     "IMAGE_OPTIONS",
     "LABEL_COUNTS",
     "DemoResult",
     "DemoRound",
     "run_demo",
+    "summary_lines",
 ]
 
 #: Label counts of the rounds (each round labels up to the next count). Training dominates
-#: the demo's time, the CNN's most (1-2 minutes of CPU each at 250 and 1,000 labels); there
-#: is no round at 500 to keep the demo within about 4 minutes of CPU.
+#: the demo's time; there is no round at 500 to keep the demo short.
 LABEL_COUNTS = (25, 50, 100, 250, 1000)
+#: The trivial baselines every round also trains on its labels and scores on the new
+#: images (:mod:`blobsift.classify.baselines`): what the learner adds is the difference.
+BASELINES = ("brightness cut", "forest")
 #: :func:`~blobsift.simulate.simulate_image` arguments of every demo image.
 IMAGE_OPTIONS: dict[str, Any] = {"shape": (512, 512), "n_spots": 40, "decoys_per_spot": 2.0}
 #: Detection settings: at 3 noise sigmas a 512 x 512 image gives about 440 candidates,
@@ -82,11 +90,15 @@ class DemoRound:
         Scores of the model's decisions on the candidates of the new images, against
         their ground truth.
     oof_f1 : float or None
-        The F1 the project recorded for the model: out-of-fold, on its own labels.
+        The F1 the project recorded for the model: out-of-fold, on its own labels; None
+        if not recorded or if the labels hold too few positives to estimate it (fewer
+        than :data:`~blobsift.metrics.MIN_HELDOUT_POSITIVES`).
     seconds : float
         Training time.
     expected : (float, float) or None
         The specification's expected F1 range at this label count.
+    baselines : dict
+        F1 of each of :data:`BASELINES` on the same new images, trained on the same labels.
     """
 
     labels: int
@@ -100,6 +112,7 @@ class DemoRound:
     oof_f1: float | None
     seconds: float
     expected: tuple[float, float] | None
+    baselines: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -211,6 +224,7 @@ def run_demo(
                 f"fewer than {counts[-1]}; pass more train_images."
             )
         rounds: list[DemoRound] = []
+        baselines = _Baselines(project, candidates.iloc[order[: counts[-1]]], labels[order])
         done = 0
         for k, count in enumerate(counts, start=1):
             batch = candidates.iloc[order[done:count]]
@@ -237,6 +251,9 @@ def run_demo(
             names = frame.assign(image=[Path(image).name for image in frame["image"]])
             real = truth_labels(names, truth, project.match_radius)
             scores = precision_recall_f1(real, frame["decision"].to_numpy())
+            oof_f1 = record.metrics.get("f1")
+            if too_few_positives(record.n_positive):
+                oof_f1 = None
             rounds.append(
                 DemoRound(
                     labels=count,
@@ -247,9 +264,10 @@ def run_demo(
                     f1=scores["f1"],
                     precision=scores["precision"],
                     recall=scores["recall"],
-                    oof_f1=record.metrics.get("f1"),
+                    oof_f1=oof_f1,
                     seconds=seconds,
                     expected=SPEC_EXPECTED_F1.get(count),
+                    baselines=baselines.f1(count, frame, real, seed),
                 )
             )
             report("scored", asdict(rounds[-1]))
@@ -279,6 +297,123 @@ def run_demo(
     )
     (root / _MARKER).write_text(json.dumps(asdict(result), indent=2, default=str))
     return result
+
+
+class _Baselines:
+    """The baselines of every round, with each crop's features computed once.
+
+    ``labelled`` holds the candidates in labelling order and ``labels`` their labels: a
+    round with ``count`` labels trains on the first ``count``.
+    """
+
+    def __init__(self, project: Any, labelled: Any, labels: np.ndarray) -> None:
+        (self.crops,) = project._cut_crops(labelled.reset_index(drop=True))
+        self.labels = labels[: len(labelled)]
+        self.features = centre_features(self.crops)
+        self.new: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def _new_crops(self, frame: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Crops and features of the candidates of ``frame`` (kept while they stay the same)."""
+        from blobsift.crops import extract_crops
+        from blobsift.io import read_image
+
+        positions = frame[["row", "col"]].to_numpy()
+        if self.new is None or not np.array_equal(self.new[0], positions):
+            crops = np.empty((len(frame), 64, 64), dtype=np.float32)
+            for image, where in frame.groupby("image", sort=False).indices.items():
+                crops[where] = extract_crops(read_image(image), positions[where])
+            self.new = (positions, crops, centre_features(crops))
+        return self.new[1], self.new[2]
+
+    def f1(self, count: int, frame: Any, real: np.ndarray, seed: int) -> dict[str, float]:
+        """F1 on the candidates of ``frame`` of each baseline trained on ``count`` labels."""
+        crops, features = self._new_crops(frame)
+        x, y = self.crops[:count], self.labels[:count]
+        cut = BrightnessCut().fit(x, y).predict(crops)
+        forest = FeatureForest(random_state=seed).fit_features(self.features[:count], y)
+        decisions = {"brightness cut": cut, "forest": forest.predict_from_features(features)}
+        return {name: precision_recall_f1(real, decisions[name])["f1"] for name in BASELINES}
+
+
+def summary_lines(result: DemoResult) -> list[str]:
+    """The demo's summary: a table of the rounds, the phase history and where things are.
+
+    Parameters
+    ----------
+    result : DemoResult
+        What :func:`run_demo` returned.
+
+    Returns
+    -------
+    list of str
+        Lines of text (``blobsift demo`` prints them).
+    """
+    from blobsift import __version__
+
+    names = list(result.rounds[0].baselines) if result.rounds else []
+    heads = "".join(f" {_short(name):>6}" for name in names)
+    lines = [
+        f"blobsift {__version__} demo: {result.rounds[-1].labels} labels in "
+        f"{len(result.rounds)} rounds; every model scored on {result.new_images} new image(s) "
+        f"({result.new_candidates} candidates, {result.new_signal} real) against their truth",
+        "",
+        f"labels signal phase      F1   prec recall{heads}   oof F1 train s  spec expects",
+    ]
+    lines.append("-" * len(lines[-1]))
+    for r in result.rounds:
+        expected = "-"
+        if r.expected:
+            low, high = r.expected
+            verdict = "above" if r.f1 > high else "within" if r.f1 >= low else "below"
+            expected = f"{low:.2f}-{high:.2f} {verdict}"
+        oof = "too few" if too_few_positives(r.positives) else _number(r.oof_f1)
+        cells = "".join(f" {_number(r.baselines.get(name)):>6}" for name in names)
+        lines.append(
+            f"{r.labels:>6} {r.positives:>6} {r.phase:<8} {r.f1:5.3f} {r.precision:6.3f} "
+            f"{r.recall:6.3f}{cells} {oof:>8} {r.seconds:7.1f}  {expected}"
+        )
+    legend = (
+        "F1, prec, recall: of the model on the new images"
+        + "".join(f"; {_short(name)}: F1 of the {name}" for name in names)
+        + ", trained on the same labels, on the same new images; oof F1: out-of-fold on the "
+        f"labels (too few: fewer than {MIN_HELDOUT_POSITIVES} signal labels, too few "
+        "positives to estimate); train s: training seconds, with Phase 1's pre-training on "
+        "unlabelled candidates (once)"
+    )
+    lines += [
+        "",
+        *textwrap.wrap(legend, width=88),
+        "",
+        "phase history (why each model has its phase):",
+        *[
+            textwrap.fill(
+                f"model {r.model_id}, {r.phase}: {r.phase_reason}",
+                width=88,
+                initial_indent="  ",
+                subsequent_indent="    ",
+            )
+            for r in result.rounds
+        ],
+    ]
+    overlays = {path.parent for path in result.predictions if path.suffix == ".png"}
+    lines += [
+        "",
+        f"report:      {result.report}",
+        f"project:     {result.project}",
+        *[f"predictions: {path}" for path in result.predictions if path.suffix != ".png"],
+        *[f"overlays:    {folder}" for folder in overlays],
+        f"took {result.seconds:.0f} s",
+    ]
+    return lines
+
+
+def _short(name: str) -> str:
+    """A table heading for a baseline's name: "brightness cut" -> "cut"."""
+    return name.split()[-1]
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
 
 
 def _simulate(folder: Path, n: int, seed: int, prefix: str) -> dict[Path, Any]:

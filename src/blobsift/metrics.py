@@ -15,6 +15,7 @@ from blobsift._validation import check_labels
 from blobsift.exceptions import InvalidInputError
 
 __all__ = [
+    "MIN_HELDOUT_POSITIVES",
     "BinaryCounts",
     "OperatingPoint",
     "average_precision",
@@ -22,7 +23,14 @@ __all__ = [
     "binary_counts",
     "precision_recall_curve",
     "precision_recall_f1",
+    "too_few_positives",
 ]
+
+#: Fewest positives a held-out set needs for its F1, precision, recall or average precision
+#: to count as an estimate. Below it, one positive more or less moves F1 by 0.2 or more and
+#: a bootstrap interval spans most of [0, 1]: reports say "too few positives to estimate"
+#: and the phase choice does not take such scores as evidence.
+MIN_HELDOUT_POSITIVES = 5
 
 
 @dataclass(frozen=True)
@@ -58,6 +66,14 @@ class OperatingPoint:
     precision: float
     recall: float
     f1: float
+
+
+def too_few_positives(n_positive: int | None) -> bool:
+    """Whether ``n_positive`` held-out positives are too few to estimate from.
+
+    True below :data:`MIN_HELDOUT_POSITIVES`; an unknown count (None) is not too few.
+    """
+    return n_positive is not None and int(n_positive) < MIN_HELDOUT_POSITIVES
 
 
 def _ratio(numerator: float, denominator: float) -> float:

@@ -28,6 +28,7 @@ import numpy as np
 
 from blobsift._atomic import atomic_write, check_output_file
 from blobsift.exceptions import OutputError
+from blobsift.metrics import MIN_HELDOUT_POSITIVES, too_few_positives
 from blobsift.report import (
     SPEC_EXPECTED_F1,
     draw_spec_ranges,
@@ -37,7 +38,9 @@ from blobsift.report import (
 )
 
 __all__ = [
+    "TOO_FEW_POSITIVES",
     "format_metric",
+    "format_threshold",
     "model_card",
     "plot_detections",
     "plot_f1_history",
@@ -47,6 +50,10 @@ __all__ = [
     "write_report",
 ]
 
+#: What reports show instead of a held-out estimate from too few positives.
+TOO_FEW_POSITIVES = "too few positives to estimate"
+#: The held-out metrics that are estimates from the labels' positives.
+_ESTIMATES = ("f1", "precision", "recall", "average_precision", "loo_average_precision")
 _GALLERY_SIZE = 30
 _PHASE_NAMES = {"siamese": "Phase 1: Siamese", "cnn": "Phase 2: CNN"}
 #: Marker and colour of each phase, the same in every figure.
@@ -121,6 +128,9 @@ def plot_f1_history(
     """Draw held-out F1 (with its interval) against labels for every model version.
 
     Each phase has its own marker; the specification's expected F1 ranges are grey bands.
+    A model whose labels hold too few positives to estimate F1
+    (:data:`~blobsift.metrics.MIN_HELDOUT_POSITIVES`) has no point: a grey x on the axis
+    marks it as missing.
 
     Parameters
     ----------
@@ -140,6 +150,16 @@ def plot_f1_history(
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     draw_spec_ranges(ax)
+    unknown = [m for m in models if too_few_positives(m.metrics.get("n_positive"))]
+    models = [m for m in models if m not in unknown]
+    if unknown:
+        ax.plot(
+            [m.n_labels for m in unknown],
+            [0.02] * len(unknown),
+            "x",
+            color="0.4",
+            label=f"out-of-fold F1: {TOO_FEW_POSITIVES}",
+        )
     for phase in sorted({m.phase for m in models}):
         mine = [m for m in models if m.phase == phase]
         x = [m.n_labels for m in mine]
@@ -172,7 +192,7 @@ def plot_f1_history(
     for k, (name, (counts, values)) in enumerate((curves or {}).items()):
         colour = _CURVE_COLOURS[k % len(_CURVE_COLOURS)]
         ax.plot(counts, values, marker="D", ms=4, color=colour, label=name)
-    _label_axis(ax, [m.n_labels for m in models])
+    _label_axis(ax, [m.n_labels for m in models + unknown])
     ax.set_ylabel("held-out F1")
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)
@@ -369,7 +389,8 @@ def write_report(
             "F1 against number of labels",
             "f1_vs_labels.png",
             "Out-of-fold F1 of every model version on its own labels (bars: 95% bootstrap "
-            "interval)" + "".join(f"; {name}" for name in f1_curves or {}) + "; grey: the "
+            f"interval; x: {TOO_FEW_POSITIVES}, fewer than {MIN_HELDOUT_POSITIVES} signal "
+            "labels)" + "".join(f"; {name}" for name in f1_curves or {}) + "; grey: the "
             "specification's expected ranges.",
         )
     )
@@ -488,13 +509,8 @@ def model_card(project: Any, record: Any) -> dict[str, Any]:
         "phase": record.phase,
         "phase_reason": record.phase_reason,
         "threshold": record.threshold,
-        "operating_point": (
-            f"target precision {record.settings['target_precision']}"
-            if record.settings.get("target_precision") is not None
-            else f"target recall {record.settings['target_recall']}"
-            if record.settings.get("target_recall") is not None
-            else "best F1"
-        ),
+        "threshold_rule": record.metrics.get("threshold_rule"),
+        "operating_point": _threshold_rule_text(record),
         "trained_on": {
             "labels": record.n_labels,
             "signal": record.n_positive,
@@ -503,15 +519,56 @@ def model_card(project: Any, record: Any) -> dict[str, Any]:
             "label_set_hash": record.label_set_hash,
             "labels_changed_since": record.label_set_hash != project.label_set_hash(),
         },
-        "metrics": record.metrics,
+        "metrics": _card_metrics(record.metrics),
         "settings": record.settings,
         "project": str(project.root),
         "blobsift_version": __version__,
     }
 
 
+def _card_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The model card's metrics: held-out estimates from too few positives left out."""
+    if not too_few_positives(metrics.get("n_positive")):
+        return metrics
+    withheld = {name: None for name in metrics if name.removesuffix("_ci") in _ESTIMATES}
+    note = f"{TOO_FEW_POSITIVES}: {metrics['n_positive']} signal, {MIN_HELDOUT_POSITIVES} needed"
+    return {**metrics, **withheld, "estimates": note}
+
+
+def _threshold_rule_text(record: Any) -> str:
+    from blobsift.classify.base import describe_threshold_rule
+
+    settings = record.settings
+    target = settings.get("target_precision")
+    target = settings.get("target_recall") if target is None else target
+    return describe_threshold_rule(record.metrics.get("threshold_rule"), target)
+
+
+def format_threshold(record: Any) -> str:
+    """Format a model version's threshold with how it was chosen.
+
+    Parameters
+    ----------
+    record : ModelRecord
+        The model version.
+
+    Returns
+    -------
+    str
+        E.g. ``"0.5000: fixed at 0.5, where a crop is as close to signal as to noise"``.
+    """
+    return f"{record.threshold:.4f}: {_threshold_rule_text(record)}"
+
+
 def format_metric(metrics: dict[str, Any], name: str) -> str:
-    """Format metric ``name`` with its 95% interval (``name_ci``) when there is one."""
+    """Format metric ``name`` with its 95% interval (``name_ci``) when there is one.
+
+    A held-out estimate (F1, precision, recall, average precision) from fewer than
+    :data:`~blobsift.metrics.MIN_HELDOUT_POSITIVES` positives (``metrics["n_positive"]``)
+    is shown as :data:`TOO_FEW_POSITIVES` instead of a number.
+    """
+    if name in _ESTIMATES and name in metrics and too_few_positives(metrics.get("n_positive")):
+        return f"{TOO_FEW_POSITIVES} ({metrics['n_positive']} signal)"
     value = metrics.get(name)
     if value is None:
         return "-"
@@ -520,6 +577,17 @@ def format_metric(metrics: dict[str, Any], name: str) -> str:
     if interval:
         text += f" [{interval[0]:.3f}, {interval[1]:.3f}]"
     return text
+
+
+def _heldout_note(metrics: dict[str, Any]) -> str:
+    if metrics.get("heldout") != "out-of-fold":
+        return "not recorded"
+    if metrics.get("threshold_rule") == "fixed":
+        return "out-of-fold; the threshold was fixed beforehand, not chosen on them"
+    return (
+        "out-of-fold; the threshold was chosen on the same scores, so the figures at it are "
+        "slightly optimistic"
+    )
 
 
 def _html(card: dict[str, Any], models: list[Any], figures: list[tuple[str, str, str]]) -> str:
@@ -545,13 +613,10 @@ def _html(card: dict[str, Any], models: list[Any], figures: list[tuple[str, str,
         ("Precision", format_metric(metrics, "precision")),
         ("Recall", format_metric(metrics, "recall")),
         ("Average precision", format_metric(metrics, "average_precision")),
-        ("Threshold", f"{card['threshold']:.4f} ({card['operating_point']})"),
+        ("Threshold", f"{card['threshold']:.4f}: {card['operating_point']}"),
         (
             "Held-out scores",
-            "out-of-fold; the threshold was chosen on the same scores, so the figures at it "
-            "are slightly optimistic"
-            if metrics.get("heldout") == "out-of-fold"
-            else "not recorded",
+            _heldout_note(metrics),
         ),
         ("File", card["file"]),
         ("blobsift", card["blobsift_version"]),

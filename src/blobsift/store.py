@@ -1673,7 +1673,7 @@ class Project:
             crops,
             labels,
             unlabeled=unlabeled if len(unlabeled) >= 2 else None,
-            history=self.phase_history(),
+            history=self._phase_records(),
         )
         heldout = _heldout_scores(sifter)
         metrics = dict(_plain(sifter.cv_metrics_))
@@ -1743,12 +1743,22 @@ class Project:
 
     def phase_history(self) -> list[tuple[int, float]]:
         """``(labels, Phase 1 held-out score)`` of every model so far that trained Phase 1."""
-        history = []
-        for record in self.models():
-            score = (record.metrics.get("phase_scores") or {}).get("siamese")
-            if score is not None:
-                history.append((record.n_labels, float(score)))
-        return history
+        return [(record.labels, record.score) for record in self._phase_records()]
+
+    def _phase_records(self) -> list[Any]:
+        """The phase history ``Sifter.fit`` gets: a PhaseRecord per model that trained Phase 1."""
+        from blobsift.classify.phases import PhaseRecord
+
+        records = [
+            PhaseRecord.from_fit(
+                record.n_labels,
+                record.n_positive,
+                record.phase,
+                record.metrics.get("phase_scores") or {},
+            )
+            for record in self.models()
+        ]
+        return [record for record in records if record is not None]
 
     def models(self) -> list[ModelRecord]:
         """Return every model version, oldest first."""

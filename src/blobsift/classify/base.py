@@ -21,11 +21,27 @@ from blobsift._validation import (
 from blobsift.exceptions import InvalidInputError, ModelFileError, NotFittedError
 from blobsift.metrics import OperatingPoint, best_threshold, binary_counts
 
-__all__ = ["CropClassifier", "config_entry", "jsonable_params"]
+__all__ = [
+    "THRESHOLD_RULES",
+    "CropClassifier",
+    "config_entry",
+    "describe_threshold_rule",
+    "jsonable_params",
+]
 
 _MISSING = object()
 _THRESHOLD = real(0, 1)
 
+#: How a classifier's decision threshold was chosen (its ``threshold_rule_``), in words.
+THRESHOLD_RULES: dict[str, str] = {
+    "fixed": "fixed at 0.5, where a crop is as close to signal as to noise",
+    "best_f1": (
+        "the F1-best threshold on out-of-fold scores, pulled towards 0.5 while positives are few"
+    ),
+    "target_precision": "the highest-recall threshold with out-of-fold precision {target}+",
+    "target_recall": "the highest-precision threshold with out-of-fold recall {target}+",
+    "target_missed": "the F1-best threshold on out-of-fold scores: none reached {target}",
+}
 _THRESHOLD_PRIOR = 0.5  # the decision point of a model trained on class-balanced batches
 _THRESHOLD_PRIOR_STRENGTH = 5  # positives at which the held-out threshold gets half weight
 
@@ -104,26 +120,42 @@ class CropClassifier:
         check_both_classes(labels, name="y", minimum=self.min_per_class)
         return crops, labels
 
-    def _choose_threshold(self, labels: np.ndarray, scores: np.ndarray) -> OperatingPoint:
+    def _choose_threshold(
+        self, labels: np.ndarray, scores: np.ndarray
+    ) -> tuple[OperatingPoint, str]:
         """Pick the operating point on held-out scores (best F1 or the user's target).
 
         The F1-best threshold of a handful of positives is mostly noise, so it is shrunk
         towards 0.5 — the decision point of a classifier trained on class-balanced batches
         — with weight ``n_pos / (n_pos + 5)``: a third of the way at 2 positives, 95% of
-        the way at 100. The returned point reports the held-out scores at that threshold.
+        the way at 100. The returned point reports the held-out scores at that threshold;
+        the rule (a key of :data:`THRESHOLD_RULES`) says how it was chosen.
         """
         target_precision = getattr(self, "target_precision", None)
         target_recall = getattr(self, "target_recall", None)
         point = best_threshold(
             labels, scores, target_precision=target_precision, target_recall=target_recall
         )
-        if target_precision is not None or target_recall is not None:
-            return point
+        if target_precision is not None:
+            met = point.precision >= target_precision
+            return point, "target_precision" if met else "target_missed"
+        if target_recall is not None:
+            return point, "target_recall" if point.recall >= target_recall else "target_missed"
         n_pos = int(np.sum(labels))
         weight = n_pos / (n_pos + _THRESHOLD_PRIOR_STRENGTH)
         threshold = weight * point.threshold + (1 - weight) * _THRESHOLD_PRIOR
         counts = binary_counts(labels, scores >= threshold)
-        return OperatingPoint(threshold, counts.precision, counts.recall, counts.f1)
+        return OperatingPoint(threshold, counts.precision, counts.recall, counts.f1), "best_f1"
+
+    @property
+    def threshold_rule_(self) -> str | None:
+        """How ``threshold_`` was chosen: a key of :data:`THRESHOLD_RULES`.
+
+        It is kept with the held-out metrics (``cv_metrics_["threshold_rule"]``), in the
+        model file and the project's record; None for a model saved before it was recorded.
+        """
+        self._check_fitted()
+        return getattr(self, "cv_metrics_", {}).get("threshold_rule")
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "threshold_"):
@@ -270,6 +302,26 @@ def config_entry(
     if constraint is not None:
         constraint(value, f"{where}{key}")
     return value
+
+
+def describe_threshold_rule(rule: str | None, target: float | None = None) -> str:
+    """Say in words how a threshold was chosen.
+
+    Parameters
+    ----------
+    rule : str or None
+        A key of :data:`THRESHOLD_RULES` (a ``threshold_rule_``); None when the model did
+        not record it.
+    target : float, optional
+        The target precision or recall, for the rules that aim at one.
+
+    Returns
+    -------
+    str
+    """
+    if rule not in THRESHOLD_RULES:
+        return "chosen by a rule this model did not record (it is from an earlier version)"
+    return THRESHOLD_RULES[rule].format(target="the target" if target is None else target)
 
 
 def jsonable_params(params: dict[str, Any]) -> dict[str, Any]:

@@ -135,21 +135,40 @@ class FeatureForest:
 
     def fit(self, X: Any, y: Any) -> FeatureForest:  # noqa: N803
         """Fit the forest on labelled crops; return ``self``."""
+        crops, labels = _fit_input(X, y)
+        return self.fit_features(centre_features(crops), labels)
+
+    def fit_features(self, features: Any, y: Any) -> FeatureForest:
+        """Fit the forest on :func:`centre_features` computed beforehand; return ``self``.
+
+        The features cost far more than the forest, so several fits on growing label sets
+        (or predictions on the same crops) can compute them once.
+        """
         from sklearn.ensemble import RandomForestClassifier
 
-        crops, labels = _fit_input(X, y)
+        features = np.asarray(features, dtype=np.float64)
+        labels = check_labels(y, len(features))
+        check_both_classes(labels)
         self.forest_ = RandomForestClassifier(
             n_estimators=200,
             class_weight="balanced",
             random_state=self.random_state,
             n_jobs=self.n_jobs,
-        ).fit(centre_features(crops), labels)
+        ).fit(features, labels)
         return self
 
     def decision_function(self, X: Any) -> np.ndarray:  # noqa: N803
         """Return the forest's signal probability of each crop."""
-        return self.forest_.predict_proba(centre_features(X))[:, 1]
+        return self.decision_from_features(centre_features(X))
+
+    def decision_from_features(self, features: Any) -> np.ndarray:
+        """Return the signal probability of crops given their :func:`centre_features`."""
+        return self.forest_.predict_proba(np.asarray(features, dtype=np.float64))[:, 1]
 
     def predict(self, X: Any) -> np.ndarray:  # noqa: N803
         """Return 1 where the signal probability reaches 0.5, else 0."""
-        return (self.decision_function(X) >= 0.5).astype(np.int64)
+        return self.predict_from_features(centre_features(X))
+
+    def predict_from_features(self, features: Any) -> np.ndarray:
+        """Return 1 where the signal probability of :func:`centre_features` reaches 0.5."""
+        return (self.decision_from_features(features) >= 0.5).astype(np.int64)

@@ -323,7 +323,7 @@ class CNNClassifier(CropClassifier):
                 full.train_epoch()
             self.members_.append(full.model.to("cpu").eval())
         self.oof_proba_ = torch.sigmoid(best_oof).numpy().astype(np.float64)
-        point = self._choose_threshold(labels, self.oof_proba_)
+        point, rule = self._choose_threshold(labels, self.oof_proba_)
         self.threshold_ = point.threshold
         self.classes_ = np.array([0, 1])
         self.history_ = {**history, "best_epoch": stopper.best_epoch + 1}
@@ -332,7 +332,7 @@ class CNNClassifier(CropClassifier):
             "f1": point.f1, "precision": point.precision, "recall": point.recall,
             "average_precision": history["val_average_precision"][stopper.best_epoch],
             "n_labels": len(labels), "n_positive": int(labels.sum()), "n_folds": len(folds),
-            "n_members": len(self.members_),
+            "n_members": len(self.members_), "threshold_rule": rule,
         }  # fmt: skip
         return self
 

@@ -273,7 +273,7 @@ class SiameseClassifier(CropClassifier):
         self.gallery_embeddings_ = embed(self.encoder_, every)
         self.gallery_labels_ = labels.copy()
         self.oof_proba_ = oof
-        point = self._gallery_threshold(labels, oof)
+        point, rule = self._gallery_threshold(labels, oof)
         self.threshold_ = point.threshold
         self.classes_ = np.array([0, 1])
         self.cv_metrics_ = {
@@ -283,7 +283,7 @@ class SiameseClassifier(CropClassifier):
                 self.gallery_embeddings_, labels, k=self.k, temperature=self.temperature)),
             "n_labels": len(labels),
             "n_positive": int(labels.sum()), "n_folds": len(folds),
-            "pretrained": self.pretrain_state_ is not None,
+            "pretrained": self.pretrain_state_ is not None, "threshold_rule": rule,
         }  # fmt: skip
         return self
 
@@ -350,7 +350,7 @@ class SiameseClassifier(CropClassifier):
                 views.append(encoder.body(normalize_crops(crops)))
         return torch.stack(views, dim=1)
 
-    def _gallery_threshold(self, labels: np.ndarray, oof: np.ndarray) -> OperatingPoint:
+    def _gallery_threshold(self, labels: np.ndarray, oof: np.ndarray) -> tuple[OperatingPoint, str]:
         """0.5, the point where a crop is as close to signal as to noise; or the target's.
 
         The score compares the same number of neighbours of each class, so 0.5 is its
@@ -362,7 +362,8 @@ class SiameseClassifier(CropClassifier):
         if self.target_precision is not None or self.target_recall is not None:
             return self._choose_threshold(labels, oof)
         counts = binary_counts(labels, oof >= _DECISION_POINT)
-        return OperatingPoint(_DECISION_POINT, counts.precision, counts.recall, counts.f1)
+        point = OperatingPoint(_DECISION_POINT, counts.precision, counts.recall, counts.f1)
+        return point, "fixed"
 
     def _n_folds(self, labels: np.ndarray) -> int:
         return feasible_folds(labels, 5 if self.n_folds is None else self.n_folds)

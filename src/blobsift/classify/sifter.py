@@ -15,13 +15,18 @@ from blobsift._validation import (
     SEED,
     check_params,
     instance_of,
-    integer,
     one_of,
     real,
 )
 from blobsift.classify.base import CropClassifier, config_entry, jsonable_params
 from blobsift.classify.cnn import CNNClassifier
-from blobsift.classify.phases import PHASES, recommend_phase
+from blobsift.classify.phases import (
+    PHASES,
+    PhaseRecord,
+    phase2_retry,
+    phase_records,
+    recommend_phase,
+)
 from blobsift.classify.siamese import SiameseClassifier
 from blobsift.exceptions import InvalidInputError, ModelFileError, NotFittedError
 
@@ -37,6 +42,15 @@ PHASE_SCORES = {"siamese": "loo_average_precision", "cnn": "average_precision"}
 #: Phase 2's early stopping picks its best epoch on those same held-out scores, which
 #: flatters it; Phase 1's score involves no such choice.
 SWITCH_MARGIN = 0.02
+#: The short probe of Phase 2 that ``phase="auto"`` runs before the full ensemble: the same
+#: network in 2 folds for 10 epochs (a short warm-up and cosine schedule), no refit member;
+#: about a tenth of the full fit's steps at 1,000 labels and a twentieth at 250.
+PROBE_OPTIONS: dict[str, Any] = {"n_folds": 2, "epochs": 10, "refit": False}
+#: How far the probe's held-out score may fall short of what Phase 2 must reach (Phase 1's
+#: score plus :data:`SWITCH_MARGIN`) for the full ensemble to be trained. The probe is
+#: pessimistic (each fold model sees half the labels, for few epochs), so only a probe far
+#: behind Phase 1 spares the full fit.
+PROBE_ALLOWANCE = 0.1
 _PHASE_CLASSES: dict[str, type[CropClassifier]] = {
     SiameseClassifier.kind: SiameseClassifier,
     CNNClassifier.kind: CNNClassifier,
@@ -52,8 +66,15 @@ class Sifter(CropClassifier):
     (:class:`~blobsift.classify.cnn.CNNClassifier`), needs 100+. With ``phase="auto"``
     ``fit`` always trains Phase 1 (it is cheap, and its held-out score extends the phase
     history), asks :func:`~blobsift.classify.phases.recommend_phase` whether Phase 1 has
-    plateaued, and if so trains Phase 2 too, keeping it only if its held-out score beats
-    Phase 1's by 0.02 (so it never keeps a phase that held-out labels show to be worse).
+    plateaued, and if so decides cheaply whether Phase 2 is worth training:
+
+    1. not if the history shows Phase 2 tried and not kept at more than half as many
+       labels (:func:`~blobsift.classify.phases.phase2_retry`);
+    2. not if a short probe (:data:`PROBE_OPTIONS`) scores more than
+       :data:`PROBE_ALLOWANCE` below what Phase 2 must reach;
+    3. otherwise the full ensemble is trained and kept only if its held-out score beats
+       Phase 1's by 0.02 (so it never keeps a phase that held-out labels show to be worse).
+
     The score is an average precision of held-out probabilities (see
     :data:`PHASE_SCORES`): it rates the ranking, not one threshold, so neither phase's
     threshold choice tips the comparison.
@@ -87,12 +108,15 @@ class Sifter(CropClassifier):
     gallery_ : SiameseClassifier or None
         The fitted Phase 1 classifier (also when Phase 2 was chosen): :meth:`kneighbors`
         uses it.
-    phase_history_ : list of (int, float)
-        The history given to ``fit`` plus this fit's (labels, Phase 1 held-out score).
+    phase_history_ : list of PhaseRecord
+        The history given to ``fit`` plus this fit's record (labels, Phase 1 held-out
+        score, positives, and Phase 2's score if it was tried and not kept).
     phase_scores_ : dict
-        Held-out score of each phase trained (see :data:`PHASE_SCORES`).
+        Held-out score of each phase trained (see :data:`PHASE_SCORES`), and
+        ``"cnn_probe"``, the probe's, when one ran.
     threshold_ : float
-        Decision threshold on the signal probability, chosen on held-out labels.
+        Decision threshold on the signal probability, chosen on held-out labels;
+        ``threshold_rule_`` says how (see :data:`~blobsift.classify.base.THRESHOLD_RULES`).
     classes_ : ndarray
         ``[0, 1]``.
 
@@ -231,9 +255,11 @@ class Sifter(CropClassifier):
         unlabeled : array of shape (m, 64, 64), optional
             Unlabelled candidate crops: Phase 1 pre-trains its encoder on them (and is
             trained with ``phase="cnn"`` too, to start Phase 2 and for neighbours).
-        history : sequence of (int, float)
-            Earlier ``(number of labels, Phase 1 held-out score)`` pairs of this data set,
-            for ``phase="auto"`` (see :func:`~blobsift.classify.phases.recommend_phase`).
+        history : sequence of PhaseRecord or (int, float)
+            Earlier fits on this data set (``(number of labels, Phase 1 held-out score)``
+            pairs will do), for ``phase="auto"``: see
+            :func:`~blobsift.classify.phases.recommend_phase` and
+            :func:`~blobsift.classify.phases.phase2_retry`.
 
         Returns
         -------
@@ -241,7 +267,7 @@ class Sifter(CropClassifier):
         """
         self._validate_params()  # parameter and option errors before any training
         crops, labels = self._check_fit_input(X, y)
-        history = [(int(n), float(score)) for n, score in history]
+        history = phase_records(history)
         self.gallery_ = None
         self.phase_scores_: dict[str, float] = {}
         if self.phase in ("auto", "siamese") or unlabeled is not None:
@@ -250,12 +276,14 @@ class Sifter(CropClassifier):
             self.phase_scores_["siamese"] = float(
                 self.gallery_.cv_metrics_[PHASE_SCORES["siamese"]]
             )
-            history.append((len(labels), self.phase_scores_["siamese"]))
-        self.phase_history_ = history
         if self.phase == "auto":
-            phase, reason = recommend_phase(history)
+            current = PhaseRecord(len(labels), self.phase_scores_["siamese"], int(labels.sum()))
+            phase, reason = recommend_phase([*history, current])
+            if phase == "cnn":
+                phase, reason = self._worth_phase2([*history, current], crops, labels, reason)
         else:
             phase, reason = self.phase, f"phase={self.phase!r} was requested."
+        self.estimator_ = self.gallery_
         if phase == "cnn":
             cnn = self._phase_estimator("cnn")
             cnn.fit(crops, labels, initial_weights=self._pretrained_start(cnn))
@@ -270,12 +298,47 @@ class Sifter(CropClassifier):
                     f"beat Phase 1's ({self.phase_scores_['siamese']:.3f}) by {SWITCH_MARGIN}, "
                     "so Phase 1 is kept."
                 )
-        else:
-            self.estimator_ = self.gallery_
+        record = PhaseRecord.from_fit(len(labels), int(labels.sum()), phase, self.phase_scores_)
+        self.phase_history_ = history if record is None else [*history, record]
         self.phase_, self.phase_reason_ = phase, reason
         self.threshold_ = self.estimator_.threshold_
         self.classes_ = np.array([0, 1])
         return self
+
+    def _worth_phase2(
+        self,
+        history: list[PhaseRecord],
+        crops: np.ndarray,
+        labels: np.ndarray,
+        reason: str,
+    ) -> tuple[str, str]:
+        """Decide cheaply whether Phase 2 is worth its full training (see the class doc).
+
+        Returns the phase and the reason, extended by why Phase 2 is not trained.
+        """
+        retry = phase2_retry(history)
+        if retry is not None:
+            return "siamese", f"{reason} But {retry} So Phase 1 is kept."
+        probe = self._phase_estimator("cnn")
+        if probe.epochs <= PROBE_OPTIONS["epochs"]:
+            return "cnn", reason  # the full fit is no dearer than the probe
+        probe.set_params(**PROBE_OPTIONS)
+        probe.fit(crops, labels, initial_weights=self._pretrained_start(probe))
+        score = float(probe.cv_metrics_[PHASE_SCORES["cnn"]])
+        self.phase_scores_["cnn_probe"] = score
+        needed = self.phase_scores_["siamese"] + SWITCH_MARGIN - PROBE_ALLOWANCE
+        if score < needed:
+            return "siamese", (
+                f"{reason} But a short probe of Phase 2 ({PROBE_OPTIONS['n_folds']} folds, "
+                f"{PROBE_OPTIONS['epochs']} epochs) scored {score:.3f} on held-out labels, "
+                f"below the {needed:.3f} that could beat Phase 1's "
+                f"{self.phase_scores_['siamese']:.3f}, so Phase 1 is kept without training "
+                "the full ensemble."
+            )
+        return "cnn", (
+            f"{reason} A short probe of Phase 2 scored {score:.3f} (at least {needed:.3f}), so "
+            "the full ensemble is trained."
+        )
 
     def _pretrained_start(self, cnn: CNNClassifier) -> dict[str, Any] | None:
         """Phase 1's pre-trained encoder body, if Phase 2's network has the same body."""
@@ -377,25 +440,14 @@ class Sifter(CropClassifier):
         self.phase_ = config_entry(config, "phase", where, one_of(self.estimator_.kind))
         self.phase_reason_ = config_entry(config, "phase_reason", where, _TEXT, default="")
         history = config_entry(config, "phase_history", where, _LIST, default=[])
-        self.phase_history_ = _phase_history(history, f"{where}phase_history")
+        self.phase_history_ = phase_records(history)
         scores = config_entry(config, "phase_scores", where, MAPPING, default={})
         for name, score in scores.items():
-            one_of(*_PHASE_CLASSES)(name, f"{where}phase_scores key")
+            one_of(*_PHASE_CLASSES, "cnn_probe")(name, f"{where}phase_scores key")
             real()(score, f"{where}phase_scores.{name}")
         self.phase_scores_ = scores
 
 
+
 _TEXT = instance_of(str, "text", optional=False)
 _LIST = instance_of(list, "a list", optional=False)
-
-
-def _phase_history(history: list[Any], name: str) -> list[tuple[int, float]]:
-    """A model file's phase history: [labels, score] pairs, checked."""
-    for index, entry in enumerate(history):
-        if not isinstance(entry, list) or len(entry) != 2:
-            raise InvalidInputError(
-                f"{name}[{index}] must be a [labels, score] pair; got {entry!r}."
-            )
-        integer(0)(entry[0], f"{name}[{index}][0]")
-        real()(entry[1], f"{name}[{index}][1]")
-    return [(int(n), float(score)) for n, score in history]
