@@ -448,6 +448,5 @@ class Sifter(CropClassifier):
         self.phase_scores_ = scores
 
 
-
 _TEXT = instance_of(str, "text", optional=False)
 _LIST = instance_of(list, "a list", optional=False)
