@@ -151,7 +151,7 @@ def _matching_kernel(
     """Fit the kernel that turns the sharp PSF into the broad one (least squares).
 
     First the best single Gaussian width ``sigma``, then the weights of Gaussians of
-    ``sigma * _KERNEL_WIDTHS`` (normalised to conserve flux), as difference-imaging
+    ``sigma * _KERNEL_WIDTHS`` (summing to 1, so flux is conserved), as difference-imaging
     pipelines do with a small basis. Returns ``sigma`` and the weights.
     """
     source, target = _psf_stamp(*sharp, half), _psf_stamp(*broad, half)
@@ -165,8 +165,11 @@ def _matching_kernel(
         _convolve(source, _kernel_image(sigma, np.eye(len(_KERNEL_WIDTHS))[k])).reshape(-1)
         for k in range(len(_KERNEL_WIDTHS))
     ]
-    weights = np.linalg.lstsq(np.column_stack(basis), target.reshape(-1), rcond=None)[0]
-    return sigma, weights / weights.sum()
+    # Least squares with the weights summing to 1 (Lagrange multiplier in the last row).
+    design = np.column_stack(basis)
+    system = np.block([[2 * design.T @ design, np.ones((len(basis), 1))], [np.ones(len(basis)), 0]])
+    rhs = np.append(2 * design.T @ target.reshape(-1), 1.0)
+    return sigma, np.linalg.lstsq(system, rhs, rcond=None)[0][:-1]
 
 
 @dataclass(frozen=True)
@@ -506,7 +509,7 @@ def simulate_difference_image(
             "label": 0,
         }
     )
-    others = pd.DataFrame(records, columns=list(stars.columns))
+    others = pd.DataFrame(records, columns=list(stars.columns)).astype(dict(stars.dtypes))
     objects = pd.concat([others, stars], ignore_index=True).astype({"label": np.int64})
     return DifferenceImage(
         science=science.astype(np.float32),
