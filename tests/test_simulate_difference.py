@@ -282,6 +282,8 @@ def test_zero_crops_and_bad_arguments():
         simulate_difference_image(n_stars=-1)
     with pytest.raises(InvalidInputError, match="fwhm_science"):
         simulate_difference_image(fwhm_science=(4.0, 2.0))
+    with pytest.raises(InvalidInputError, match=r"sky must be a \(low, high\) pair"):
+        simulate_difference_image(sky=500.0)
 
 
 def test_spots_stay_the_default_domain():
