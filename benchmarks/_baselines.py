@@ -45,11 +45,15 @@ class SpecRecipe:
         )  # fmt: skip
         return self
 
-    def predict(self, crops: np.ndarray) -> np.ndarray:
+    def decision_function(self, crops: np.ndarray) -> np.ndarray:
+        """The signal probability of each crop (a ranking score)."""
         self.model.eval()
         with torch.inference_mode():
             logits = self.model(normalize_crops(torch.from_numpy(crops)))
-        return (torch.sigmoid(logits).reshape(-1) >= 0.5).long().numpy()
+        return torch.sigmoid(logits).reshape(-1).numpy()
+
+    def predict(self, crops: np.ndarray) -> np.ndarray:
+        return (self.decision_function(crops) >= 0.5).astype(np.int64)
 
 
 class HoldoutRecipe:
@@ -85,11 +89,15 @@ class HoldoutRecipe:
         self.threshold = history["best_threshold"]
         return self
 
-    def predict(self, crops: np.ndarray) -> np.ndarray:
+    def decision_function(self, crops: np.ndarray) -> np.ndarray:
+        """The signal probability of each crop (a ranking score)."""
         from blobsift.crops import centre_window
 
         window = np.ascontiguousarray(centre_window(crops, self.size))
         self.model.eval()
         with torch.inference_mode():
             logits = self.model(normalize_crops(torch.from_numpy(window)))
-        return (torch.sigmoid(logits).reshape(-1) >= self.threshold).long().numpy()
+        return torch.sigmoid(logits).reshape(-1).numpy()
+
+    def predict(self, crops: np.ndarray) -> np.ndarray:
+        return (self.decision_function(crops) >= self.threshold).astype(np.int64)

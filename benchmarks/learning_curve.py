@@ -1,8 +1,10 @@
 """F1 on held-out simulated crops against the number of labels, for Sifter and baselines.
 
 Every method trains on the same nested label sets and is scored on the same held-out
-crops (cut from other simulated images), for several seeds, in one run. Methods marked +U
-also get 3,000 unlabelled candidate crops (from other images) to pre-train on:
+crops (cut from other simulated images), for several seeds and on each simulated domain
+(``spots``: fluorescence-like; ``difference``: astronomical difference imaging), in one
+run. Methods marked +U also get 3,000 unlabelled candidate crops (from other images) to
+pre-train on:
 
 * auto +U          Sifter(phase="auto"): Phase 1, and Phase 2 where the policy says so
 * siamese          Phase 1 (the Siamese gallery) without pre-training
@@ -12,13 +14,20 @@ also get 3,000 unlabelled candidate crops (from other images) to pre-train on:
 * cnn              Phase 2 (the direct CNN ensemble) from random weights
 * cnn +U           Phase 2 started from the pre-trained encoder
 * holdout          the Phase 2 recipe with one 80/20 split instead of the CV ensemble
-* spec             the specification's recipe as written (model, split, batch 8, focal
-                   alpha 0.25, threshold 0.5)
+* spec             baseline: the specification's recipe as written (model, split, batch 8,
+                   focal alpha 0.25, threshold 0.5)
 * spec+balance     the same with its balance_dataset(target_ratio=0.3)
-* forest           a random forest on hand-made filter features: the baseline
+* forest           baseline: a random forest on hand-made filter features (threshold 0.5)
+* brightness       baseline: the F1-best cut on the labels of the centre contrast (centre
+                   3x3 mean minus crop median, raw units)
 
-Run: .venv/bin/python benchmarks/learning_curve.py [--sizes 25,50,100,250] [--seeds 3]
-     [--methods "auto +U,siamese,cnn,forest"]
+For each method two numbers: F1 at the method's own threshold, and best-F1, the F1 of the
+best threshold on the test set's scores (the ranking's quality; scores are
+``predict_proba[:, 1]`` for Sifter, ``decision_function`` for the others). Both as mean ±
+sd over seeds, and against the best baseline at each label count.
+
+Run: .venv/bin/python benchmarks/learning_curve.py [--sizes 25,50,100,250,500,1000]
+     [--seeds 3] [--domains spots,difference] [--methods "auto +U,forest,brightness"]
 """
 
 from __future__ import annotations
@@ -35,10 +44,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from _baselines import HoldoutRecipe, SpecRecipe
 from blobsift import Sifter
-from blobsift.classify.baselines import FeatureForest
-from blobsift.metrics import precision_recall_f1
+from blobsift.classify.baselines import BrightnessCut, FeatureForest
+from blobsift.metrics import best_threshold, precision_recall_f1
 from blobsift.report import SPEC_EXPECTED_F1, plot_learning_curve
-from blobsift.simulate import simulate_crops
+from blobsift.simulate import DOMAINS, LabelledCrops, simulate_crops
 from blobsift.splits import nested_order
 
 # name: (a model for a seed, whether it gets the unlabelled crops)
@@ -53,35 +62,43 @@ METHODS: dict[str, tuple[Callable[[int], Any], bool]] = {
     "spec": (lambda seed: SpecRecipe(random_state=seed), False),
     "spec+balance": (lambda seed: SpecRecipe(balance=True, random_state=seed), False),
     "forest": (lambda seed: FeatureForest(random_state=seed), False),
+    "brightness": (lambda seed: BrightnessCut(), False),
 }
-DEFAULT_METHODS = ("auto +U", "siamese", "siamese +U", "gallery-add +U", "cnn", "cnn +U", "forest")
-BASELINE = "forest"
+DEFAULT_METHODS = (
+    "auto +U", "siamese", "siamese +U", "gallery-add +U", "cnn", "cnn +U",
+    "spec", "forest", "brightness",
+)  # fmt: skip
+BASELINES = ("forest", "spec", "brightness")
 UNLABELED = 3000
+METRICS = {"f1": "F1 at the method's own threshold", "best_f1": "best-F1 (ranking)"}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="25,50,100,250")
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--test-size", type=int, default=3000)
-    parser.add_argument("--first-seed", type=int, default=0)
-    parser.add_argument("--methods", default=",".join(DEFAULT_METHODS))
-    parser.add_argument("--png", type=Path, default=Path("benchmarks/results/learning_curve.png"))
-    args = parser.parse_args()
-    sizes = [int(s) for s in args.sizes.split(",")]
-    methods = args.methods.split(",")
-    unknown = sorted(set(methods) - set(METHODS))
-    if unknown:
-        parser.error(f"unknown methods {unknown}; known: {list(METHODS)}")
-    f1 = {m: np.full((args.seeds, len(sizes)), np.nan) for m in methods}
-    seconds = {m: np.zeros((args.seeds, len(sizes))) for m in methods}
-    for row, seed in enumerate(range(args.first_seed, args.first_seed + args.seeds)):
+def ranking_scores(model: Any, crops: np.ndarray) -> np.ndarray:
+    """The signal probability of Sifter, the decision function of the other methods."""
+    if hasattr(model, "predict_proba"):
+        return model.predict_proba(crops)[:, 1]
+    return model.decision_function(crops)
+
+
+def crops_of(n: int, seed: int, domain: str) -> LabelledCrops:
+    """Simulated crops of a domain, without the difference domain's triplets."""
+    return simulate_crops(n, seed=seed, domain=domain)._replace(triplets=None)
+
+
+def run_domain(
+    domain: str, sizes: list[int], methods: list[str], seeds: range, test_size: int
+) -> dict[str, dict[str, np.ndarray]]:
+    """Fit every method at every size and seed; return metric -> method -> (seeds, sizes)."""
+    shape = (len(seeds), len(sizes))
+    results = {key: {m: np.full(shape, np.nan) for m in methods} for key in (*METRICS, "seconds")}
+    for row, seed in enumerate(seeds):
         # One pool of 1,000 labels per seed, whatever sizes are run, so runs compare.
-        pool = simulate_crops(max(1000, *sizes), seed=1000 + seed)
+        pool = crops_of(max(1000, *sizes), 1000 + seed, domain)
         order = nested_order(pool.labels)
         pool = pool._replace(crops=pool.crops[order], labels=pool.labels[order])
-        unlabeled = simulate_crops(UNLABELED, seed=3000 + seed).crops
-        test = simulate_crops(args.test_size, seed=2000 + seed)
+        needs_unlabeled = any(METHODS[m][1] for m in methods)
+        unlabeled = crops_of(UNLABELED, 3000 + seed, domain).crops if needs_unlabeled else None
+        test = crops_of(test_size, 2000 + seed, domain)
         grown = None
         for j, n in enumerate(sizes):
             for method in methods:
@@ -95,44 +112,92 @@ def main() -> None:
                 else:
                     model = factory(seed).fit(pool.crops[:n], pool.labels[:n], **extra)
                     grown = model if method == "gallery-add +U" else grown
-                seconds[method][row, j] = time.perf_counter() - start
-                scores = precision_recall_f1(test.labels, model.predict(test.crops))
-                f1[method][row, j] = scores["f1"]
-                print(f"seed {seed} labels {n:>5} {method:>15}: F1 {scores['f1']:.3f} "
-                      f"({seconds[method][row, j]:.0f} s) {getattr(model, 'phase_', '')} "
-                      f"{getattr(model, 'phase_scores_', '')}",
+                results["seconds"][method][row, j] = time.perf_counter() - start
+                f1 = precision_recall_f1(test.labels, model.predict(test.crops))["f1"]
+                best = best_threshold(test.labels, ranking_scores(model, test.crops)).f1
+                results["f1"][method][row, j] = f1
+                results["best_f1"][method][row, j] = best
+                print(f"{domain} seed {seed} labels {n:>5} {method:>15}: F1 {f1:.3f} "
+                      f"best-F1 {best:.3f} ({results['seconds'][method][row, j]:.0f} s) "
+                      f"{getattr(model, 'phase_', '')} {getattr(model, 'phase_scores_', '')}",
                       file=sys.stderr, flush=True)  # fmt: skip
-    print(f"\nF1 on {args.test_size} held-out crops (1:10), mean ± sd over {args.seeds} seeds")
-    print(f"{'labels':>7} " + " ".join(f"{m:>15}" for m in methods) + "   spec expects")
-    for j, n in enumerate(sizes):
-        cells = " ".join(
-            f"{np.mean(f1[m][:, j]):>8.3f} ± {np.std(f1[m][:, j]):.3f}" for m in methods
-        )
-        expected = SPEC_EXPECTED_F1.get(n)
-        print(f"{n:>7} {cells}   {'{:.2f}-{:.2f}'.format(*expected) if expected else '-'}")
-    if BASELINE in methods:
-        others = [m for m in methods if m != BASELINE]
-        print(f"\nminus the {BASELINE} baseline (mean F1 difference; ratio method / {BASELINE})")
-        print(f"{'labels':>7} " + " ".join(f"{m:>17}" for m in others))
+    return results
+
+
+def print_tables(
+    domain: str,
+    results: dict[str, dict[str, np.ndarray]],
+    sizes: list[int],
+    methods: list[str],
+    test_size: int,
+) -> None:
+    """Print F1 and best-F1 (mean ± sd), the gaps to the best baseline, and fit times."""
+    n_seeds = next(iter(results["f1"].values())).shape[0]
+    baselines = [m for m in BASELINES if m in methods]
+    for key, title in METRICS.items():
+        values = results[key]
+        print(f"\n[{domain}] {title} on {test_size} held-out crops (1:10), "
+              f"mean ± sd over {n_seeds} seeds")  # fmt: skip
+        print(f"{'labels':>7} " + " ".join(f"{m:>15}" for m in methods) + "   spec expects")
         for j, n in enumerate(sizes):
-            base = np.mean(f1[BASELINE][:, j])
             cells = " ".join(
-                f"{np.mean(f1[m][:, j]) - base:>+8.3f} "
-                f"({f'{np.mean(f1[m][:, j]) / base:.2f}x' if base >= 0.01 else 'n/a':>6})"
-                for m in others
+                f"{np.mean(values[m][:, j]):>8.3f} ± {np.std(values[m][:, j]):.3f}" for m in methods
             )
-            print(f"{n:>7} {cells}")
-    if {"auto +U", "siamese +U", "cnn +U"} <= set(methods):
-        print("\nauto minus the better of its two phases (siamese +U, cnn +U); target >= -0.01")
+            expected = SPEC_EXPECTED_F1.get(n)
+            print(f"{n:>7} {cells}   {'{:.2f}-{:.2f}'.format(*expected) if expected else '-'}")
+        if not baselines:
+            continue
+        print(f"\n[{domain}] {title}: minus the best baseline at each count "
+              f"(of {', '.join(baselines)}; ratio method / best baseline)")  # fmt: skip
+        print(f"{'labels':>7} {'best baseline':>14} " + " ".join(f"{m:>17}" for m in methods))
         for j, n in enumerate(sizes):
-            best = max(np.mean(f1[m][:, j]) for m in ("siamese +U", "cnn +U"))
-            print(f"{n:>7} {np.mean(f1['auto +U'][:, j]) - best:>+8.3f}")
-    print("\nmean fit seconds")
+            best_name = max(baselines, key=lambda m: np.mean(values[m][:, j]))
+            base = np.mean(values[best_name][:, j])
+            cells = " ".join(
+                f"{np.mean(values[m][:, j]) - base:>+8.3f} "
+                f"({f'{np.mean(values[m][:, j]) / base:.2f}x' if base >= 0.01 else 'n/a':>6})"
+                for m in methods
+            )
+            print(f"{n:>7} {best_name:>14} {cells}")
+    if {"auto +U", "siamese +U", "cnn +U"} <= set(methods):
+        print(f"\n[{domain}] auto minus the better of its two phases (siamese +U, cnn +U); "
+              "target >= -0.01")  # fmt: skip
+        for j, n in enumerate(sizes):
+            best = max(np.mean(results["f1"][m][:, j]) for m in ("siamese +U", "cnn +U"))
+            print(f"{n:>7} {np.mean(results['f1']['auto +U'][:, j]) - best:>+8.3f}")
+    print(f"\n[{domain}] mean fit seconds")
     print(f"{'labels':>7} " + " ".join(f"{m:>15}" for m in methods))
     for j, n in enumerate(sizes):
-        print(f"{n:>7} " + " ".join(f"{np.mean(seconds[m][:, j]):>15.1f}" for m in methods))
-    path = plot_learning_curve({m: (sizes, f1[m].mean(axis=0).tolist()) for m in methods}, args.png)
-    print(f"\nplot: {path}")
+        row = " ".join(f"{np.mean(results['seconds'][m][:, j]):>15.1f}" for m in methods)
+        print(f"{n:>7} {row}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="25,50,100,250,500,1000")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--test-size", type=int, default=3000)
+    parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument("--methods", default=",".join(DEFAULT_METHODS))
+    parser.add_argument("--domains", default=",".join(DOMAINS))
+    parser.add_argument("--png", type=Path, default=Path("benchmarks/results/learning_curve.png"))
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    methods = args.methods.split(",")
+    domains = args.domains.split(",")
+    unknown = sorted(set(methods) - set(METHODS))
+    if unknown:
+        parser.error(f"unknown methods {unknown}; known: {list(METHODS)}")
+    if set(domains) - set(DOMAINS):
+        parser.error(f"unknown domains {sorted(set(domains) - set(DOMAINS))}; known: {DOMAINS}")
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    for domain in domains:
+        results = run_domain(domain, sizes, methods, seeds, args.test_size)
+        print_tables(domain, results, sizes, methods, args.test_size)
+        curves = {m: (sizes, results["f1"][m].mean(axis=0).tolist()) for m in methods}
+        png = args.png.with_name(f"{args.png.stem}_{domain}{args.png.suffix}")
+        path = plot_learning_curve(curves, png, title=f"F1 against number of labels ({domain})")
+        print(f"\n[{domain}] plot: {path}", flush=True)
 
 
 if __name__ == "__main__":

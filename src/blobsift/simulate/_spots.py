@@ -1,40 +1,33 @@
-"""Simulated images and labelled crops with a known answer.
+"""The spots domain: fluorescence-like images of point-like spots and detector decoys.
 
-The simulator stands in for a fluorescence or astronomical image: point-like spots
-(pixel-integrated Gaussian PSFs, brightness down to the detection limit) on a smooth,
-structured background, with Poisson photon noise, camera gain, offset and read noise.
-It adds what a blob detector also fires on — hot pixels, cosmic-ray tracks, out-of-focus
-blobs and rings — and, for crops, the strongest noise peaks of the background. Real spots
-are signal (label 1); everything else is noise (label 0).
-
-Everything is seeded and nothing is downloaded.
+Point-like spots (pixel-integrated Gaussian PSFs, brightness down to the detection limit)
+on a smooth, structured background, with Poisson photon noise, camera gain, offset and
+read noise. The simulator adds what a blob detector also fires on — hot pixels,
+cosmic-ray tracks, out-of-focus blobs and rings — and, for crops, the strongest noise
+peaks of the background. Real spots are signal (label 1); everything else is noise
+(label 0).
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
-from scipy import ndimage, special
+from scipy import ndimage
 
-from blobsift._validation import CROP_SIZE, check_in_range
+from blobsift._validation import check_in_range
 from blobsift.crops import extract_crops
 from blobsift.exceptions import InvalidInputError
-
-__all__ = [
-    "DECOY_KINDS",
-    "LabelledCrops",
-    "SimulatedImage",
-    "simulate_crops",
-    "simulate_image",
-    "truth_labels",
-    "write_simulated_images",
-]
+from blobsift.simulate._draw import (
+    Patch,
+    gaussian,
+    hot_pixel,
+    ring,
+    smooth_field,
+    track,
+)
+from blobsift.simulate._labelled import LabelledCrops
 
 #: Kinds of false candidates the simulator draws, in addition to noise peaks.
 DECOY_KINDS = ("hot_pixel", "cosmic_ray", "defocused")
@@ -69,78 +62,6 @@ class SimulatedImage:
     background: np.ndarray
     noise: np.ndarray
     footprint: np.ndarray
-
-
-class LabelledCrops(NamedTuple):
-    """Crops centred on candidates, with their labels and what each candidate really is."""
-
-    crops: np.ndarray
-    """(n, size, size) float32 raw intensities."""
-    labels: np.ndarray
-    """(n,) int64: 1 signal, 0 noise."""
-    kinds: np.ndarray
-    """(n,) str: ``"spot"``, ``"noise_peak"`` or one of :data:`DECOY_KINDS`."""
-
-
-def _smooth_field(shape: tuple[int, int], rng: np.random.Generator, scale: int) -> np.ndarray:
-    """Return a smooth random field in [0, 1] with structure on the given length scale."""
-    coarse = rng.standard_normal((shape[0] // scale + 3, shape[1] // scale + 3))
-    field = ndimage.zoom(coarse, scale, order=3)[: shape[0], : shape[1]]
-    field -= field.min()
-    return field / max(float(field.max()), 1e-12)
-
-
-def _pixel_integrated_gaussian(centre: float, sigma: float, start: int, stop: int) -> np.ndarray:
-    """Integrate a unit-peak Gaussian over the pixels ``start .. stop - 1``.
-
-    Pixel i covers ``[i - 0.5, i + 0.5)``; the result is scaled so that the centre pixel of
-    a wide PSF is about 1.
-    """
-    edges = np.arange(start, stop + 1) - 0.5 - centre
-    cdf = special.ndtr(edges / sigma)
-    return np.diff(cdf) * sigma * np.sqrt(2 * np.pi)
-
-
-Patch = tuple[slice, slice, np.ndarray]
-
-
-def _window(shape: tuple[int, int], row: float, col: float, reach: int) -> tuple[slice, slice]:
-    r0, r1 = max(int(row) - reach, 0), min(int(row) + reach + 1, shape[0])
-    c0, c1 = max(int(col) - reach, 0), min(int(col) + reach + 1, shape[1])
-    return slice(r0, max(r1, r0)), slice(c0, max(c1, c0))
-
-
-def _gaussian(shape: tuple[int, int], row: float, col: float, sigma: float, peak: float) -> Patch:
-    rows, cols = _window(shape, row, col, int(np.ceil(4 * sigma)) + 1)
-    profile_r = _pixel_integrated_gaussian(row, sigma, rows.start, rows.stop)
-    profile_c = _pixel_integrated_gaussian(col, sigma, cols.start, cols.stop)
-    return rows, cols, peak * np.outer(profile_r, profile_c)
-
-
-def _ring(
-    shape: tuple[int, int], row: float, col: float, radius: float, width: float, peak: float
-) -> Patch:
-    rows, cols = _window(shape, row, col, int(np.ceil(radius + 4 * width)) + 1)
-    rr, cc = np.mgrid[rows, cols]
-    distance = np.hypot(rr - row, cc - col)
-    return rows, cols, peak * np.exp(-0.5 * ((distance - radius) / width) ** 2)
-
-
-def _track(
-    shape: tuple[int, int], row: float, col: float, length: float, angle: float, peak: float
-) -> Patch:
-    width, half = 0.6, 0.5 * length
-    dr, dc = np.sin(angle), np.cos(angle)
-    rows, cols = _window(shape, row, col, int(np.ceil(half + 3)) + 1)
-    rr, cc = np.mgrid[rows, cols]
-    along = np.clip((rr - row) * dr + (cc - col) * dc, -half, half)
-    distance = np.hypot(rr - row - along * dr, cc - col - along * dc)
-    return rows, cols, peak * np.exp(-0.5 * (distance / width) ** 2)
-
-
-def _hot_pixel(shape: tuple[int, int], row: float, col: float, peak: float) -> Patch:
-    rows, cols = _window(shape, row, col, 0)
-    return rows, cols, np.full((rows.stop - rows.start, cols.stop - cols.start), peak)
 
 
 def simulate_image(
@@ -193,7 +114,7 @@ def simulate_image(
 
     level = float(np.exp(rng.uniform(*np.log(background))))
     gain = float(rng.uniform(0.5, 4.0))  # ADU per photon
-    structure = _smooth_field(shape, rng, scale=max(8, min(shape) // 4))
+    structure = smooth_field(shape, rng, scale=max(8, min(shape) // 4))
     rows, cols = np.mgrid[0 : shape[0], 0 : shape[1]]
     tilt = rng.uniform(-0.3, 0.3, size=2)
     gradient = 1 + tilt[0] * rows / shape[0] + tilt[1] * cols / shape[1]
@@ -221,7 +142,7 @@ def simulate_image(
         row, col = place()
         sigma = float(rng.uniform(*spot_sigma))
         snr = log_uniform(*spot_snr)
-        paint(_gaussian(shape, row, col, sigma, snr * float(noise_photons[int(row), int(col)])))
+        paint(gaussian(shape, row, col, sigma, snr * float(noise_photons[int(row), int(col)])))
         records.append((row, col, sigma, snr, "spot", 1))
 
     n_each = rng.multinomial(round(decoys_per_spot * n_spots), [1 / 3] * 3)
@@ -232,18 +153,18 @@ def simulate_image(
             if kind == "hot_pixel":
                 snr, sigma = log_uniform(4.0, 80.0), 0.0
                 row, col = float(round(row)), float(round(col))
-                patch = _hot_pixel(shape, row, col, snr * local_noise)
+                patch = hot_pixel(shape, row, col, snr * local_noise)
             elif kind == "cosmic_ray":
                 snr, sigma = log_uniform(6.0, 80.0), 0.6
                 length, angle = rng.uniform(3, 18), rng.uniform(0, np.pi)
-                patch = _track(shape, row, col, length, angle, snr * local_noise)
+                patch = track(shape, row, col, length, angle, snr * local_noise)
             elif rng.random() < 0.5:
                 snr, sigma = log_uniform(2.0, 10.0), float(rng.uniform(3.5, 7.0))
-                patch = _gaussian(shape, row, col, sigma, snr * local_noise)
+                patch = gaussian(shape, row, col, sigma, snr * local_noise)
             else:
                 snr, sigma = log_uniform(2.0, 10.0), float(rng.uniform(3.0, 6.0))
                 width = rng.uniform(0.8, 1.5)
-                patch = _ring(shape, row, col, sigma, width, snr * local_noise)
+                patch = ring(shape, row, col, sigma, width, snr * local_noise)
             paint(patch)
             records.append((row, col, sigma, snr, kind, 0))
 
@@ -288,56 +209,26 @@ def _noise_peaks(simulated: SimulatedImage, response: np.ndarray, threshold: flo
     return np.argwhere(peaks).astype(np.float64)
 
 
-def simulate_crops(
+def spot_crops(
     n: int,
-    positive_fraction: float = 1 / 11,
-    seed: int | np.random.Generator | None = None,
+    positive_fraction: float,
+    rng: np.random.Generator,
     *,
-    size: int = CROP_SIZE,
-    image_shape: tuple[int, int] = (512, 512),
-    noise_peak_share: float = 0.6,
-    localisation_error: float = 0.5,
-    detection_threshold: float = 3.5,
+    size: int,
+    image_shape: tuple[int, int],
+    noise_peak_share: float,
+    localisation_error: float,
+    detection_threshold: float,
 ) -> LabelledCrops:
-    """Draw labelled crops around detector candidates at a realistic class ratio.
+    """Draw labelled crops of the spots domain (see :func:`blobsift.simulate.simulate_crops`).
 
     Candidates are what a spot detector with a threshold of ``detection_threshold`` noise
-    sigmas reports on simulated images: the objects it fires on (positions blurred by its
-    localisation error) and the noise peaks of the background above the threshold. Spots
-    too faint to be detected are no candidates, as in a real pipeline. Crops hold
-    neighbouring objects too, so the label belongs to the centre.
-
-    Parameters
-    ----------
-    n : int
-        Number of crops.
-    positive_fraction : float
-        Share of signal crops (default 1/11, i.e. 1 real : 10 false).
-    seed : int, Generator or None
-        Seed for reproducible crops.
-    size : int
-        Crop side length.
-    image_shape : (int, int)
-        Shape of the simulated images the crops are cut from.
-    noise_peak_share : float
-        Share of the noise crops that are background noise peaks (the rest are hot
-        pixels, cosmic rays and out-of-focus blobs in equal parts).
-    localisation_error : float
-        Standard deviation, in pixels, of the candidate position around the true centre.
-    detection_threshold : float
-        The simulated detector's threshold on its spot-scale response, in noise sigmas.
-
-    Returns
-    -------
-    LabelledCrops
-        ``crops`` (n, size, size) float32, ``labels`` (n,) int64, ``kinds`` (n,) str,
-        shuffled.
+    sigmas reports on simulated images: the objects it fires on (positions blurred by
+    ``localisation_error``) and the noise peaks of the background above the threshold;
+    ``noise_peak_share`` of the noise crops are noise peaks, the rest hot pixels, cosmic
+    rays and out-of-focus blobs in equal parts.
     """
-    if n < 0:
-        raise InvalidInputError(f"n must be >= 0; got {n}.")
-    check_in_range(positive_fraction, name="positive_fraction", low=0, high=1)
     check_in_range(noise_peak_share, name="noise_peak_share", low=0, high=1, high_inclusive=False)
-    rng = np.random.default_rng(seed)
     n_pos = round(n * positive_fraction)
     n_neg = n - n_pos
     n_peaks = round(n_neg * noise_peak_share)
@@ -386,83 +277,3 @@ def simulate_crops(
     ).astype(str)
     order = rng.permutation(n)
     return LabelledCrops(crops[order], labels[order], kinds[order])
-
-
-def write_simulated_images(
-    folder: str | os.PathLike[str],
-    n: int,
-    *,
-    seed: int = 0,
-    prefix: str = "sim",
-    **options: Any,
-) -> dict[Path, pd.DataFrame]:
-    """Write ``n`` simulated images as TIFF files and return their ground truth.
-
-    Image ``k`` is ``simulate_image(seed=seed + k, **options)``, written as
-    ``<folder>/<prefix><k>.tif`` (float32).
-
-    Parameters
-    ----------
-    folder : path-like
-        Where the files go; created if missing.
-    n : int
-        Number of images.
-    seed : int
-        Seed of the first image.
-    prefix : str
-        File-name prefix.
-    **options
-        :func:`simulate_image` arguments (``shape``, ``n_spots``, ``decoys_per_spot``, ...).
-
-    Returns
-    -------
-    dict
-        File path -> the image's ``objects`` table (see :class:`SimulatedImage`).
-    """
-    import tifffile
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    truth = {}
-    for k in range(n):
-        simulated = simulate_image(seed=seed + k, **options)
-        path = folder / f"{prefix}{k}.tif"
-        tifffile.imwrite(path, simulated.image)
-        truth[path] = simulated.objects
-    return truth
-
-
-def truth_labels(
-    candidates: pd.DataFrame, objects: Mapping[str, pd.DataFrame], radius: float = 2.0
-) -> np.ndarray:
-    """Label candidates from the ground truth, as a perfect labeller would.
-
-    Within each image, candidates and drawn objects are paired one to one, nearest first,
-    within ``radius`` pixels; a candidate takes the label of its object (1 for a spot, 0 for
-    a decoy) and is noise (0) when no object is near it.
-
-    Parameters
-    ----------
-    candidates : pandas.DataFrame
-        Columns ``image``, ``row``, ``col``.
-    objects : mapping
-        ``image`` value -> that image's ground-truth ``objects``.
-    radius : float
-        Largest distance in pixels between a candidate and its object.
-
-    Returns
-    -------
-    (n,) int64 array
-        The label of each candidate, in the order of ``candidates``.
-    """
-    from blobsift.store import match_positions
-
-    images = candidates["image"].to_numpy()
-    positions = candidates[["row", "col"]].to_numpy(dtype=np.float64)
-    labels = np.zeros(len(candidates), dtype=np.int64)
-    for image in pd.unique(images):
-        where = np.flatnonzero(images == image)
-        truth = objects[image]
-        ia, ib = match_positions(positions[where], truth[["row", "col"]].to_numpy(), radius)
-        labels[where[ia]] = truth["label"].to_numpy()[ib]
-    return labels
