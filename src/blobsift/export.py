@@ -332,7 +332,7 @@ def _write_ds9(points: Any, target: str, image: _Image) -> None:
 
 def _write_imagej_roi(points: Any, target: str, image: _Image) -> None:
     try:
-        from roifile import ImagejRoi
+        from roifile import ROI_TYPE, ImagejRoi
     except ImportError:
         raise InvalidInputError(
             "format 'imagej-roi' needs the roifile package; install it with "
@@ -346,6 +346,7 @@ def _write_imagej_roi(points: Any, target: str, image: _Image) -> None:
             x = float(points["col"].iat[k]) + 0.5
             y = float(points["row"].iat[k]) + 0.5
             roi = ImagejRoi.frompoints([[x, y]], name=name)
+            roi.roitype = ROI_TYPE.POINT
             roi.group = groups[value]
             roi.stroke_color = bytes((255, *_COLOURS[value]))
             archive.writestr(f"{name}.roi", roi.tobytes())
