@@ -370,3 +370,14 @@ def test_no_points_give_an_empty_file_its_reader_accepts(tmp_path, fmt):
         assert len(Regions.read(str(path), format="ds9")) == 0
     else:
         assert roifile.roiread(path) == []
+
+
+def test_export_has_help_with_examples(capsys):
+    with pytest.raises(SystemExit) as excinfo:
+        main(["export", "--help"])
+    assert excinfo.value.code == 0
+    out = capsys.readouterr().out
+    assert "examples:" in out
+    assert "blobsift export " in out
+    for fmt in FORMATS:
+        assert fmt in out
