@@ -87,8 +87,12 @@ class _Image:
 # --------------------------------------------------------------------------------------
 # the points of one image
 # --------------------------------------------------------------------------------------
-def _points(table: Any, wcs: Any) -> Any:
-    """Check a point table and add ``class``, ``radius`` (and ``ra``, ``dec``) columns."""
+def _points(table: Any, wcs: Any) -> dict[str, Any]:
+    """Check a point table; return its columns as arrays, with ``class``, ``radius`` etc.
+
+    The result maps ``row``, ``col``, the :data:`FEATURES` the table has, ``class_value``
+    (int), ``class`` (names), ``radius`` and, with a WCS, ``ra`` and ``dec`` to arrays.
+    """
     import pandas as pd
 
     if not isinstance(table, pd.DataFrame):
@@ -102,28 +106,27 @@ def _points(table: Any, wcs: Any) -> Any:
             f"table lacks column(s) {missing}; it needs row and col (0-based pixel "
             f"positions) and may have {list(FEATURES)} (found {list(table.columns)})."
         )
-    try:
-        rows = table["row"].to_numpy(dtype=np.float64)
-        cols = table["col"].to_numpy(dtype=np.float64)
-    except (TypeError, ValueError):
-        raise InvalidInputError("table columns row and col must be numbers.") from None
+    points: dict[str, Any] = {}
+    for name in ("row", "col", *FEATURES):
+        if name in table.columns:
+            try:
+                points[name] = table[name].to_numpy(dtype=np.float64)
+            except (TypeError, ValueError):
+                raise InvalidInputError(f"table column {name} must hold numbers.") from None
+    rows, cols = points["row"], points["col"]
     if not (np.isfinite(rows).all() and np.isfinite(cols).all()):
         raise InvalidInputError("table columns row and col must be finite; got NaN or inf.")
-    points = pd.DataFrame({"row": rows, "col": cols})
-    for name in FEATURES:
-        if name in table.columns:
-            points[name] = table[name].to_numpy(dtype=np.float64)
     source = "decision" if "decision" in points else "label" if "label" in points else None
-    classes = np.full(len(points), -2) if source is None else points[source].to_numpy()
+    classes = np.full(len(rows), -2.0) if source is None else points[source]
     bad = ~np.isin(classes, list(CLASS_NAMES))
     if bad.any():
         raise InvalidInputError(
             f"table column {source} must hold {sorted(CLASS_NAMES)} ({CLASS_NAMES}); got "
             f"{classes[bad][:3].tolist()}."
         )
-    points["class"] = [CLASS_NAMES[int(value)] for value in classes]
     points["class_value"] = classes.astype(np.int64)
-    sigma = points["sigma"].to_numpy() if "sigma" in points else np.full(len(points), np.nan)
+    points["class"] = np.array([CLASS_NAMES[value] for value in points["class_value"].tolist()])
+    sigma = points.get("sigma", np.full(len(rows), np.nan))
     points["radius"] = np.where(np.isfinite(sigma), sigma, DEFAULT_SIGMA) * np.sqrt(2.0)
     if wcs is not None:
         sky = wcs.pixel_to_world(cols, rows).icrs
@@ -132,25 +135,31 @@ def _points(table: Any, wcs: Any) -> Any:
     return points
 
 
-def _feature_names(points: Any) -> list[str]:
+def _feature_names(points: dict[str, Any]) -> list[str]:
     return [name for name in (*FEATURES, "ra", "dec") if name in points]
 
 
-def _measurements(points: Any, k: int) -> dict[str, float]:
-    """The finite features of point ``k`` (JSON has no NaN)."""
-    values = {name: float(points[name].iat[k]) for name in _feature_names(points)}
-    return {name: value for name, value in values.items() if np.isfinite(value)}
+def _measurements(points: dict[str, Any]) -> list[dict[str, float]]:
+    """The finite features of each point (JSON has no NaN)."""
+    names = _feature_names(points)
+    if not names:
+        return [{} for _ in range(len(points["row"]))]
+    columns = [points[name].tolist() for name in names]
+    return [
+        {name: value for name, value in zip(names, values, strict=True) if np.isfinite(value)}
+        for values in zip(*columns, strict=True)
+    ]
 
 
 # --------------------------------------------------------------------------------------
 # writers: (points, temporary file, image) -> None
 # --------------------------------------------------------------------------------------
-def _write_napari(points: Any, target: str, image: _Image) -> None:
+def _write_napari(points: dict[str, Any], target: str, image: _Image) -> None:
     import pandas as pd
 
     table = pd.DataFrame(
         {
-            "index": np.arange(len(points)),
+            "index": np.arange(len(points["row"])),
             "axis-0": points["row"],
             "axis-1": points["col"],
             "class": points["class"],
@@ -196,20 +205,30 @@ _TRACKMATE_FEATURES = {
 }
 
 
-def _write_trackmate(points: Any, target: str, image: _Image) -> None:
+def _trackmate_texts(key: str, values: Any) -> list[str]:
+    """A spot feature's values as attribute texts (ints where TrackMate declares ints)."""
+    is_int = _TRACKMATE_FEATURES[key][3]
+    return [
+        str(int(value)) if is_int and np.isfinite(value) else _java_double(value)
+        for value in np.asarray(values, dtype=np.float64).tolist()
+    ]
+
+
+def _write_trackmate(points: dict[str, Any], target: str, image: _Image) -> None:
     height, width = image.shape or (0, 0)
     root = ET.Element("TrackMate", version="7.0.0")
     ET.SubElement(root, "Log").text = f"Exported by blobsift {__version__}."
     model = ET.SubElement(root, "Model", spatialunits="pixel", timeunits="frame")
+    n = len(points["row"])
     features = {
-        "QUALITY": points["score"] if "score" in points else np.full(len(points), np.nan),
+        "QUALITY": points.get("score", np.full(n, np.nan)),
         "POSITION_X": points["col"],
         "POSITION_Y": points["row"],
-        "POSITION_Z": np.zeros(len(points)),
-        "POSITION_T": np.zeros(len(points)),
-        "FRAME": np.zeros(len(points), dtype=np.int64),
+        "POSITION_Z": np.zeros(n),
+        "POSITION_T": np.zeros(n),
+        "FRAME": np.zeros(n, dtype=np.int64),
         "RADIUS": points["radius"],
-        "VISIBILITY": np.ones(len(points), dtype=np.int64),
+        "VISIBILITY": np.ones(n, dtype=np.int64),
         "CLASS": points["class_value"],
         **{name.upper(): points[name] for name in _feature_names(points) if name != "score"},
     }
@@ -228,17 +247,13 @@ def _write_trackmate(points: Any, target: str, image: _Image) -> None:
         )
     ET.SubElement(declarations, "EdgeFeatures")
     ET.SubElement(declarations, "TrackFeatures")
-    spots = ET.SubElement(model, "AllSpots", nspots=str(len(points)))
+    spots = ET.SubElement(model, "AllSpots", nspots=str(n))
     frame = ET.SubElement(spots, "SpotsInFrame", frame="0")
-    columns = {key: np.asarray(values) for key, values in features.items()}
-    names = points["class"].to_numpy()
-    for k in range(len(points)):
+    texts = {key: _trackmate_texts(key, values) for key, values in features.items()}
+    names = points["class"].tolist()
+    for k in range(n):
         attributes = {"ID": str(k), "name": f"{names[k]} {k}"}
-        for key, values in columns.items():
-            is_int = _TRACKMATE_FEATURES[key][3]
-            value = float(values[k])
-            whole = is_int and np.isfinite(value)
-            attributes[key] = str(int(value)) if whole else _java_double(value)
+        attributes.update((key, values[k]) for key, values in texts.items())
         ET.SubElement(frame, "Spot", attributes)
     ET.SubElement(model, "AllTracks")
     ET.SubElement(model, "FilteredTracks")
@@ -270,7 +285,7 @@ def _write_trackmate(points: Any, target: str, image: _Image) -> None:
         tstart="0",
         tend="0",
     )
-    radius = float(np.median(points["radius"])) if len(points) else DEFAULT_SIGMA * np.sqrt(2)
+    radius = float(np.median(points["radius"])) if n else DEFAULT_SIGMA * np.sqrt(2)
     ET.SubElement(
         settings, "DetectorSettings", DETECTOR_NAME="MANUAL_DETECTOR", RADIUS=repr(radius)
     )
@@ -286,11 +301,15 @@ def _write_trackmate(points: Any, target: str, image: _Image) -> None:
     tree.write(target, encoding="UTF-8", xml_declaration=True)
 
 
-def _write_qupath(points: Any, target: str, image: _Image) -> None:
+def _write_qupath(points: dict[str, Any], target: str, image: _Image) -> None:
     features = []
-    for k in range(len(points)):
-        row, col = float(points["row"].iat[k]), float(points["col"].iat[k])
-        value = int(points["class_value"].iat[k])
+    for row, col, value, measurements in zip(
+        points["row"].tolist(),
+        points["col"].tolist(),
+        points["class_value"].tolist(),
+        _measurements(points),
+        strict=True,
+    ):
         features.append(
             {
                 "type": "Feature",
@@ -299,7 +318,7 @@ def _write_qupath(points: Any, target: str, image: _Image) -> None:
                 "properties": {
                     "objectType": "detection",
                     "classification": {"name": CLASS_NAMES[value], "color": _COLOURS[value]},
-                    "measurements": _measurements(points, k),
+                    "measurements": measurements,
                 },
             }
         )
@@ -307,30 +326,51 @@ def _write_qupath(points: Any, target: str, image: _Image) -> None:
     Path(target).write_text(json.dumps(document, allow_nan=False), encoding="utf-8")
 
 
-def _write_ds9(points: Any, target: str, image: _Image) -> None:
+def _write_ds9(points: dict[str, Any], target: str, image: _Image) -> None:
     try:
-        from regions import CirclePixelRegion, PixCoord, RegionMeta, Regions, RegionVisual
+        from astropy import units as u
+        from regions import (
+            CirclePixelRegion,
+            CircleSkyRegion,
+            PixCoord,
+            RegionMeta,
+            Regions,
+            RegionVisual,
+        )
     except ImportError:
         raise InvalidInputError(
             "format 'ds9' needs astropy's regions package; install it with "
             "`pip install 'blobsift[fits]'`."
         ) from None
-    shapes = []
-    for k in range(len(points)):
-        value = int(points["class_value"].iat[k])
-        shape = CirclePixelRegion(
-            PixCoord(x=float(points["col"].iat[k]), y=float(points["row"].iat[k])),
-            radius=float(points["radius"].iat[k]),
-        )
-        if image.wcs is not None:
-            shape = shape.to_sky(image.wcs)
+    values = points["class_value"].tolist()
+    if image.wcs is None:
+        shapes = [
+            CirclePixelRegion(PixCoord(x=col, y=row), radius=radius)
+            for row, col, radius in zip(
+                points["row"].tolist(),
+                points["col"].tolist(),
+                points["radius"].tolist(),
+                strict=True,
+            )
+        ]
+    else:
+        from astropy.coordinates import SkyCoord
+        from astropy.wcs.utils import proj_plane_pixel_scales
+
+        arcsec = float(np.mean(proj_plane_pixel_scales(image.wcs))) * 3600.0
+        centres = SkyCoord(points["ra"], points["dec"], unit="deg", frame="icrs")
+        radii = (points["radius"] * arcsec).tolist()
+        shapes = [
+            CircleSkyRegion(centre, radius=radius * u.arcsec)
+            for centre, radius in zip(centres, radii, strict=True)
+        ]
+    for shape, value in zip(shapes, values, strict=True):
         shape.meta = RegionMeta({"tag": [CLASS_NAMES[value]]})
         shape.visual = RegionVisual({"color": _DS9_COLOURS[value]})
-        shapes.append(shape)
     Regions(shapes).write(target, format="ds9", overwrite=True)
 
 
-def _write_imagej_roi(points: Any, target: str, image: _Image) -> None:
+def _write_imagej_roi(points: dict[str, Any], target: str, image: _Image) -> None:
     try:
         from roifile import ROI_TYPE, ImagejRoi
     except ImportError:
@@ -340,11 +380,16 @@ def _write_imagej_roi(points: Any, target: str, image: _Image) -> None:
         ) from None
     groups = {1: 1, 0: 2, -1: 3, -2: 4}
     with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for k in range(len(points)):
-            value = int(points["class_value"].iat[k])
+        for k, (row, col, value) in enumerate(
+            zip(
+                points["row"].tolist(),
+                points["col"].tolist(),
+                points["class_value"].tolist(),
+                strict=True,
+            )
+        ):
             name = f"{k:06d}-{CLASS_NAMES[value]}"
-            x = float(points["col"].iat[k]) + 0.5
-            y = float(points["row"].iat[k]) + 0.5
+            x, y = col + 0.5, row + 0.5
             roi = ImagejRoi.frompoints([[x, y]], name=name)
             roi.roitype = ROI_TYPE.POINT
             roi.group = groups[value]
@@ -352,7 +397,7 @@ def _write_imagej_roi(points: Any, target: str, image: _Image) -> None:
             archive.writestr(f"{name}.roi", roi.tobytes())
 
 
-_WRITERS: dict[str, Callable[[Any, str, _Image], None]] = {
+_WRITERS: dict[str, Callable[[dict[str, Any], str, _Image], None]] = {
     "napari": _write_napari,
     "trackmate": _write_trackmate,
     "qupath": _write_qupath,
@@ -361,7 +406,7 @@ _WRITERS: dict[str, Callable[[Any, str, _Image], None]] = {
 }
 
 
-def _write(points: Any, path: Path, format: str, image: _Image) -> Path:
+def _write(points: dict[str, Any], path: Path, format: str, image: _Image) -> Path:
     from blobsift.nn.serialize import _atomic_write
 
     _atomic_write(path, lambda target: _WRITERS[format](points, target, image))
