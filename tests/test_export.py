@@ -60,7 +60,7 @@ def exported(tmp_path_factory):
             labels[keep].tolist(), who="test",
         )  # fmt: skip
         project.train(phase="siamese", pretrain=False, siamese__finetune_steps=20)
-        project.predict()
+        predicted = project.predict()
         predictions = project.predictions()
         labelled = project.labels()
         candidates = project.candidates(with_labels=True)
@@ -70,6 +70,7 @@ def exported(tmp_path_factory):
         images=images,
         fits=fits_path,
         predictions=predictions,
+        predicted=predicted,
         labels=labelled,
         candidates=candidates,
     )
@@ -88,9 +89,15 @@ def rows_of(table, image="img0.tif"):
 
 
 def test_predictions_are_those_recorded_and_span_every_image(exported):
+    columns = ["image", "row", "col", "sigma", "score", "probability", "decision"]
+    pd.testing.assert_frame_equal(
+        exported.predictions[columns], exported.predicted[columns], check_dtype=False
+    )
     with Project(exported.project) as project:
         assert len(project.prediction_runs()) == 1
         assert len(exported.predictions) == len(project.candidates())
+        with pytest.raises(ProjectError, match="no prediction run 99"):
+            project.predictions(99)
     assert set(exported.predictions["image"]) == {"img0.tif", "img1.tif", "sky.fits"}
     assert set(exported.predictions["decision"]) <= {0, 1}
 
