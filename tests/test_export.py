@@ -400,3 +400,18 @@ def test_export_has_help_with_examples(capsys):
     assert "blobsift export " in out
     for fmt in FORMATS:
         assert fmt in out
+
+
+def test_a_format_whose_library_is_missing_names_the_extra(tmp_path, monkeypatch):
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "roifile" else find_spec(name, *a),
+    )
+    table = pd.DataFrame({"row": [1.0], "col": [2.0]})
+    with pytest.raises(InvalidInputError, match=r"blobsift\[imagej\]"):
+        export_points(table, tmp_path / "r.zip", "imagej-roi")
+    assert list(tmp_path.iterdir()) == []

@@ -327,21 +327,16 @@ def _write_qupath(points: dict[str, Any], target: str, image: _Image) -> None:
 
 
 def _write_ds9(points: dict[str, Any], target: str, image: _Image) -> None:
-    try:
-        from astropy import units as u
-        from regions import (
-            CirclePixelRegion,
-            CircleSkyRegion,
-            PixCoord,
-            RegionMeta,
-            Regions,
-            RegionVisual,
-        )
-    except ImportError:
-        raise InvalidInputError(
-            "format 'ds9' needs astropy's regions package; install it with "
-            "`pip install 'blobsift[fits]'`."
-        ) from None
+    from astropy import units as u
+    from regions import (
+        CirclePixelRegion,
+        CircleSkyRegion,
+        PixCoord,
+        RegionMeta,
+        Regions,
+        RegionVisual,
+    )
+
     values = points["class_value"].tolist()
     if image.wcs is None:
         shapes = [
@@ -371,13 +366,8 @@ def _write_ds9(points: dict[str, Any], target: str, image: _Image) -> None:
 
 
 def _write_imagej_roi(points: dict[str, Any], target: str, image: _Image) -> None:
-    try:
-        from roifile import ROI_TYPE, ImagejRoi
-    except ImportError:
-        raise InvalidInputError(
-            "format 'imagej-roi' needs the roifile package; install it with "
-            "`pip install 'blobsift[imagej]'`."
-        ) from None
+    from roifile import ROI_TYPE, ImagejRoi
+
     groups = {1: 1, 0: 2, -1: 3, -2: 4}
     with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for k, (row, col, value) in enumerate(
@@ -404,6 +394,23 @@ _WRITERS: dict[str, Callable[[dict[str, Any], str, _Image], None]] = {
     "ds9": _write_ds9,
     "imagej-roi": _write_imagej_roi,
 }
+
+
+#: Format -> (module it needs, the extra that installs it).
+_NEEDS = {"ds9": ("regions", "fits"), "imagej-roi": ("roifile", "imagej")}
+
+
+def _check_format(format: str) -> None:
+    """Check that ``format`` is known and its writer's library is installed."""
+    import importlib.util
+
+    check_choice(format, FORMATS, name="format")
+    module, extra = _NEEDS.get(format, (None, None))
+    if module is not None and importlib.util.find_spec(module) is None:
+        raise InvalidInputError(
+            f"format {format!r} needs the {module} package, which is not installed; "
+            f"install it with `pip install 'blobsift[{extra}]'`."
+        )
 
 
 def _write(points: dict[str, Any], path: Path, format: str, image: _Image) -> Path:
@@ -452,12 +459,13 @@ def export_points(
     Raises
     ------
     InvalidInputError
-        For an unknown format, a table without finite ``row`` and ``col``, or a class
-        column with other values; nothing is written then.
+        For an unknown format (or one whose library is not installed), a table without
+        finite ``row`` and ``col``, or a class column with other values; nothing is
+        written then.
     """
     from blobsift.io import read_wcs
 
-    check_choice(format, FORMATS, name="format")
+    _check_format(format)
     image_file = None if image_path is None else Path(image_path)
     if wcs is None and image_file is not None:
         wcs = read_wcs(image_file)
@@ -553,7 +561,7 @@ def export_project(
     ProjectError
         For predictions, when the project has none recorded.
     """
-    check_choice(format, FORMATS, name="format")
+    _check_format(format)
     check_choice(what, WHAT, name="what")
     extension = EXTENSIONS[format]
     table = _project_table(project, what, image)
