@@ -32,6 +32,8 @@ _LAZY = {
     "create_weighted_sampler": "blobsift.nn.data",
     "detect_blobs": "blobsift.detect",
     "evaluate_classifier": "blobsift.nn.train",
+    "export_points": "blobsift.export",
+    "export_project": "blobsift.export",
     "extract_crops": "blobsift.crops",
     "predict_images": "blobsift.batch",
     "read_candidates": "blobsift.types",
@@ -62,6 +64,8 @@ __all__ = [
     "create_weighted_sampler",
     "detect_blobs",
     "evaluate_classifier",
+    "export_points",
+    "export_project",
     "extract_crops",
     "predict_images",
     "read_candidates",
@@ -89,6 +93,7 @@ if _TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         ProjectError,
         SingleClassError,
     )
+    from blobsift.export import export_points, export_project
     from blobsift.io import read_image
     from blobsift.nn.data import balance_dataset, create_weighted_sampler
     from blobsift.nn.losses import FocalLoss

@@ -238,6 +238,23 @@ def _export_labels(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    from blobsift.export import export_project
+
+    output = args.output or args.project / "exports" / f"{args.what}-{args.format}"
+    with _open(args) as project:
+        written = export_project(
+            project, output, format=args.format, what=args.what, image=args.image
+        )
+    _emit(
+        args,
+        {"format": args.format, "what": args.what, "files": [str(p) for p in written]},
+        [f"wrote {args.what} of {len(written)} image(s) as {args.format}:"]
+        + [f"  {p}" for p in written],
+    )
+    return 0
+
+
 def _train(args: argparse.Namespace) -> int:
     from blobsift.project_report import format_metric, format_threshold
 
@@ -708,6 +725,40 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("csv", type=Path, help="the CSV to write")
     exp.add_argument("--include-unsure", action="store_true", help="also write unsure (-1)")
     exp.set_defaults(run=_export_labels)
+
+    from blobsift.export import FORMATS, WHAT
+
+    export = _command(
+        commands,
+        "export",
+        common,
+        "export candidates, labels or predictions for napari, Fiji, QuPath or DS9",
+        "Write the candidates (with their labels), the labels or the latest predictions "
+        "of every project image (or one) in a tool's format, one file per image: napari "
+        "points CSV, TrackMate XML (Fiji), QuPath GeoJSON, DS9 regions or an ImageJ ROI "
+        "set. FITS images with a celestial WCS also get RA/Dec, and DS9 regions in sky "
+        "coordinates.",
+        [
+            "blobsift export run1 --format qupath",
+            "blobsift export run1 --format napari --what candidates --output out/",
+            "blobsift export run1 --format ds9 --image field.fits --output field.reg",
+        ],
+    )
+    export.add_argument("project", type=Path, help="the project folder")
+    export.add_argument("--format", required=True, choices=FORMATS, help="the file format")
+    export.add_argument(
+        "--what", choices=WHAT, default="predictions", help="what to export (default predictions)"
+    )
+    export.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="a folder (one file per image), or one file when one image is exported "
+        "(default: PROJECT/exports/WHAT-FORMAT/)",
+    )
+    export.add_argument("--image", default=None, help="only this image (file name or path)")
+    export.set_defaults(run=_export)
 
     train = _command(
         commands,

@@ -28,7 +28,7 @@ import numpy as np
 
 from blobsift.exceptions import ImageReadError, InvalidInputError
 
-__all__ = ["LazyImage", "open_image", "read_image"]
+__all__ = ["LazyImage", "open_image", "read_image", "read_wcs"]
 
 #: ITU-R BT.601 luma weights, as Pillow's ``convert("L")``.
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)
@@ -412,12 +412,10 @@ def _open_fits(path: Path) -> _Opened:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # non-standard headers are common and harmless
             with fits.open(path, memmap=False) as hdus:
-                for hdu in hdus:
-                    if hdu.is_image and hdu.data is not None and hdu.data.ndim >= 2:
-                        data = np.array(hdu.data)
-                        break
-                else:
+                hdu = _image_hdu(hdus)
+                if hdu is None:
                     raise _fail(path, "the FITS file holds no image data (every HDU is empty)")
+                data = np.array(hdu.data)
     except ImageReadError:
         raise
     except Exception as error:
@@ -425,6 +423,49 @@ def _open_fits(path: Path) -> _Opened:
     if data.dtype.byteorder not in "=|":
         data = data.astype(data.dtype.newbyteorder("="))
     return data, _page_letters(data.ndim - 2) + "YX", False
+
+
+def _image_hdu(hdus: Any) -> Any | None:
+    """The HDU a FITS file's image is read from: the first one holding a 2D+ image."""
+    for hdu in hdus:
+        if hdu.is_image and hdu.data is not None and hdu.data.ndim >= 2:
+            return hdu
+    return None
+
+
+def read_wcs(path: str | os.PathLike[str]) -> Any | None:
+    """Return the celestial WCS of a FITS image, or None where it has none.
+
+    The WCS is read from the header of the HDU that :func:`read_image` reads the pixels
+    from. Other formats (and FITS files without astropy installed, or without a celestial
+    WCS) give None.
+
+    Returns
+    -------
+    astropy.wcs.WCS or None
+        Two pixel axes (x = column, y = row, 0-based as in astropy's ``pixel_to_world``).
+    """
+    path = Path(path)
+    if not path.is_file() or _sniff(path) != "fits":
+        return None
+    try:
+        from astropy.io import fits
+        from astropy.wcs import WCS
+    except ImportError:
+        return None
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # non-standard headers are common and harmless
+        with fits.open(path, memmap=False) as hdus:
+            hdu = _image_hdu(hdus)
+            if hdu is None:
+                return None
+            wcs = WCS(hdu.header)
+    if not wcs.has_celestial:
+        return None
+    celestial = wcs.celestial
+    return celestial if celestial.pixel_n_dim == 2 else None
 
 
 def _open_zarr(path: Path) -> _Opened:

@@ -2087,6 +2087,44 @@ class Project:
         """Return every recorded prediction run (id, model, when, counts)."""
         return self._query("SELECT * FROM prediction_runs ORDER BY id")
 
+    def predictions(self, run_id: int | None = None) -> Any:
+        """Return the predictions of a recorded run (default the latest) as a DataFrame.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``image_id`` (None for an image outside the project), ``image`` (the
+            name of a project image, the path of an outside one), ``row``, ``col``,
+            ``sigma``, ``score``, ``probability``, ``decision``, in the order predicted.
+
+        Raises
+        ------
+        ProjectError
+            If the project has no (such) prediction run.
+        """
+        import pandas as pd
+
+        runs = [run["id"] for run in self.prediction_runs()]
+        if not runs:
+            raise ProjectError(
+                f"project {str(self.root)!r} has no predictions yet; run `blobsift predict` "
+                "first."
+            )
+        if run_id is None:
+            run_id = runs[-1]
+        elif run_id not in runs:
+            raise ProjectError(f"project has no prediction run {run_id}; its runs are {runs}.")
+        rows = self._query(
+            "SELECT image_id, image, row, col, sigma, score, probability, decision FROM "
+            "predictions WHERE run_id = ? ORDER BY rowid",
+            (int(run_id),),
+        )
+        columns = ["image_id", "image", "row", "col", "sigma", "score", "probability", "decision"]
+        frame = pd.DataFrame(rows, columns=columns)
+        return frame.astype(
+            {"row": float, "col": float, "sigma": float, "score": float, "probability": float}
+        )
+
     # -- summary ------------------------------------------------------------------------
     def info(self, *, verify: bool = False) -> dict[str, Any]:
         """Return a summary: images, candidates, labels, models, predictions.
