@@ -1645,6 +1645,49 @@ class Project:
         """Return every recorded prediction run (id, model, when, counts)."""
         return self._query("SELECT * FROM prediction_runs ORDER BY id")
 
+    def latest_predictions(self, image: Any = None) -> Any:
+        """Return each project image's predictions from the latest run that scored it.
+
+        Parameters
+        ----------
+        image : optional
+            One image (id, path or name); default every image.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``image_id``, ``image`` (name), ``row``, ``col``, ``sigma``, ``score``,
+            ``probability``, ``decision``, ``run_id``; ordered by image, then as scored.
+        """
+        import pandas as pd
+
+        where, params = "", []
+        if image is not None:
+            where, params = " WHERE p.image_id = ?", [self.image(image).id]
+        rows = self._query(
+            "SELECT p.image_id, i.name AS image, p.row, p.col, p.sigma, p.score, p.probability,"
+            " p.decision, p.run_id FROM predictions p JOIN (SELECT image_id, MAX(run_id) AS "
+            "run_id FROM predictions WHERE image_id IS NOT NULL GROUP BY image_id) cur ON "
+            "cur.image_id = p.image_id AND cur.run_id = p.run_id JOIN images i ON i.id = "
+            f"p.image_id{where} ORDER BY p.image_id, p.rowid",
+            params,
+        )
+        columns = [
+            "image_id",
+            "image",
+            "row",
+            "col",
+            "sigma",
+            "score",
+            "probability",
+            "decision",
+            "run_id",
+        ]
+        frame = pd.DataFrame(rows, columns=columns)
+        return frame.astype(
+            {"row": float, "col": float, "sigma": float, "score": float, "probability": float}
+        )
+
     # -- summary ------------------------------------------------------------------------
     def info(self, *, verify: bool = False) -> dict[str, Any]:
         """Return a summary: images, candidates, labels, models, predictions.
