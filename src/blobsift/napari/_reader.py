@@ -161,7 +161,7 @@ def read_table(path: Path) -> list[LayerData]:
     try:
         for k, (name, part) in enumerate(frame.groupby("image", sort=False)):
             file = _image_file(name, path, project) if name else None
-            metadata = {"blobsift_image": Path(name).name, "blobsift_layer": "table"}
+            metadata = {"blobsift_image": Path(name).name}
             if project is not None:
                 metadata["blobsift_project"] = str(project.root)
             if file is not None:
@@ -171,7 +171,10 @@ def read_table(path: Path) -> list[LayerData]:
                 )
             title = f"{path.stem} [{Path(name).name}]" if name else path.stem
             data, kwargs, kind = points_layer(
-                part, name=title, colour_by=colour_by, metadata=metadata
+                part,
+                name=title,
+                colour_by=colour_by,
+                metadata={**metadata, "blobsift_layer": "table"},
             )
             layers.append((data, {**kwargs, "visible": k == 0}, kind))
     finally:

@@ -279,15 +279,18 @@ class SiftWidget(QWidget):
         with Project(folder) as project:
             self.root = project.root
             models = project.models()
-            info = project.info()
+            self._show_summary(project)
         self.model = models[-1] if models else None
         if self.model is not None:
             self.probability_slider.setValue(self.model.threshold)
+
+    def _show_summary(self, project: Project) -> None:
+        info = project.info()
         counts = info["labels"]
         self.project_label.setText(
-            f"{self.root}\n{info['images']} images, {info['candidates']} candidates, "
-            f"{counts['signal']} signal / {counts['noise']} noise labels, "
-            f"{info['models']} models"
+            f"{project.root}\n{info['images']} image(s), {info['candidates']} candidates, "
+            f"labels: {counts['signal']} signal, {counts['noise']} noise, "
+            f"{counts['unsure']} unsure; {info['models']} models"
         )
 
     def create_project(self, folder: str | Path) -> None:
@@ -344,6 +347,7 @@ class SiftWidget(QWidget):
             record = self._image_record(project, layer)
             summary = project.detect([record.id], threshold=self.threshold_box.value())
             points = self._show_candidates(project, record)
+            self._show_summary(project)
         done = "detected" if summary["images"] else "already detected with these settings:"
         self._say(f"{record.name}: {done} {len(points.data)} candidates")
         return points
@@ -371,6 +375,7 @@ class SiftWidget(QWidget):
             found = Candidates(positions[:, 0], positions[:, 1], image=str(record.id), **columns)
             project.import_candidates(found, source=f"napari:{chosen.name}")
             points = self._show_candidates(project, record)
+            self._show_summary(project)
         self._say(f"{record.name}: {len(points.data)} candidates from {chosen.name!r}")
         return points
 
@@ -422,6 +427,7 @@ class SiftWidget(QWidget):
                 who=self.who,
                 source="napari",
             )
+            self._show_summary(project)
         self._recolour(layer, chosen, name)
         self._say(f"{len(chosen)} point(s) of {image} labelled {name}")
         return events
@@ -446,6 +452,7 @@ class SiftWidget(QWidget):
                 return
             row = project.label_events().set_index("id").loc[event]
             self._show_candidates(project, project.image(int(row["image_id"])))
+            self._show_summary(project)
         self._say(f"undid a label of {row['image']}")
 
     # -- training and prediction --------------------------------------------------------
@@ -487,6 +494,9 @@ class SiftWidget(QWidget):
         self.model = record
         self.progress_bar.setRange(0, 1)
         self.progress_bar.setValue(1)
+        self.progress_bar.setFormat("trained")
+        with self._project() as project:
+            self._show_summary(project)
         self.probability_slider.setValue(record.threshold)
         f1 = record.metrics.get("f1")
         score = "" if f1 is None else f", held-out F1 {f1:.2f}"
@@ -536,6 +546,7 @@ class SiftWidget(QWidget):
             self.probability_slider.setValue(self.model.threshold)  # redraws through _show_kept
         with self._project() as project:
             self._show_candidates(project, record)
+            self._show_summary(project)
 
     def _show_kept(self, *_: Any) -> None:
         frame = self.predictions
@@ -549,9 +560,10 @@ class SiftWidget(QWidget):
             "blobsift_layer": "kept",
             "blobsift_project": str(self.root),
         }
-        self._put_layer(
-            points_layer(kept, name=f"kept [{image}]", colour_by="decision", metadata=metadata)
+        points, kwargs, kind = points_layer(
+            kept, name=f"kept [{image}]", colour_by="decision", metadata=metadata
         )
+        self._put_layer((points, {**kwargs, "symbol": "square"}, kind))
         self._say(
             f"{image}: {len(kept)} of {len(frame)} candidates kept at probability ≥ {cut:.2f}"
         )
