@@ -291,6 +291,13 @@ def test_widget_detect_label_train_predict(make_napari_viewer, qtbot, tmp_path, 
     assert set(events["source"]) == {"napari"}
     assert (points.features["label"] == "signal").sum() == len(signal)
 
+    widget.undo()  # the latest event: the last noise point goes back to unlabelled
+    assert points.features["label"][noise[-1]] == "unlabelled"
+    with Project(tmp_path / "project") as project:
+        assert len(project.labels()) == len(truth) - 1
+    points.selected_data = {int(noise[-1])}
+    widget.label_selected("noise")
+
     seen = []
     widget.training_progress.connect(lambda done, total, stage: seen.append((done, total)))
     worker = widget.train()
@@ -332,7 +339,8 @@ def test_widget_refuses_labelling_without_a_selection(make_napari_viewer, scored
     root, _ = scored_project
     viewer = make_napari_viewer()
     viewer.open(str(root), plugin="blobsift")
-    widget = SiftWidget(viewer)
+    _, widget = viewer.window.add_plugin_dock_widget("blobsift", "sift candidates")
+    assert isinstance(widget, SiftWidget)  # as the Plugins menu opens it
     assert widget.root == root  # adopted from the layers the reader opened
     with Project(root) as project:
         before = len(project.label_events())
