@@ -202,8 +202,10 @@ class SiftWidget(QWidget):
             box.blockSignals(False)
 
     def _bind_label_keys(self, event_or_layer: Any) -> None:
+        from napari.layers import Points
+
         layer = getattr(event_or_layer, "value", event_or_layer)
-        if "blobsift_image" not in getattr(layer, "metadata", {}):
+        if not (isinstance(layer, Points) and "blobsift_layer" in layer.metadata):
             return
         me = weakref.ref(self)
         for key, name in LABEL_KEYS.items():
@@ -385,7 +387,7 @@ class SiftWidget(QWidget):
 
         if layer is None:
             active = self.viewer.layers.selection.active
-            if isinstance(active, Points) and "blobsift_image" in active.metadata:
+            if isinstance(active, Points) and "blobsift_layer" in active.metadata:
                 layer = active
             elif self.image_box.currentText() in self.viewer.layers:
                 image = self.viewer.layers[self.image_box.currentText()]
