@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# torch first: 2.13.0 is a local CPU build here; anything else pulls CUDA wheels.
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e ".[all]" --group dev
+	$(BIN)/python -m pip install --quiet -e ".[all,napari]" --group dev
 	touch $(STAMP)
 
 demo: $(STAMP)

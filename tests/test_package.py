@@ -8,7 +8,8 @@ import blobsift
 def test_import_does_not_load_torch_dask_or_the_web_stack():
     code = (
         "import sys, blobsift; "
-        "heavy = [m for m in ('torch', 'dask', 'distributed', 'fastapi', 'onnxruntime') "
+        "heavy = [m for m in ('torch', 'dask', 'distributed', 'fastapi', 'onnxruntime', 'napari', "
+        "'qtpy', 'PyQt5') "
         "if m in sys.modules]; print(','.join(heavy))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -2102,13 +2102,10 @@ class Project:
         ProjectError
             If the project has no (such) prediction run.
         """
-        import pandas as pd
-
         runs = [run["id"] for run in self.prediction_runs()]
         if not runs:
             raise ProjectError(
-                f"project {str(self.root)!r} has no predictions yet; run `blobsift predict` "
-                "first."
+                f"project {str(self.root)!r} has no predictions yet; run `blobsift predict` first."
             )
         if run_id is None:
             run_id = runs[-1]
@@ -2120,10 +2117,45 @@ class Project:
             (int(run_id),),
         )
         columns = ["image_id", "image", "row", "col", "sigma", "score", "probability", "decision"]
-        frame = pd.DataFrame(rows, columns=columns)
-        return frame.astype(
-            {"row": float, "col": float, "sigma": float, "score": float, "probability": float}
+        return _prediction_frame(rows, columns)
+
+    def latest_predictions(self, image: Any = None) -> Any:
+        """Return each project image's predictions from the latest run that scored it.
+
+        Parameters
+        ----------
+        image : optional
+            One image (id, path or name); default every image.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``image_id``, ``image`` (name), ``row``, ``col``, ``sigma``, ``score``,
+            ``probability``, ``decision``, ``run_id``; ordered by image, then as scored.
+        """
+        where, params = "", []
+        if image is not None:
+            where, params = " WHERE p.image_id = ?", [self.image(image).id]
+        rows = self._query(
+            "SELECT p.image_id, i.name AS image, p.row, p.col, p.sigma, p.score, p.probability,"
+            " p.decision, p.run_id FROM predictions p JOIN (SELECT image_id, MAX(run_id) AS "
+            "run_id FROM predictions WHERE image_id IS NOT NULL GROUP BY image_id) cur ON "
+            "cur.image_id = p.image_id AND cur.run_id = p.run_id JOIN images i ON i.id = "
+            f"p.image_id{where} ORDER BY p.image_id, p.rowid",
+            params,
         )
+        columns = [
+            "image_id",
+            "image",
+            "row",
+            "col",
+            "sigma",
+            "score",
+            "probability",
+            "decision",
+            "run_id",
+        ]
+        return _prediction_frame(rows, columns)
 
     # -- summary ------------------------------------------------------------------------
     def info(self, *, verify: bool = False) -> dict[str, Any]:
@@ -2196,6 +2228,18 @@ class Project:
 # --------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------
+
+
+def _prediction_frame(rows: list[dict[str, Any]], columns: list[str]) -> Any:
+    """Prediction rows as a DataFrame with float positions, scores and probabilities."""
+    import pandas as pd
+
+    frame = pd.DataFrame(rows, columns=columns)
+    return frame.astype(
+        {"row": float, "col": float, "sigma": float, "score": float, "probability": float}
+    )
+
+
 def _statements(script: str) -> list[str]:
     """Split a migration script into statements (triggers keep their BEGIN ... END)."""
     statements, buffer = [], ""
