@@ -1665,8 +1665,7 @@ class Project:
         runs = [run["id"] for run in self.prediction_runs()]
         if not runs:
             raise ProjectError(
-                f"project {str(self.root)!r} has no predictions yet; run `blobsift predict` "
-                "first."
+                f"project {str(self.root)!r} has no predictions yet; run `blobsift predict` first."
             )
         if run_id is None:
             run_id = runs[-1]
