@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 
 from blobsift import __version__
+from blobsift._atomic import atomic_write
 from blobsift._validation import check_choice
 from blobsift.exceptions import InvalidInputError
 
@@ -414,10 +415,9 @@ def _check_format(format: str) -> None:
 
 
 def _write(points: dict[str, Any], path: Path, format: str, image: _Image) -> Path:
-    from blobsift.nn.serialize import _atomic_write
-
-    _atomic_write(path, lambda target: _WRITERS[format](points, target, image))
-    return path
+    return atomic_write(
+        path, lambda target: _WRITERS[format](points, target, image), what=f"the {format} export"
+    )
 
 
 def export_points(
