@@ -226,6 +226,14 @@ class SiameseClassifier(CropClassifier):
         Returns
         -------
         self
+
+        Raises
+        ------
+        InvalidInputError
+            If a parameter is not allowed (checked before any training; the message names
+            it, what is allowed and what was given), or ``X``/``y`` are not crops/labels.
+        SingleClassError
+            If a class has fewer than 2 labels.
         """
         from blobsift.nn.contrastive import calibrate_batch_norm, finetune_head
 
