@@ -490,8 +490,10 @@ class SiameseClassifier(CropClassifier):
         pretrained = {
             k[len("pretrained.") :]: v for k, v in tensors.items() if k.startswith("pretrained.")
         }
-        if pretrained:
-            load_state_exactly(build_model(spec["name"], spec["config"]), pretrained, "pretrained")
+        if pretrained:  # a transferable state: all but the last layer
+            fresh = build_model(spec["name"], spec["config"])
+            last = set(fresh.state_dict()) - set(transferable_state(fresh))
+            load_state_exactly(fresh, pretrained, "pretrained", may_lack=last)
         self.encoder_ = encoder.eval()
         self.gallery_embeddings_, self.gallery_labels_ = _gallery(tensors, self.embedding_dim)
         graph = tensors.get(ONNX_KEY)
