@@ -40,6 +40,14 @@ def other_siamese_file(data, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def pretrained_file(data, tmp_path_factory):
+    fitted = Sifter(phase="siamese", random_state=0, siamese__pretrain_steps=2, **TINY)
+    fitted.fit(data.crops, data.labels, unlabeled=data.crops)
+    assert fitted.gallery_.pretrain_state_ is not None
+    return _saved(fitted, tmp_path_factory.mktemp("pretrained"))
+
+
+@pytest.fixture(scope="module")
 def cnn_file(data, tmp_path_factory):
     fitted = Sifter(phase="cnn", random_state=0, epochs=2, n_folds=2, refit=False)
     return _saved(fitted.fit(data.crops, data.labels), tmp_path_factory.mktemp("cnn"))
@@ -232,6 +240,22 @@ def test_bad_tensors_are_refused_even_under_fixed_checksums(siamese_file, tmp_pa
     with pytest.raises(ModelFileError, match=match) as caught:
         Sifter.load(stem)
     assert "model.json" in str(caught.value)
+
+
+def test_a_file_with_a_pretrained_encoder_loads_and_its_pretrained_weights_are_checked(
+    pretrained_file, tmp_path
+):
+    loaded = Sifter.load(pretrained_file)
+    assert "head.1.weight" in loaded.gallery_.pretrain_state_
+    assert "head.4.weight" not in loaded.gallery_.pretrain_state_  # the last layer stays out
+    stem, weights, config = _copy(pretrained_file, tmp_path)
+
+    def poison(tensors):
+        tensors["pretrained.head.1.weight"].fill_(float("nan"))
+
+    _edit_tensors(weights, config, poison, fix_checksums=True)
+    with pytest.raises(ModelFileError, match=r"pretrained\.\* weights hold NaN"):
+        Sifter.load(stem)
 
 
 def test_the_probabilities_of_a_loaded_model_are_finite(siamese_file, data):

@@ -240,6 +240,14 @@ class CNNClassifier(CropClassifier):
         Returns
         -------
         self
+
+        Raises
+        ------
+        InvalidInputError
+            If a parameter is not allowed (checked before any training; the message names
+            it, what is allowed and what was given), or ``X``/``y`` are not crops/labels.
+        SingleClassError
+            If a class has fewer than 2 labels.
         """
         from blobsift.nn.augment import Augmentation
         from blobsift.nn.data import normalize_crops

@@ -226,6 +226,14 @@ class SiameseClassifier(CropClassifier):
         Returns
         -------
         self
+
+        Raises
+        ------
+        InvalidInputError
+            If a parameter is not allowed (checked before any training; the message names
+            it, what is allowed and what was given), or ``X``/``y`` are not crops/labels.
+        SingleClassError
+            If a class has fewer than 2 labels.
         """
         from blobsift.nn.contrastive import calibrate_batch_norm, finetune_head
 
@@ -483,8 +491,10 @@ class SiameseClassifier(CropClassifier):
         pretrained = {
             k[len("pretrained.") :]: v for k, v in tensors.items() if k.startswith("pretrained.")
         }
-        if pretrained:
-            load_state_exactly(build_model(spec["name"], spec["config"]), pretrained, "pretrained")
+        if pretrained:  # a transferable state: all but the last layer
+            fresh = build_model(spec["name"], spec["config"])
+            last = set(fresh.state_dict()) - set(transferable_state(fresh))
+            load_state_exactly(fresh, pretrained, "pretrained", may_lack=last)
         self.encoder_ = encoder.eval()
         self.gallery_embeddings_, self.gallery_labels_ = _gallery(tensors, self.embedding_dim)
         graph = tensors.get(ONNX_KEY)

@@ -264,6 +264,14 @@ class Sifter(CropClassifier):
         Returns
         -------
         self
+
+        Raises
+        ------
+        InvalidInputError
+            If a parameter is not allowed (checked before any training; the message names
+            it, what is allowed and what was given), or ``X``/``y`` are not crops/labels.
+        SingleClassError
+            If a class has fewer than 2 labels.
         """
         self._validate_params()  # parameter and option errors before any training
         crops, labels = self._check_fit_input(X, y)

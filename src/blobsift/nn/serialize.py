@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -190,7 +191,11 @@ def _check_integrity(integrity: Any, config_path: Path) -> dict[str, str]:
 
 
 def load_state_exactly(
-    module: torch.nn.Module, state: dict[str, torch.Tensor], prefix: str
+    module: torch.nn.Module,
+    state: dict[str, torch.Tensor],
+    prefix: str,
+    *,
+    may_lack: Collection[str] = (),
 ) -> None:
     """Load ``state`` into ``module``; its names and shapes must match exactly, values finite.
 
@@ -201,6 +206,8 @@ def load_state_exactly(
         Tensors by parameter/buffer name.
     prefix : str
         How the tensors are named in the file (for messages: ``prefix.*``).
+    may_lack : collection of str
+        Names ``state`` may lack (e.g. the last layer of a transferable state).
 
     Raises
     ------
@@ -210,6 +217,7 @@ def load_state_exactly(
         If a shape differs (``load`` reports it as a ModelFileError).
     """
     missing, unexpected = module.load_state_dict(state, strict=False)
+    missing = [name for name in missing if name not in may_lack]
     if missing or unexpected:
         raise ModelFileError(
             f"the {prefix}.* weights do not match the architecture (missing {missing[:3]}, "
