@@ -105,22 +105,6 @@ def test_the_edges_of_the_allowed_ranges_are_allowed():
     )._validate_params()  # fmt: skip
 
 
-@pytest.mark.parametrize("epochs", ["0", "-1"])
-def test_cli_train_with_epochs_below_one_is_a_one_line_error(epochs, tmp_path, capsys):
-    images = write_images(tmp_path / "data", 1, seed=0)
-    with Project.create(tmp_path / "p") as project:
-        project.add_images(images)
-        project.add_labels(["img0.tif"] * 6, [40, 44, 48, 52, 56, 60], [48] * 6, LABELS, who="t")
-    capsys.readouterr()
-    assert main(["train", str(tmp_path / "p"), "--epochs", epochs, "--quiet"]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1
-    assert "epochs" in err
-    assert f"got {epochs}" in err
-    with Project(tmp_path / "p") as project:
-        assert project.models() == []
-
-
 # -- crashes that used to escape -----------------------------------------------------------
 def test_pairs_from_one_crop_of_each_class_are_all_different_class_pairs():
     first, second, same = sample_pairs(torch.tensor([0, 1]), 10, torch.Generator().manual_seed(0))

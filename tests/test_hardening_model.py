@@ -203,7 +203,7 @@ def test_a_format_1_file_predicts_from_its_weights_not_its_graph(
             "architecture.config",
         ),
         (lambda d: d["estimator"].update(metrics=[1]), "estimator.metrics"),
-        (lambda d: d.update(phase_history=[[10, "high"]]), r"phase_history\[0\]\[1\]"),
+        (lambda d: d.update(phase_history=[[10, "high"]]), r"phase_history\[0\]"),
         (lambda d: d.update(phase_history=[[10]]), r"phase_history\[0\]"),
         (lambda d: d.update(phase_scores={"siamese": None}), "phase_scores.siamese"),
         (lambda d: d.update(params={"random_state": -3}), "params.random_state"),

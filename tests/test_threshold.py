@@ -16,7 +16,8 @@ def _scores(n_pos, n_neg=200, seed=0):
 def test_threshold_of_few_positives_is_shrunk_towards_one_half(n_pos):
     labels, scores = _scores(n_pos)
     raw = best_threshold(labels, scores).threshold
-    chosen = CNNClassifier()._choose_threshold(labels, scores)
+    chosen, rule = CNNClassifier()._choose_threshold(labels, scores)
+    assert rule == "best_f1"
     weight = n_pos / (n_pos + 5)
     assert chosen.threshold == pytest.approx(weight * raw + (1 - weight) * 0.5)
     # The reported point is what the held-out scores give at the chosen threshold.
@@ -28,7 +29,7 @@ def test_more_positives_trust_the_held_out_threshold_more():
     for n_pos in (2, 9, 100):
         labels, scores = _scores(n_pos)
         raw = best_threshold(labels, scores).threshold
-        gaps.append(abs(CNNClassifier()._choose_threshold(labels, scores).threshold - raw))
+        gaps.append(abs(CNNClassifier()._choose_threshold(labels, scores)[0].threshold - raw))
     assert gaps[0] > gaps[1] > gaps[2]
 
 
@@ -36,4 +37,6 @@ def test_a_target_precision_is_not_shrunk():
     labels, scores = _scores(3)
     model = CNNClassifier(target_precision=0.9)
     expected = best_threshold(labels, scores, target_precision=0.9).threshold
-    assert model._choose_threshold(labels, scores).threshold == expected
+    chosen, rule = model._choose_threshold(labels, scores)
+    assert chosen.threshold == expected
+    assert rule in ("target_precision", "target_missed")

@@ -85,13 +85,15 @@ class PhaseRecord(NamedTuple):
         )
 
 
-def phase_records(history: Sequence[Any]) -> list[PhaseRecord]:
+def phase_records(history: Sequence[Any], *, name: str = "history") -> list[PhaseRecord]:
     """Check a phase history and return it as :class:`PhaseRecord` entries, by labels.
 
     Parameters
     ----------
     history : sequence
         ``(labels, score)`` pairs or :class:`PhaseRecord`-like sequences of 2 to 4 fields.
+    name : str
+        How errors name ``history``.
 
     Raises
     ------
@@ -99,7 +101,7 @@ def phase_records(history: Sequence[Any]) -> list[PhaseRecord]:
         If an entry is not a (labels >= 0, finite score, ...) sequence.
     """
     records = []
-    for entry in history:
+    for index, entry in enumerate(history):
         try:
             labels, score, *rest = entry
             if len(rest) > 2:
@@ -120,8 +122,8 @@ def phase_records(history: Sequence[Any]) -> list[PhaseRecord]:
             or (record.phase2_score is not None and not np.isfinite(record.phase2_score))
         ):
             raise InvalidInputError(
-                "history must hold (number of labels >= 0, finite score[, positives[, "
-                f"Phase 2 score]]) entries; got {list(history)[:3]}..."
+                f"{name}[{index}] must be (number of labels >= 0, finite score[, positives[, "
+                f"Phase 2 score]]); got {entry!r}."
             )
         records.append(record)
     return sorted(records, key=lambda record: record.labels)

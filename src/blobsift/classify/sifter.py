@@ -448,7 +448,7 @@ class Sifter(CropClassifier):
         self.phase_ = config_entry(config, "phase", where, one_of(self.estimator_.kind))
         self.phase_reason_ = config_entry(config, "phase_reason", where, _TEXT, default="")
         history = config_entry(config, "phase_history", where, _LIST, default=[])
-        self.phase_history_ = phase_records(history)
+        self.phase_history_ = phase_records(history, name=f"{where}phase_history")
         scores = config_entry(config, "phase_scores", where, MAPPING, default={})
         for name, score in scores.items():
             one_of(*_PHASE_CLASSES, "cnn_probe")(name, f"{where}phase_scores key")
