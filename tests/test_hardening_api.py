@@ -11,12 +11,9 @@ from blobsift._validation import check_crops, check_labels
 from blobsift.classify.cnn import CNNClassifier
 from blobsift.classify.gallery import nearest_neighbours
 from blobsift.classify.siamese import SiameseClassifier
-from blobsift.cli import main
 from blobsift.crops import extract_crops
 from blobsift.nn.contrastive import sample_pairs
 from blobsift.simulate import simulate_crops
-from blobsift.store import Project
-from project_helpers import write_images
 
 TINY = {"siamese__finetune_steps": 1, "siamese__augment": False, "siamese__n_folds": 2}
 TORCH = {**TINY, "siamese__backend": "torch"}  # no ONNX export for models used once
