@@ -4,19 +4,29 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+BASE := $(VENV)/.base
+DEMO_STAMP := $(VENV)/.installed-demo
 STAMP := $(VENV)/.installed
 
 .PHONY: demo test lint bench clean
 
-$(STAMP): pyproject.toml
+$(BASE):
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# torch first: 2.13.0 is a local CPU build here; anything else pulls CUDA wheels.
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e ".[all,napari]" --group dev
-	touch $(STAMP)
+	touch $(BASE)
 
-demo: $(STAMP)
+# The demo needs the package with its extras; the tests also need napari and the dev tools.
+$(DEMO_STAMP): pyproject.toml $(BASE)
+	$(BIN)/python -m pip install --quiet -e ".[all]"
+	touch $(DEMO_STAMP)
+
+$(STAMP): pyproject.toml $(BASE)
+	$(BIN)/python -m pip install --quiet -e ".[all,napari]" --group dev
+	touch $(STAMP) $(DEMO_STAMP)
+
+demo: $(DEMO_STAMP)
 	$(BIN)/blobsift demo
 
 test: $(STAMP)

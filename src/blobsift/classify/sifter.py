@@ -48,9 +48,10 @@ SWITCH_MARGIN = 0.02
 PROBE_OPTIONS: dict[str, Any] = {"n_folds": 2, "epochs": 10, "refit": False}
 #: How far the probe's held-out score may fall short of what Phase 2 must reach (Phase 1's
 #: score plus :data:`SWITCH_MARGIN`) for the full ensemble to be trained. The probe is
-#: pessimistic (each fold model sees half the labels, for few epochs), so only a probe far
-#: behind Phase 1 spares the full fit.
-PROBE_ALLOWANCE = 0.1
+#: pessimistic (each fold model sees half the labels, for few epochs): in two demo runs at
+#: 1,000 labels the full ensemble scored 0.011 and 0.023 above its probe. The allowance is
+#: twice the larger gain, so a probe within reach still leads to the full fit.
+PROBE_ALLOWANCE = 0.05
 _PHASE_CLASSES: dict[str, type[CropClassifier]] = {
     SiameseClassifier.kind: SiameseClassifier,
     CNNClassifier.kind: CNNClassifier,
