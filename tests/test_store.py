@@ -13,7 +13,8 @@ from blobsift.exceptions import (
     ProjectError,
 )
 from blobsift.metrics import precision_recall_f1
-from blobsift.store import Project, match_positions, metrics_with_intervals
+from blobsift.positions import match_positions
+from blobsift.store import Project, metrics_with_intervals
 from blobsift.types import Candidates
 from project_helpers import label_candidates, objects_of, write_images
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable
 from typing import Any
 
 import numpy as np
@@ -9,7 +10,7 @@ import numpy as np
 from blobsift._validation import CROP_SIZE, as_array, check_integer
 from blobsift.exceptions import InvalidInputError
 
-__all__ = ["centre_window", "extract_crops"]
+__all__ = ["CROP_SIZE", "centre_window", "crops_for", "extract_crops"]
 
 _MAX_POSITION = 2.0**53  # beyond, float positions are no longer whole pixels
 
@@ -125,3 +126,39 @@ def centre_window(crops: np.ndarray, size: int) -> np.ndarray:
         raise InvalidInputError(f"window size {size} exceeds the crop size {full}.")
     start = (full - size) // 2
     return crops[..., start : start + size, start : start + size]
+
+
+def crops_for(
+    table: Any,
+    reader: Callable[[Any], np.ndarray],
+    *,
+    image_column: str = "image_id",
+    size: int = CROP_SIZE,
+) -> np.ndarray:
+    """Cut the crop of every row of a table that spans many images, in the table's order.
+
+    This is the one place where crops are cut image by image: each image is read once,
+    by ``reader``, and released before the next is read.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Columns ``row``, ``col`` and ``image_column`` (what ``reader`` takes to read the
+        image: an id, a name, a path).
+    reader : callable
+        ``reader(image) -> (H, W) array``.
+    image_column : str
+        The column naming each row's image.
+    size : int
+        Side length of each crop.
+
+    Returns
+    -------
+    crops : (len(table), size, size) float32 array
+    """
+    crops = np.empty((len(table), size, size), dtype=np.float32)
+    positions = table[["row", "col"]].to_numpy(dtype=np.float64)
+    groups: dict[Hashable, np.ndarray] = table.groupby(image_column, sort=True).indices
+    for image, rows in groups.items():
+        crops[rows] = extract_crops(reader(image), positions[rows], size)
+    return crops

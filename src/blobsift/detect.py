@@ -38,9 +38,9 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -50,7 +50,10 @@ from blobsift.exceptions import InvalidInputError
 from blobsift.types import Candidates
 
 __all__ = [
+    "DEFAULT_TILE",
+    "MIN_TILE",
     "CandidateBudgetWarning",
+    "DetectSettings",
     "NonFinitePixelWarning",
     "detect_blobs",
     "estimate_noise",
@@ -58,7 +61,9 @@ __all__ = [
 
 _TRUNCATE = 2.5  # Gaussian kernels reach this many sigmas
 _MAX_SCALE_STEP = 1.75  # largest ratio between neighbouring blob widths
-_DEFAULT_TILE = 2048
+#: Default tile side (pixels) for images processed tile by tile, and the smallest allowed.
+DEFAULT_TILE = 2048
+MIN_TILE = 16
 _MIN_BAND = 256  # rows per band below which threads are not worth the halo
 _DECIMATE_AT = 1.0  # halve the resolution when the blur reaches this many new pixels
 _MAX_LEVEL = 1  # coarsest pyramid level (pixel size 2**level)
@@ -74,6 +79,105 @@ class CandidateBudgetWarning(UserWarning):
 
 class NonFinitePixelWarning(UserWarning):
     """The image holds NaN or inf pixels; they were masked (filled) before filtering."""
+
+
+def _setting(default: Any, metavar: str, text: str) -> Any:
+    """A :class:`DetectSettings` field: its default and its command-line help."""
+    return field(default=default, metadata={"metavar": metavar, "help": text})
+
+
+@dataclass(frozen=True)
+class DetectSettings:
+    """What the detector looks for: the one home of the detection settings.
+
+    The defaults, the checks, the command-line options (``--sigma-min`` ...) with their
+    help, and the JSON a project stores for each detection run all come from here. How
+    the work is done (``tile_size``, ``n_threads``, ``backend``) is not a setting: it does
+    not change the candidates.
+
+    Parameters
+    ----------
+    sigma_min, sigma_max : float
+        Range of blob widths (Gaussian sigma, pixels) to look for; ``0 < sigma_min <=
+        sigma_max``. Scales are spaced by at most a factor 1.75.
+    threshold : float
+        Minimum score, in units of the noise of the filtered image (a signal-to-noise
+        ratio). On pure white noise, 4 passes about 50 noise peaks per megapixel, 5 about
+        one, 6 none; the classifier sifts what passes. Because the score is relative to the
+        image's own noise, the same value suits images of any brightness, offset or gain.
+    min_distance : int
+        A peak must be the maximum of the ``(2 min_distance + 1)``-square window around it,
+        in its own scale and the neighbouring ones (peaks of different scales may be
+        closer).
+    border : int
+        Drop candidates whose pixel lies within this many pixels of the image edge.
+    max_candidates : int
+        Candidate budget: if more peaks pass the threshold, the highest-scoring ones are
+        kept and a :class:`CandidateBudgetWarning` says how many were dropped.
+
+    Raises
+    ------
+    InvalidInputError
+        If a setting is not a number of its kind or is out of range.
+    """
+
+    sigma_min: float = _setting(1.0, "PX", "smallest blob width (Gaussian sigma)")
+    sigma_max: float = _setting(3.0, "PX", "largest blob width")
+    threshold: float = _setting(4.0, "SNR", "minimum score, a signal-to-noise ratio")
+    min_distance: int = _setting(1, "PX", "minimum distance between peaks")
+    border: int = _setting(0, "PX", "drop candidates this close to the edge")
+    max_candidates: int = _setting(100_000, "N", "keep at most N per image")
+
+    def __post_init__(self) -> None:
+        real = ("sigma_min", "sigma_max", "threshold")
+        for name in real:
+            value = getattr(self, name)
+            if isinstance(value, str):
+                raise InvalidInputError(
+                    f"{name} must be a number; got str {value!r}; pass the number itself, not text."
+                )
+            if name == "threshold":
+                check_in_range(value, name=name)
+            else:
+                check_in_range(value, name=name, low=0, low_inclusive=False)
+            object.__setattr__(self, name, float(value))
+        if self.sigma_max < self.sigma_min:
+            raise InvalidInputError(
+                f"sigma_max must be >= sigma_min; got sigma_min={self.sigma_min}, "
+                f"sigma_max={self.sigma_max}."
+            )
+        for name, low in (("min_distance", 1), ("border", 0), ("max_candidates", 0)):
+            object.__setattr__(self, name, _check_int(getattr(self, name), name=name, low=low))
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        """The settings' names, in the order of the fields."""
+        return tuple(f.name for f in fields(cls))
+
+    @classmethod
+    def from_mapping(cls, settings: Mapping[str, Any] | None = None) -> DetectSettings:
+        """Settings from a mapping (e.g. stored JSON); missing names take the defaults.
+
+        Raises
+        ------
+        InvalidInputError
+            If a name is not a setting, or a value is out of range.
+        """
+        settings = dict(settings or {})
+        unknown = sorted(set(settings) - set(cls.names()))
+        if unknown:
+            raise InvalidInputError(
+                f"unknown detection setting(s) {unknown}; valid: {sorted(cls.names())}."
+            )
+        return cls(**settings)
+
+    def with_changes(self, **changes: Any) -> DetectSettings:
+        """A copy with some settings changed (checked like the originals)."""
+        return self.from_mapping({**self.as_dict(), **changes}) if changes else self
+
+    def as_dict(self) -> dict[str, Any]:
+        """The settings as plain JSON values, keyed by name."""
+        return asdict(self)
 
 
 # --------------------------------------------------------------------------------------
@@ -590,7 +694,7 @@ def _tiles(
 ) -> list[tuple[int, int, int, int]]:
     """Tile cores (r0, r1, c0, c1); origins are multiples of ``align`` (pyramid grid)."""
     height, width = shape
-    size = _DEFAULT_TILE if tile_size is None else tile_size
+    size = DEFAULT_TILE if tile_size is None else tile_size
     band = min(size, height)
     if tile_size is None and n_threads > 1:
         # Enough bands to keep every thread busy, but not so thin that halos dominate.
@@ -641,16 +745,12 @@ def _check_int(value: Any, *, name: str, low: int) -> int:
 
 def detect_blobs(
     image: Any,
+    settings: DetectSettings | None = None,
     *,
-    sigma_min: float = 1.0,
-    sigma_max: float = 3.0,
-    threshold: float = 4.0,
-    min_distance: int = 1,
-    border: int = 0,
-    max_candidates: int = 100_000,
     tile_size: int | None = None,
     n_threads: int | None = None,
     backend: str = "auto",
+    **options: Any,
 ) -> Candidates:
     """Find bright blobs with a multi-scale difference of Gaussians.
 
@@ -662,23 +762,8 @@ def detect_blobs(
         reported as candidates, and announced by one :class:`NonFinitePixelWarning`. A lazy
         array with ``shape`` and 2D slicing (zarr, memory map, :func:`blobsift.io.open_image`)
         is read tile by tile.
-    sigma_min, sigma_max : float
-        Range of blob widths (Gaussian sigma, pixels) to look for; ``0 < sigma_min <=
-        sigma_max``. Scales are spaced by at most a factor 1.75.
-    threshold : float
-        Minimum score, in units of the noise of the filtered image (a signal-to-noise
-        ratio). On pure white noise, 4 passes about 50 noise peaks per megapixel, 5 about
-        one, 6 none; the classifier sifts what passes. Because the score is relative to the
-        image's own noise, the same value suits images of any brightness, offset or gain.
-    min_distance : int
-        A peak must be the maximum of the ``(2 min_distance + 1)``-square window around it,
-        in its own scale and the neighbouring ones (peaks of different scales may be
-        closer).
-    border : int
-        Drop candidates whose pixel lies within this many pixels of the image edge.
-    max_candidates : int
-        Candidate budget: if more peaks pass the threshold, the highest-scoring ones are
-        kept and a :class:`CandidateBudgetWarning` says how many were dropped.
+    settings : DetectSettings, optional
+        What to look for (default ``DetectSettings()``).
     tile_size : int, optional
         Largest tile side in pixels (default 2048; memory stays bounded by about 8 x the
         tile's float32 size per thread). Results do not depend on it.
@@ -686,6 +771,10 @@ def detect_blobs(
         Threads working on tiles; default: the CPUs available to this process.
     backend : {"auto", "opencv", "scipy"}
         Filter implementation; "auto" uses OpenCV when installed.
+    **options
+        Settings changed from ``settings`` by name: ``sigma_min``, ``sigma_max``,
+        ``threshold``, ``min_distance``, ``border``, ``max_candidates`` (see
+        :class:`DetectSettings`).
 
     Returns
     -------
@@ -708,19 +797,12 @@ def detect_blobs(
     >>> (round(found.row[0]), round(found.col[0]))
     (41, 61)
     """
+    chosen = (settings or DetectSettings()).with_changes(**options)
     image, shape = _check_image(image)
-    check_in_range(sigma_min, name="sigma_min", low=0, low_inclusive=False)
-    check_in_range(sigma_max, name="sigma_max", low=0, low_inclusive=False)
-    if sigma_max < sigma_min:
-        raise InvalidInputError(
-            f"sigma_max must be >= sigma_min; got sigma_min={sigma_min}, sigma_max={sigma_max}."
-        )
-    check_in_range(threshold, name="threshold")
-    min_distance = _check_int(min_distance, name="min_distance", low=1)
-    border = _check_int(border, name="border", low=0)
-    max_candidates = _check_int(max_candidates, name="max_candidates", low=0)
+    threshold, min_distance = chosen.threshold, chosen.min_distance
+    max_candidates = chosen.max_candidates
     if tile_size is not None:
-        tile_size = _check_int(tile_size, name="tile_size", low=16)
+        tile_size = _check_int(tile_size, name="tile_size", low=MIN_TILE)
     if n_threads is None:
         n_threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
     n_threads = _check_int(n_threads, name="n_threads", low=1)
@@ -737,10 +819,10 @@ def detect_blobs(
 
     dtype = np.dtype(getattr(image, "dtype", np.float64))
     settings = _Settings(
-        plan=_make_plan(float(sigma_min), float(sigma_max), min_distance),
-        threshold=float(threshold),
+        plan=_make_plan(chosen.sigma_min, chosen.sigma_max, min_distance),
+        threshold=threshold,
         min_distance=min_distance,
-        border=border,
+        border=chosen.border,
         max_candidates=max_candidates,
         background=background,
         noise=noise,

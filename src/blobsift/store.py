@@ -57,6 +57,7 @@ from blobsift.exceptions import (
     ModelFileError,
     ProjectError,
 )
+from blobsift.positions import PositionIndex, match_labels
 from blobsift.types import Candidates, column_numbers, number_from_text
 
 __all__ = [
@@ -362,69 +363,6 @@ class ModelRecord:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def match_positions(a: np.ndarray, b: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
-    """Pair positions of ``a`` and ``b`` one to one, nearest first, within ``radius``.
-
-    Parameters
-    ----------
-    a, b : (n, 2) and (m, 2) arrays
-        Positions as (row, col).
-    radius : float
-        Largest distance of a pair, in pixels.
-
-    Returns
-    -------
-    index_a, index_b : int arrays
-        Paired rows of ``a`` and ``b``; each row appears at most once.
-    """
-    a = np.asarray(a, dtype=np.float64).reshape(-1, 2)
-    b = np.asarray(b, dtype=np.float64).reshape(-1, 2)
-    if not len(a) or not len(b):
-        return np.empty(0, np.int64), np.empty(0, np.int64)
-    from scipy.spatial import cKDTree
-
-    pairs = cKDTree(a).sparse_distance_matrix(cKDTree(b), radius, output_type="ndarray")
-    order = np.lexsort((pairs["j"], pairs["i"], pairs["v"]))
-    used_a: set[int] = set()
-    used_b: set[int] = set()
-    out_a, out_b = [], []
-    for k in order:
-        i, j = int(pairs["i"][k]), int(pairs["j"][k])
-        if i not in used_a and j not in used_b:
-            used_a.add(i)
-            used_b.add(j)
-            out_a.append(i)
-            out_b.append(j)
-    return np.asarray(out_a, np.int64), np.asarray(out_b, np.int64)
-
-
-def match_labels(candidates: Any, labels: Any, radius: float) -> np.ndarray:
-    """The current label of each candidate: labels matched per image by :func:`match_positions`.
-
-    Parameters
-    ----------
-    candidates : pandas.DataFrame
-        With columns ``image_id``, ``row``, ``col`` (as :meth:`Project.candidates`).
-    labels : pandas.DataFrame
-        With columns ``image_id``, ``row``, ``col``, ``label`` (as :meth:`Project.labels`).
-    radius : float
-        Largest distance between a candidate and its label, in pixels.
-
-    Returns
-    -------
-    (len(candidates),) int64 array
-        Each candidate's label, or -2 where none matches.
-    """
-    out = np.full(len(candidates), -2, dtype=np.int64)
-    image_ids = candidates["image_id"].to_numpy()
-    positions = candidates[["row", "col"]].to_numpy(dtype=np.float64)
-    for image_id, mine in labels.groupby("image_id"):
-        rows = np.flatnonzero(image_ids == image_id)
-        ia, ib = match_positions(positions[rows], mine[["row", "col"]].to_numpy(), radius)
-        out[rows[ia]] = mine["label"].to_numpy()[ib]
-    return out
-
-
 class LabelConflictWarning(UserWarning):
     """An import gave positions that were already labelled another label (it was applied)."""
 
@@ -451,30 +389,6 @@ class _WrittenLabels:
     event_ids: list[int]
     relabelled: int
     already_imported: dict[str, Any] | None
-
-
-class _PositionIndex:
-    """Labelled positions of one image, found by proximity (a grid of ``radius`` cells)."""
-
-    def __init__(self, radius: float) -> None:
-        self.radius = radius
-        self.cell = max(radius, 1e-9)
-        self.grid: dict[tuple[int, int], list[tuple[float, float]]] = {}
-
-    def add(self, row: float, col: float) -> None:
-        key = (int(np.floor(row / self.cell)), int(np.floor(col / self.cell)))
-        self.grid.setdefault(key, []).append((row, col))
-
-    def nearest(self, row: float, col: float) -> tuple[float, float] | None:
-        key = (int(np.floor(row / self.cell)), int(np.floor(col / self.cell)))
-        best, best_d = None, np.inf
-        for dr in (-1, 0, 1):
-            for dc in (-1, 0, 1):
-                for r, c in self.grid.get((key[0] + dr, key[1] + dc), ()):
-                    d = np.hypot(r - row, c - col)
-                    if d <= self.radius and d < best_d:
-                        best, best_d = (r, c), d
-        return best
 
 
 class Project:
@@ -1285,10 +1199,10 @@ class Project:
                 earlier = self._earlier_import(file[0])
                 if earlier is not None:
                     return _WrittenLabels([], 0, earlier)
-            indexes: dict[int, _PositionIndex] = {}
+            indexes: dict[int, PositionIndex] = {}
             current: dict[tuple[int, float, float], int | None] = {}
             for image_id in {int(i) for i in batch.image_ids}:
-                index = indexes[image_id] = _PositionIndex(self.match_radius)
+                index = indexes[image_id] = PositionIndex(self.match_radius)
                 for r, c, value in conn.execute(
                     "SELECT e.row, e.col, e.label FROM label_events e JOIN (SELECT MAX(id) AS id"
                     " FROM label_events WHERE image_id = ? GROUP BY row, col) last ON last.id "

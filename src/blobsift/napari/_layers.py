@@ -150,7 +150,7 @@ def project_points(project: Any, record: Any) -> tuple[np.ndarray, dict[str, Any
         coloured by label, with ``probability`` and ``decision`` from the latest
         prediction run that scored the image (NaN and "unscored" where none did).
     """
-    from blobsift.store import match_positions
+    from blobsift.positions import match_positions
 
     table = project.candidates(record.id, with_labels=True)
     table["probability"] = np.nan

@@ -237,7 +237,7 @@ def truth_labels(
     (n,) int64 array
         The label of each candidate, in the order of ``candidates``.
     """
-    from blobsift.store import match_positions
+    from blobsift.positions import match_positions
 
     images = candidates["image"].to_numpy()
     positions = candidates[["row", "col"]].to_numpy(dtype=np.float64)

@@ -549,7 +549,7 @@ def candidate_kinds(positions: np.ndarray, simulated: DifferenceImage) -> np.nda
     -------
     (n,) str array
     """
-    from blobsift.store import match_positions
+    from blobsift.positions import match_positions
 
     positions = np.asarray(positions, dtype=np.float64).reshape(-1, 2)
     objects = simulated.objects

@@ -11,7 +11,8 @@ import numpy as np
 
 from blobsift.crops import extract_crops
 from blobsift.exceptions import InvalidInputError
-from blobsift.store import ImageRecord, Project, match_labels
+from blobsift.positions import match_labels
+from blobsift.store import ImageRecord, Project
 from blobsift.web.suggest import crop_descriptors
 
 __all__ = ["UNLABELLED", "CandidatePool", "ImageCache"]

@@ -1,0 +1,174 @@
+"""The one read -> detect -> crop -> classify step, for one image.
+
+Everything that scores candidates goes through here: batch prediction (here or on a Dask
+cluster), :meth:`blobsift.project.Project.predict`, the report's detection figure and the
+labelling app's queue. An image that fits in memory is cut and classified whole; a larger
+one (or a lazy array) tile by tile, so memory stays bounded.
+
+The model is anything with ``predict_proba(crops) -> (n, 2)`` and ``threshold_``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from blobsift._validation import CROP_SIZE
+from blobsift.crops import extract_crops
+from blobsift.detect import DEFAULT_TILE, DetectSettings, detect_blobs
+from blobsift.types import Candidates
+
+__all__ = [
+    "PREDICTION_COLUMNS",
+    "WHOLE_IMAGE_PIXELS",
+    "prediction_table",
+    "score_candidates",
+    "score_image",
+]
+
+#: The columns of a prediction table, in order.
+PREDICTION_COLUMNS = ("image", "row", "col", "sigma", "score", "probability", "decision")
+#: Images up to this many pixels are read, detected and cut whole; larger ones by tiles.
+WHOLE_IMAGE_PIXELS = 8192 * 8192
+_CLASSIFY_CHUNK = 4096  # crops classified at once (64 MB of float32)
+
+
+def score_candidates(
+    image: Any, candidates: Any, model: Any, *, tile_size: int | None = None
+) -> np.ndarray:
+    """The model's signal probability for each candidate of one image.
+
+    Parameters
+    ----------
+    image : (H, W) array or lazy array
+        An in-memory array is cut whole (``tile_size`` None); a lazy one (with ``shape``
+        and 2D slicing, e.g. :func:`blobsift.io.open_image`) or any image with
+        ``tile_size`` set is cut tile by tile, each tile read once with a margin so that
+        every crop is the one :func:`~blobsift.crops.extract_crops` cuts from the whole.
+    candidates : Candidates, DataFrame or (n, 2) array
+        Positions (``row``, ``col``).
+    model : estimator
+        ``predict_proba(crops) -> (n, 2)``.
+    tile_size : int, optional
+        Tile side in pixels; default: whole if the image is in memory, else 2048.
+
+    Returns
+    -------
+    probability : (n,) float64
+    """
+    rows, cols = _positions(candidates)
+    probability = np.empty(rows.size, dtype=np.float64)
+    if rows.size == 0:
+        return probability
+    if tile_size is None and isinstance(image, np.ndarray):
+        for start in range(0, rows.size, _CLASSIFY_CHUNK):
+            chunk = slice(start, start + _CLASSIFY_CHUNK)
+            crops = extract_crops(image, np.column_stack([rows[chunk], cols[chunk]]))
+            probability[chunk] = model.predict_proba(crops)[:, 1]
+        return probability
+    size = DEFAULT_TILE if tile_size is None else tile_size
+    height, width = image.shape
+    pixel_rows = np.floor(rows + 0.5).astype(np.int64)
+    pixel_cols = np.floor(cols + 0.5).astype(np.int64)
+    n_across = -(-width // size)
+    owner = (np.clip(pixel_rows, 0, height - 1) // size) * n_across + (
+        np.clip(pixel_cols, 0, width - 1) // size
+    )
+    # A window reaching past the image is mirrored at the image edge, as extract_crops
+    # does on the whole image: the margin keeps every other window inside the region.
+    margin = CROP_SIZE // 2 + 1
+    order = np.argsort(owner, kind="stable")
+    starts = np.flatnonzero(np.r_[True, np.diff(owner[order]) != 0])
+    for members in np.split(order, starts[1:]):
+        tile_row, tile_col = divmod(int(owner[members[0]]), n_across)
+        r0 = max(tile_row * size - margin, 0)
+        r1 = min((tile_row + 1) * size + margin, height)
+        c0 = max(tile_col * size - margin, 0)
+        c1 = min((tile_col + 1) * size + margin, width)
+        region = np.asarray(image[r0:r1, c0:c1])
+        for start in range(0, members.size, _CLASSIFY_CHUNK):
+            chunk = members[start : start + _CLASSIFY_CHUNK]
+            centres = np.column_stack([pixel_rows[chunk] - r0, pixel_cols[chunk] - c0])
+            crops = extract_crops(region, centres.astype(np.float64))
+            probability[chunk] = model.predict_proba(crops)[:, 1]
+        del region
+    return probability
+
+
+def prediction_table(name: str, candidates: Any, probability: np.ndarray, threshold: float) -> Any:
+    """The prediction table of one image: :data:`PREDICTION_COLUMNS`, one row per candidate.
+
+    ``decision`` is 1 where ``probability >= threshold``.
+    """
+    import pandas as pd
+
+    columns = {name: _column(candidates, name) for name in ("row", "col", "sigma", "score")}
+    return pd.DataFrame(
+        {
+            "image": name,
+            **columns,
+            "probability": probability,
+            "decision": (probability >= threshold).astype(np.int64),
+        },
+        columns=list(PREDICTION_COLUMNS),
+    )
+
+
+def score_image(
+    image: Any,
+    model: Any,
+    settings: DetectSettings | None = None,
+    *,
+    name: str = "",
+    tile_size: int | None = None,
+    n_threads: int | None = None,
+) -> Any:
+    """Detect the candidates of one image and score them: the whole step.
+
+    Parameters
+    ----------
+    image : (H, W) array or lazy array
+        An in-memory image, or a lazy one (:func:`blobsift.io.open_image`). A lazy image
+        of up to :data:`WHOLE_IMAGE_PIXELS` pixels is read whole when ``tile_size`` is
+        None; a larger one is read tile by tile (memory bounded by the tile).
+    model : estimator
+        ``predict_proba(crops) -> (n, 2)`` and ``threshold_``.
+    settings : DetectSettings, optional
+        What to detect (default ``DetectSettings()``).
+    name : str
+        The ``image`` column of the table.
+    tile_size : int, optional
+        Detect and cut by tiles of this side.
+    n_threads : int, optional
+        Detector threads (default: the CPUs available).
+
+    Returns
+    -------
+    pandas.DataFrame
+        :data:`PREDICTION_COLUMNS`, one row per candidate, in the detector's order.
+    """
+    settings = settings or DetectSettings()
+    height, width = image.shape
+    if tile_size is None and height * width <= WHOLE_IMAGE_PIXELS:
+        pixels = image if isinstance(image, np.ndarray) else image.read()
+        found = detect_blobs(pixels, settings, n_threads=n_threads)
+        probability = score_candidates(pixels, found, model)
+    else:
+        size = DEFAULT_TILE if tile_size is None else tile_size
+        found = detect_blobs(image, settings, tile_size=size, n_threads=n_threads)
+        probability = score_candidates(image, found, model, tile_size=size)
+    return prediction_table(name, found, probability, float(model.threshold_))
+
+
+def _column(candidates: Any, name: str) -> np.ndarray:
+    """A column of a ``Candidates`` table or a DataFrame, as float64."""
+    values = getattr(candidates, name) if isinstance(candidates, Candidates) else candidates[name]
+    return np.asarray(values, dtype=np.float64)
+
+
+def _positions(candidates: Any) -> tuple[np.ndarray, np.ndarray]:
+    if isinstance(candidates, Candidates) or hasattr(candidates, "columns"):
+        return _column(candidates, "row"), _column(candidates, "col")
+    positions = np.asarray(candidates, dtype=np.float64).reshape(-1, 2)
+    return positions[:, 0], positions[:, 1]
