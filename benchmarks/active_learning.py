@@ -5,7 +5,7 @@ strategy picks them; after each round a Sifter is refitted on everything labelle
 and scored on held-out crops from other simulated images.
 
 * random   the next labels are a random draw from the unlabelled pool
-* useful   blobsift.web.suggest.rank_useful with the latest model's probabilities
+* useful   blobsift.active.rank_useful with the latest model's probabilities
            (uncertain, likely positive and diverse crops first): the app's default order
 
 Both strategies start from the same random seed set. The target: "useful" reaches the F1
@@ -32,9 +32,9 @@ from pathlib import Path
 import numpy as np
 
 from blobsift import Sifter
+from blobsift.active import crop_descriptors, rank_useful
 from blobsift.metrics import precision_recall_f1
 from blobsift.simulate import simulate_crops
-from blobsift.web.suggest import crop_descriptors, rank_useful
 
 STRATEGIES = ("random", "useful")
 TARGET_RATIO = 0.70

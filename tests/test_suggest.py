@@ -2,17 +2,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from blobsift.exceptions import InvalidInputError
-from blobsift.simulate import simulate_crops
-from blobsift.web.pool import UNLABELLED, CandidatePool
-from blobsift.web.review import disagreement
-from blobsift.web.suggest import (
+from blobsift.active import (
     crop_descriptors,
+    disagreement,
     rank,
     rank_by_score,
     rank_random,
     rank_useful,
 )
+from blobsift.app.pool import CandidatePool
+from blobsift.exceptions import InvalidInputError
+from blobsift.simulate import simulate_crops
+from blobsift.types import Label
+
+UNLABELLED = Label.UNLABELLED
 
 
 def distinct(n: int, seed: int = 0) -> np.ndarray:

@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
+from blobsift.app import create_app
 from blobsift.crops import extract_crops
 from blobsift.store import Project
-from blobsift.web.app import create_app
 from web_helpers import FAST_TRAINING, make_project
 
 LOCAL = "http://127.0.0.1"
@@ -410,8 +410,8 @@ def test_label_command_has_help_with_examples(capsys):
 
 
 def test_label_command_on_a_busy_port_is_one_clear_line(fresh, capsys):
+    from blobsift.app.serve import bind
     from blobsift.cli import main
-    from blobsift.web.serve import bind
 
     taken = bind("127.0.0.1", 0)
     try:
@@ -448,8 +448,8 @@ def test_a_missing_model_file_leaves_labelling_working(trained, tmp_path):
 
 
 def test_loopback_names_and_urls():
-    from blobsift.web.guard import is_loopback
-    from blobsift.web.serve import app_url
+    from blobsift.app.guard import is_loopback
+    from blobsift.app.serve import app_url
 
     assert all(map(is_loopback, ["localhost", "127.0.0.1", "127.8.0.1", "::1", "[::1]"]))
     assert not any(map(is_loopback, ["0.0.0.0", "::", "192.168.1.2", "example.com"]))

@@ -5,8 +5,8 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 
-from blobsift.web.app import create_app
-from blobsift.web.guard import CSP, SECURITY_HEADERS
+from blobsift.app import create_app
+from blobsift.app.guard import CSP, SECURITY_HEADERS
 from web_helpers import make_project
 
 LOCAL = "http://127.0.0.1:8000"
@@ -100,9 +100,9 @@ def test_an_odd_cookie_of_the_same_host_does_not_hide_the_token(blank):
 
 
 def test_a_short_token_is_refused_with_one_clear_line(blank, capsys):
+    from blobsift.app.serve import prepare
     from blobsift.cli import main
     from blobsift.exceptions import InvalidInputError
-    from blobsift.web.serve import prepare
 
     with pytest.raises(InvalidInputError, match="at least 16 characters; got 5"):
         prepare(blank, token="short")

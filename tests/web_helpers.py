@@ -56,7 +56,7 @@ def make_project(
 @contextmanager
 def running_server(project: Path, **options: Any) -> Iterator[Any]:
     """Serve the app of ``project`` on a free loopback port in a thread; yields ``Prepared``."""
-    from blobsift.web.serve import prepare
+    from blobsift.app.serve import prepare
 
     prepared = prepare(project, stream_seconds=2.0, **options)
     thread = threading.Thread(target=prepared.run, daemon=True)

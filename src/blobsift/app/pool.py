@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
 
-from blobsift.crops import extract_crops
+from blobsift.active import crop_descriptors
+from blobsift.crops import crops_for, extract_crops
 from blobsift.exceptions import InvalidInputError
 from blobsift.positions import match_labels
+from blobsift.scoring import score_candidates
 from blobsift.store import ImageRecord, Project
-from blobsift.web.suggest import crop_descriptors
+from blobsift.types import Label, Progress, ProgressEvent
 
-__all__ = ["UNLABELLED", "CandidatePool", "ImageCache"]
-
-#: The label value of a candidate nobody labelled (as in ``Project.candidates``).
-UNLABELLED = -2
+__all__ = ["CandidatePool", "ImageCache"]
 
 
 class ImageCache:
@@ -60,7 +59,7 @@ class CandidatePool:
 
     A candidate's id is ``"IMAGE-INDEX"``: the image id and its position in
     :meth:`Project.candidates` of that image. The pool holds no labels: those are read
-    from the store (:class:`~blobsift.web.labels.CurrentLabels`) and matched to the
+    from the store (:class:`~blobsift.app.labels.CurrentLabels`) and matched to the
     candidates with :meth:`labels_from`. Methods are thread safe.
 
     Parameters
@@ -68,7 +67,7 @@ class CandidatePool:
     table : pandas.DataFrame
         ``Project.candidates()``.
     descriptors : (n, d) array
-        :func:`~blobsift.web.suggest.crop_descriptors` of each candidate.
+        :func:`~blobsift.active.crop_descriptors` of each candidate.
     images : ImageCache
         Pixels of the project images.
     match_radius : float
@@ -84,6 +83,7 @@ class CandidatePool:
         self.col = table["col"].to_numpy(dtype=np.float64)
         self.sigma = table["sigma"].to_numpy(dtype=np.float64)
         self.score = table["score"].to_numpy(dtype=np.float64)
+        self._table = table[["image_id", "image"]].reset_index(drop=True)
         self._positions = table[["image_id", "row", "col"]].reset_index(drop=True)
         index = table.groupby("image_id").cumcount().to_numpy()
         self.ids = [f"{i}-{k}" for i, k in zip(self.image_id.tolist(), index.tolist(), strict=True)]
@@ -101,29 +101,22 @@ class CandidatePool:
         self._lock = threading.Lock()
 
     @classmethod
-    def load(
-        cls, project: Project, progress: Callable[[int, int], None] | None = None
-    ) -> CandidatePool:
+    def load(cls, project: Project, progress: Progress | None = None) -> CandidatePool:
         """Read a project's candidates and describe every candidate's crop.
 
         Parameters
         ----------
         project : Project
-        progress : callable, optional
-            ``progress(done, total)`` after each image.
+        progress : Progress, optional
+            Called with a ``ProgressEvent(stage="score", ...)`` after each image (``done``
+            and ``total`` count images; ``item`` is the image's name).
         """
         table = project.candidates().reset_index(drop=True)
-        records = project.images()
-        images = ImageCache(project, records)
+        images = ImageCache(project, project.images())
         descriptors = np.empty((len(table), 64), np.float32)
-        image_id = table["image_id"].to_numpy()
-        total = len(np.unique(image_id))
-        by_image = _crops_by_image(images, image_id, table["row"].to_numpy(),
-                                   table["col"].to_numpy())  # fmt: skip
-        for done, (rows, crops) in enumerate(by_image, start=1):
-            descriptors[rows] = crop_descriptors(crops)
-            if progress is not None:
-                progress(done, total)
+        positions = table[["image_id", "row", "col"]]
+        for rows in _each_image(table, progress):
+            descriptors[rows] = crop_descriptors(crops_for(positions.iloc[rows], images))
         return cls(table, descriptors, images, project.match_radius)
 
     def __len__(self) -> int:
@@ -164,7 +157,7 @@ class CandidatePool:
     ) -> np.ndarray:
         """Each candidate's label in a table of current labels (``Project.labels()``).
 
-        Matched as :meth:`Project.candidates` matches them; :data:`UNLABELLED` where none.
+        Matched as :meth:`Project.candidates` matches them; ``Label.UNLABELLED`` where none.
 
         Parameters
         ----------
@@ -193,11 +186,20 @@ class CandidatePool:
             self.threshold = float(threshold)
             self.model_id = int(model_id)
 
-    def score_all(self, sifter: Any) -> np.ndarray:
-        """A fitted Sifter's signal probability of every candidate, image by image."""
+    def score_all(self, model: Any, progress: Progress | None = None) -> np.ndarray:
+        """A fitted model's signal probability of every candidate, image by image.
+
+        Parameters
+        ----------
+        model : estimator
+            ``predict_proba(crops) -> (n, 2)`` (a fitted Sifter).
+        progress : Progress, optional
+            Called with a ``ProgressEvent(stage="score", ...)`` after each image.
+        """
         proba = np.empty(len(self), np.float64)
-        for rows, crops in _crops_by_image(self.images, self.image_id, self.row, self.col):
-            proba[rows] = sifter.predict_proba(crops)[:, 1]
+        for rows in _each_image(self._table, progress):
+            image = self.images(int(self.image_id[rows[0]]))
+            proba[rows] = score_candidates(image, self._positions.iloc[rows], model)
         return proba
 
     def scores(self) -> tuple[np.ndarray | None, float]:
@@ -214,7 +216,7 @@ class CandidatePool:
         of the group carries a label.
         """
         labelled = np.zeros(self.group.max() + 1 if len(self.group) else 0, dtype=bool)
-        labelled[self.group[labels != UNLABELLED]] = True
+        labelled[self.group[labels != Label.UNLABELLED]] = True
         return self.primary & ~labelled[self.group]
 
     def item(self, k: int, label: int) -> dict[str, Any]:
@@ -238,13 +240,15 @@ class CandidatePool:
         return item
 
 
-def _crops_by_image(
-    images: Callable[[int], np.ndarray], image_id: np.ndarray, row: np.ndarray, col: np.ndarray
-) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Yield (candidate indices, their crops) image by image, each image read once."""
-    for value in np.unique(image_id).tolist():
-        rows = np.flatnonzero(image_id == value)
-        yield rows, extract_crops(images(value), np.column_stack([row[rows], col[rows]]))
+def _each_image(table: Any, progress: Progress | None) -> Iterator[np.ndarray]:
+    """Yield the rows of each image of a candidate table, reporting each image as done."""
+    groups = table.groupby("image_id", sort=True)
+    total = groups.ngroups
+    for done, (_, rows) in enumerate(groups.indices.items(), start=1):
+        yield rows
+        if progress is not None:
+            name = str(table["image"].iloc[rows[0]])
+            progress(ProgressEvent(stage="score", done=done, total=total, item=name))
 
 
 def _groups(image_id: np.ndarray, row: np.ndarray, col: np.ndarray, radius: float) -> np.ndarray:

@@ -1,4 +1,9 @@
-"""One thread that owns the app's database connection and runs every query on it."""
+"""The app's one Project, shared by the server's threads: every call serialised on one thread.
+
+SQLite connections belong to the thread that opened them, while a web server answers
+from a pool of threads. :class:`SerialisedProject` opens the app's :class:`Project` on a
+dedicated thread and runs every database call of the app there, one at a time.
+"""
 
 from __future__ import annotations
 
@@ -9,18 +14,17 @@ from typing import TypeVar
 
 from blobsift.store import Project
 
-__all__ = ["ProjectThread"]
+__all__ = ["SerialisedProject"]
 
 T = TypeVar("T")
 
 
-class ProjectThread:
+class SerialisedProject:
     """A :class:`Project` opened in, and only used from, one dedicated thread.
 
-    SQLite connections belong to the thread that opened them, while a web server answers
-    from a pool of threads; so every database call of the app goes through :meth:`call`,
-    which runs it on this thread and waits for the result. Writes are committed when
-    :meth:`call` returns.
+    Every database call of the app goes through :meth:`call`, which runs it on this
+    thread and waits for the result; so calls from the server's threads never interleave,
+    and writes are committed when :meth:`call` returns.
 
     Parameters
     ----------
@@ -33,7 +37,7 @@ class ProjectThread:
         self._project = self._executor.submit(Project, root).result()
 
     def call(self, function: Callable[[Project], T]) -> T:
-        """Run ``function(project)`` on the database thread; return its result or raise."""
+        """Run ``function(project)`` on the project's thread; return its result or raise."""
         return self._executor.submit(function, self._project).result()
 
     def close(self) -> None:

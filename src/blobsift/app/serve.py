@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from blobsift.app.guard import check_token, is_loopback, new_token
 from blobsift.exceptions import BlobsiftError, InvalidInputError
-from blobsift.web.guard import check_token, is_loopback, new_token
 
 __all__ = ["Prepared", "app_url", "bind", "prepare", "serve"]
 
@@ -91,9 +91,9 @@ def prepare(
         Port; 0 picks a free one.
     token : str, optional
         Access token (also honoured on loopback when given), at least
-        :data:`~blobsift.web.guard.MIN_TOKEN_LENGTH` characters.
+        :data:`~blobsift.app.guard.MIN_TOKEN_LENGTH` characters.
     **app_options
-        Further :func:`~blobsift.web.app.create_app` options (``who``, ``debug``, ...).
+        Further :func:`~blobsift.app.create_app` options (``who``, ``debug``, ...).
 
     Returns
     -------
@@ -108,7 +108,7 @@ def prepare(
     try:
         import uvicorn
 
-        from blobsift.web.app import create_app
+        from blobsift.app import create_app
     except ImportError as error:
         raise BlobsiftError(
             f"`blobsift label` needs the app extra ({error.name} is missing); install it with "

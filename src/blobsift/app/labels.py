@@ -14,9 +14,9 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from blobsift.app.pool import CandidatePool
+from blobsift.app.serialised import SerialisedProject
 from blobsift.store import Project
-from blobsift.web.db import ProjectThread
-from blobsift.web.pool import CandidatePool
 
 __all__ = ["CurrentLabels", "LabelSnapshot"]
 
@@ -34,7 +34,7 @@ class LabelSnapshot:
     table : pandas.DataFrame
         ``Project.labels()``.
     of_candidate : (n,) int64 array
-        Each pool candidate's label (:data:`~blobsift.web.pool.UNLABELLED` where none).
+        Each pool candidate's label (``Label.UNLABELLED`` where none).
     """
 
     mark: int
@@ -57,8 +57,8 @@ class CurrentLabels:
 
     Parameters
     ----------
-    db : ProjectThread
-        The app's database thread.
+    project : SerialisedProject
+        The app's project.
     pool : CandidatePool
         The candidates labels are matched to.
     on_external : callable, optional
@@ -68,20 +68,20 @@ class CurrentLabels:
 
     def __init__(
         self,
-        db: ProjectThread,
+        project: SerialisedProject,
         pool: CandidatePool,
         on_external: Callable[[int, int], None] | None = None,
     ) -> None:
-        self._db = db
+        self._project = project
         self._pool = pool
         self._on_external = on_external
         self._mine: set[int] = set()  # touched on the database thread only
         self._snapshot: LabelSnapshot | None = None
-        db.call(self._read)
+        project.call(self._read)
 
     def current(self) -> LabelSnapshot:
         """The labels now: the last reading, or a new one if the log has moved since."""
-        return self._db.call(self._read)
+        return self._project.call(self._read)
 
     def write(self, function: Callable[[Project], T], events: Callable[[T], Iterable[int]]) -> T:
         """Run a label write ``function(project)`` on the database thread.
@@ -95,7 +95,7 @@ class CurrentLabels:
             self._mine.update(events(result))
             return result
 
-        return self._db.call(run)
+        return self._project.call(run)
 
     def _read(self, project: Project) -> LabelSnapshot:
         old = self._snapshot

@@ -1,20 +1,38 @@
-"""Queue order: which unlabelled candidate to show next.
+"""Active labelling: which candidate to show next, and which labels to look at again.
 
-:func:`rank_useful` is the "most useful next" order (uncertain, likely positive and
-diverse crops first); :func:`rank_random` and :func:`rank_by_score` are the plain orders.
-All three are pure numpy and deterministic given their inputs and seed.
+The ranking behind the labelling app, without the app (no web stack, no store): pure
+numpy, deterministic given its inputs and seed.
+
+- Queue order: :func:`rank` dispatches to :func:`rank_useful` (the "most useful next"
+  order: uncertain, likely positive and diverse crops first), :func:`rank_random` or
+  :func:`rank_by_score`; :func:`crop_descriptors` describes crops for the diversity.
+- Likely mislabels: :func:`disagreement` scores how confidently a model contradicts each
+  label, and :func:`likely_mislabels` lists the labels most worth a second look.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from blobsift.crops import centre_window
 from blobsift.exceptions import InvalidInputError
 
-__all__ = ["ORDERS", "crop_descriptors", "rank", "rank_by_score", "rank_random", "rank_useful"]
+__all__ = [
+    "MISLABEL_MIN",
+    "ORDERS",
+    "crop_descriptors",
+    "disagreement",
+    "likely_mislabels",
+    "rank",
+    "rank_by_score",
+    "rank_random",
+    "rank_useful",
+]
 
 #: Queue orders the labelling app offers; the first is the default.
 ORDERS = ("useful", "random", "score")
+#: Smallest :func:`disagreement` listed as a likely mislabel.
+MISLABEL_MIN = 0.5
 
 _DESCRIPTOR_WINDOW = 32  # central pixels of a crop that describe it
 _DESCRIPTOR_BLOCK = 4  # block-average factor: a 32x32 window becomes 8x8 numbers
@@ -36,9 +54,10 @@ def crop_descriptors(crops: np.ndarray) -> np.ndarray:
     -------
     (n, 64) float32 array
     """
+    # Until blobsift.crops.normalise_crops (numpy) lands: then this becomes
+    # ``normalised = normalise_crops(window)`` and active.py loses its torch import.
     import torch
 
-    from blobsift.crops import centre_window
     from blobsift.nn.data import normalize_crops
 
     crops = np.asarray(crops, dtype=np.float32)
@@ -238,3 +257,65 @@ def rank(
     if order == "score":
         return rank_by_score(available, k, detector_score)
     raise InvalidInputError(f"queue order must be one of {ORDERS}; got {order!r}.")
+
+
+def disagreement(labels: np.ndarray, proba: np.ndarray, threshold: float) -> np.ndarray:
+    """How confidently a model contradicts each 0/1 label, from 0 (agrees) to 1.
+
+    A label disagrees when its held-out probability falls on the other side of the
+    decision threshold; the confidence is the distance past the threshold as a share of
+    the room on that side (a signal label scored 0, or a noise label scored 1, gives 1).
+
+    Parameters
+    ----------
+    labels : (n,) array of {0, 1}
+    proba : (n,) array
+        Held-out (out-of-fold) signal probabilities of the labelled crops.
+    threshold : float
+        The model's decision threshold.
+
+    Returns
+    -------
+    (n,) float array
+        0 where the model agrees with the label.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    proba = np.asarray(proba, dtype=np.float64)
+    below = np.clip((threshold - proba) / max(threshold, 1e-9), 0.0, 1.0)
+    above = np.clip((proba - threshold) / max(1.0 - threshold, 1e-9), 0.0, 1.0)
+    return np.where(labels == 1, below, above)
+
+
+def likely_mislabels(
+    labels: np.ndarray,
+    proba: np.ndarray,
+    threshold: float,
+    limit: int,
+    *,
+    min_disagreement: float = MISLABEL_MIN,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The labels a model most confidently contradicts, most confident first.
+
+    Parameters
+    ----------
+    labels : (n,) array of {0, 1}
+    proba : (n,) array
+        Held-out signal probabilities of the labelled crops.
+    threshold : float
+        The model's decision threshold.
+    limit : int
+        How many to list at most.
+    min_disagreement : float
+        Smallest :func:`disagreement` listed.
+
+    Returns
+    -------
+    index : (m,) int array
+        Rows of ``labels`` listed, ``m <= limit`` (ties keep their order).
+    score : (m,) float array
+        Their disagreement.
+    """
+    score = disagreement(labels, proba, threshold)
+    order = np.argsort(-score, kind="stable")
+    order = order[score[order] >= min_disagreement][: max(int(limit), 0)]
+    return order, score[order]

@@ -11,9 +11,15 @@ from pathlib import Path
 from typing import Any
 
 from blobsift.exceptions import BlobsiftError
+from blobsift.metrics import MIN_HELDOUT_POSITIVES, too_few_positives
+from blobsift.project_report import TOO_FEW_POSITIVES
 from blobsift.store import ModelRecord, Project
+from blobsift.types import ProgressEvent
 
 __all__ = ["EventHub", "TrainingJob", "model_summary"]
+
+#: The summary's held-out estimates, withheld when made from too few positives.
+_ESTIMATES = ("f1", "f1_ci", "precision", "recall")
 
 
 class EventHub:
@@ -112,17 +118,19 @@ class TrainingJob:
         self.state = data
         self.hub.publish("training", data)
 
-    def _progress(self, stage: str, info: dict[str, Any]) -> None:
-        """Forward a ``Project.train`` progress call (Phase 1 steps or Phase 2 epochs)."""
+    def _progress(self, event: ProgressEvent) -> None:
+        """Publish a ``Project.train`` progress event (Phase 1 steps or Phase 2 epochs)."""
+        values = event.values
+        loss = values.get("train_loss") if event.stage == "epoch" else values.get("loss")
         self._publish(
             {
                 "phase": "progress",
-                "model_phase": info.get("phase"),
-                "stage": stage,
-                "done": info.get("done", info.get("epoch")),
-                "total": info.get("total", info.get("total_epochs")),
-                "loss": info.get("train_loss", info.get("loss")),
-                "val_f1": info.get("val_f1"),
+                "model_phase": values.get("phase"),
+                "stage": event.stage,
+                "done": event.done,
+                "total": event.total,
+                "loss": loss,
+                "val_f1": values.get("val_f1"),
             }
         )
 
@@ -141,9 +149,14 @@ class TrainingJob:
 
 
 def model_summary(record: ModelRecord) -> dict[str, Any]:
-    """The JSON summary of a model version the page shows."""
+    """The JSON summary of a model version the page shows.
+
+    Held-out estimates (``f1``, ``f1_ci``, ``precision``, ``recall``) from fewer than
+    :data:`~blobsift.metrics.MIN_HELDOUT_POSITIVES` positives are sent as None, with the
+    reason in ``estimates`` (None where the estimates stand).
+    """
     metrics = record.metrics
-    return {
+    summary = {
         "model_id": record.id,
         "created_at": record.created_at,
         "model_phase": record.phase,
@@ -155,4 +168,12 @@ def model_summary(record: ModelRecord) -> dict[str, Any]:
         "f1_ci": metrics.get("f1_ci"),
         "precision": metrics.get("precision"),
         "recall": metrics.get("recall"),
+        "estimates": None,
     }
+    positives = metrics.get("n_positive")
+    if too_few_positives(positives):
+        summary.update({name: None for name in _ESTIMATES})
+        summary["estimates"] = (
+            f"{TOO_FEW_POSITIVES}: {positives} signal, {MIN_HELDOUT_POSITIVES} needed"
+        )
+    return summary
