@@ -372,6 +372,33 @@ def test_neighbours_come_from_the_latest_siamese_gallery(trained):
     assert client.get(f"/api/gallery/{model_id + 1}/0.png").status_code == 404
 
 
+def test_status_withholds_an_f1_from_too_few_heldout_positives(blank):
+    from blobsift.metrics import MIN_HELDOUT_POSITIVES
+    from blobsift.store import ModelRecord
+
+    def record(model_id: int, n_positive: int) -> ModelRecord:
+        metrics = {"f1": 0.8, "f1_ci": [0.5, 0.95], "precision": 0.9, "recall": 0.7,
+                   "n_positive": n_positive}  # fmt: skip
+        return ModelRecord(
+            id=model_id, created_at="2026-01-01T00:00:00", kind="sifter", phase="siamese",
+            phase_reason="", label_set_hash="", n_labels=4 * n_positive, n_positive=n_positive,
+            metrics=metrics, threshold=0.5, settings={}, path=Path("model"),
+        )  # fmt: skip
+
+    few, enough = MIN_HELDOUT_POSITIVES - 1, MIN_HELDOUT_POSITIVES
+    app = create_app(blank)
+    with TestClient(app, base_url=LOCAL) as client:
+        app.state.web.models = [record(1, few), record(2, enough)]
+        models = client.get("/api/status").json()["models"]
+    withheld, shown = models
+    assert [withheld[k] for k in ("f1", "f1_ci", "precision", "recall")] == [None] * 4
+    assert withheld["estimates"].startswith("too few positives to estimate")
+    assert f"{few} signal, {MIN_HELDOUT_POSITIVES} needed" in withheld["estimates"]
+    assert withheld["n_positive"] == few  # the count itself is still shown
+    assert shown["estimates"] is None
+    assert (shown["f1"], shown["f1_ci"]) == (0.8, [0.5, 0.95])
+
+
 # ---------------------------------------------------------------------------- the command
 def test_label_command_serves_and_a_killed_server_keeps_acknowledged_labels(fresh):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

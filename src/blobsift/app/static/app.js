@@ -135,8 +135,14 @@ function renderModel(status) {
     );
     return;
   }
-  const f1 = el("div", {}, ["F1 ", el("span", { className: "big", textContent: fmt(m.f1) })]);
-  if (m.f1_ci) f1.append(" ", el("span", { textContent: `[${fmt(m.f1_ci[0], 2)}, ${fmt(m.f1_ci[1], 2)}]` }));
+  const f1 = el("div", { id: "model-f1" }, ["F1 "]);
+  if (m.estimates) {
+    // Too few held-out positives: the server sends no F1, only why.
+    f1.append(el("span", { className: "dim", textContent: m.estimates }));
+  } else {
+    f1.append(el("span", { className: "big", textContent: fmt(m.f1) }));
+    if (m.f1_ci) f1.append(" ", el("span", { textContent: `[${fmt(m.f1_ci[0], 2)}, ${fmt(m.f1_ci[1], 2)}]` }));
+  }
   const labelled = status.labels.signal + status.labels.noise;
   const since = labelled - m.n_labels;
   $("model").replaceChildren(
@@ -147,6 +153,13 @@ function renderModel(status) {
     phase2Line(status),
   );
   if (since > 0) $("model").append(el("div", {}, [`${since} new label(s) since · `, kbd("t"), " to retrain"]));
+}
+
+// A model's held-out F1 with its interval, or why there is none (too few positives).
+function f1Text(m) {
+  if (m.estimates) return `F1: ${m.estimates}`;
+  const ci = m.f1_ci ? ` [${fmt(m.f1_ci[0], 2)}, ${fmt(m.f1_ci[1], 2)}]` : "";
+  return `F1 ${fmt(m.f1)}${ci}`;
 }
 
 function svgPath(points) {
@@ -171,6 +184,12 @@ function renderCurve(models) {
   ];
   const points = [];
   for (const m of models) {
+    if (m.estimates) {
+      // No point for an F1 from too few positives: a grey x on the axis says why.
+      const why = svgEl("title", {}, [`#${m.model_id}: ${m.n_labels} labels, ${m.estimates}`]);
+      parts.push(svgEl("text", { x: x(m.n_labels), y: y(0) + 3, class: "too-few", "text-anchor": "middle" }, ["×", why]));
+      continue;
+    }
     if (m.f1 === null) continue;
     if (m.f1_ci) {
       parts.push(svgEl("line", { class: "ci", x1: x(m.n_labels), x2: x(m.n_labels), y1: y(m.f1_ci[0]), y2: y(m.f1_ci[1]) }));
@@ -208,8 +227,7 @@ function renderTraining(event) {
   } else if (event.phase === "scoring") {
     box.replaceChildren(bold("scoring candidates"), ` with model #${event.model_id}…`);
   } else if (event.phase === "done") {
-    const ci = event.f1_ci ? ` [${fmt(event.f1_ci[0], 2)}, ${fmt(event.f1_ci[1], 2)}]` : "";
-    box.replaceChildren(bold("done"), ` · model #${event.model_id} · F1 ${fmt(event.f1)}${ci}`);
+    box.replaceChildren(bold("done"), ` · model #${event.model_id} · ${f1Text(event)}`);
   } else if (event.phase === "failed") {
     box.replaceChildren(bold("failed", "bad"), `: ${event.error}`);
   }
@@ -259,7 +277,7 @@ function listen() {
     const event = JSON.parse(message.data);
     renderTraining(event);
     if (event.phase === "done") {
-      toast(`model #${event.model_id} trained: F1 ${fmt(event.f1)}`);
+      toast(`model #${event.model_id} trained: ${f1Text(event)}`);
       refreshStatus().then(rescore).catch((error) => toast(error.message, true));
     }
     if (event.phase === "failed") toast(`training failed: ${event.error}`, true);
