@@ -5,6 +5,7 @@ import pytest
 from blobsift.active import (
     crop_descriptors,
     disagreement,
+    likely_mislabels,
     rank,
     rank_by_score,
     rank_random,
@@ -108,6 +109,16 @@ def test_disagreement_measures_confident_contradiction():
     )
 
 
+def test_likely_mislabels_list_confident_disagreements_first():
+    labels = np.array([1, 1, 0, 0, 1, 0])
+    proba = np.array([0.9, 0.0, 0.1, 1.0, 0.2, 0.7])
+    index, score = likely_mislabels(labels, proba, 0.4, limit=10)
+    assert index.tolist() == [1, 3, 4, 5]
+    np.testing.assert_allclose(score, [1.0, 1.0, 0.5, 0.5])
+    assert likely_mislabels(labels, proba, 0.4, limit=1)[0].tolist() == [1]
+    assert likely_mislabels(labels, proba, 0.4, limit=10, min_disagreement=0.9)[0].size == 2
+
+
 def test_candidates_closer_than_the_match_radius_are_offered_once():
     table = pd.DataFrame(
         {
@@ -133,3 +144,36 @@ def test_candidates_closer_than_the_match_radius_are_offered_once():
     assert pool.find(2, 20.0, 20.0) is None
     with pytest.raises(InvalidInputError, match="no candidate '3-0'"):
         pool.index("3-0")
+
+
+def test_pool_scores_image_by_image_through_the_one_scoring_step():
+    from blobsift.scoring import score_candidates
+
+    rng = np.random.default_rng(0)
+    pixels = {7: rng.normal(size=(80, 90)), 9: rng.normal(size=(70, 70))}
+    table = pd.DataFrame(
+        {
+            "image_id": [9, 7, 9, 7],
+            "image": ["b", "a", "b", "a"],
+            "row": [10.0, 20.0, 50.0, 60.0],
+            "col": [10.0, 30.0, 40.0, 70.0],
+            "sigma": 1.0,
+            "score": 5.0,
+        }
+    )
+
+    class Brightness:
+        def predict_proba(self, crops):
+            p = 1.0 / (1.0 + np.exp(-crops[:, 32, 32]))
+            return np.column_stack([1.0 - p, p])
+
+    pool = CandidatePool(table, np.zeros((4, 64)), images=pixels.__getitem__, match_radius=2.0)
+    events = []
+    proba = pool.score_all(Brightness(), progress=events.append)
+    for image_id, part in table.groupby("image_id"):
+        expected = score_candidates(pixels[image_id], part, Brightness())
+        np.testing.assert_allclose(proba[part.index], expected)
+    assert [(e.stage, e.done, e.total, e.item) for e in events] == [
+        ("score", 1, 2, "a"),
+        ("score", 2, 2, "b"),
+    ]
