@@ -111,12 +111,12 @@ def test_disagreement_measures_confident_contradiction():
 
 def test_likely_mislabels_list_confident_disagreements_first():
     labels = np.array([1, 1, 0, 0, 1, 0])
-    proba = np.array([0.9, 0.0, 0.1, 1.0, 0.2, 0.7])
-    index, score = likely_mislabels(labels, proba, 0.4, limit=10)
-    assert index.tolist() == [1, 3, 4, 5]
+    proba = np.array([0.9, 0.0, 0.1, 1.0, 0.25, 0.75])
+    index, score = likely_mislabels(labels, proba, 0.5, limit=10)
+    assert index.tolist() == [1, 3, 4, 5]  # ties keep their order
     np.testing.assert_allclose(score, [1.0, 1.0, 0.5, 0.5])
-    assert likely_mislabels(labels, proba, 0.4, limit=1)[0].tolist() == [1]
-    assert likely_mislabels(labels, proba, 0.4, limit=10, min_disagreement=0.9)[0].size == 2
+    assert likely_mislabels(labels, proba, 0.5, limit=1)[0].tolist() == [1]
+    assert likely_mislabels(labels, proba, 0.5, limit=10, min_disagreement=0.9)[0].size == 2
 
 
 def test_candidates_closer_than_the_match_radius_are_offered_once():
