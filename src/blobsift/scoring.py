@@ -123,6 +123,7 @@ def score_image(
     name: str = "",
     tile_size: int | None = None,
     n_threads: int | None = None,
+    backend: str = "auto",
 ) -> Any:
     """Detect the candidates of one image and score them: the whole step.
 
@@ -142,6 +143,8 @@ def score_image(
         Detect and cut by tiles of this side.
     n_threads : int, optional
         Detector threads (default: the CPUs available).
+    backend : {"auto", "opencv", "scipy"}
+        The detector's filter implementation (see :func:`~blobsift.detect.detect_blobs`).
 
     Returns
     -------
@@ -152,11 +155,11 @@ def score_image(
     height, width = image.shape
     if tile_size is None and height * width <= WHOLE_IMAGE_PIXELS:
         pixels = image if isinstance(image, np.ndarray) else image.read()
-        found = detect_blobs(pixels, settings, n_threads=n_threads)
+        found = detect_blobs(pixels, settings, n_threads=n_threads, backend=backend)
         probability = score_candidates(pixels, found, model)
     else:
         size = DEFAULT_TILE if tile_size is None else tile_size
-        found = detect_blobs(image, settings, tile_size=size, n_threads=n_threads)
+        found = detect_blobs(image, settings, tile_size=size, n_threads=n_threads, backend=backend)
         probability = score_candidates(image, found, model, tile_size=size)
     return prediction_table(name, found, probability, float(model.threshold_))
 
