@@ -154,7 +154,7 @@ def score_image(
     settings = settings or DetectSettings()
     height, width = image.shape
     if tile_size is None and height * width <= WHOLE_IMAGE_PIXELS:
-        pixels = image if isinstance(image, np.ndarray) else image.read()
+        pixels = _read_whole(image)
         found = detect_blobs(pixels, settings, n_threads=n_threads, backend=backend)
         probability = score_candidates(pixels, found, model)
     else:
@@ -162,6 +162,15 @@ def score_image(
         found = detect_blobs(image, settings, tile_size=size, n_threads=n_threads, backend=backend)
         probability = score_candidates(image, found, model, tile_size=size)
     return prediction_table(name, found, probability, float(model.threshold_))
+
+
+def _read_whole(image: Any) -> np.ndarray:
+    """The pixels of an in-memory image, an opened file (``read()``) or any 2D lazy array."""
+    if isinstance(image, np.ndarray):
+        return image
+    if hasattr(image, "read"):
+        return image.read()
+    return np.asarray(image[:, :])
 
 
 def _column(candidates: Any, name: str) -> np.ndarray:

@@ -30,6 +30,8 @@ __all__ = ["ModelPlugin", "run_on_cluster"]
 
 def _limit_inference_threads(model: Any, threads: int) -> None:
     """Keep a worker's inference to ``threads`` cores (onnxruntime defaults to all)."""
+    # NOTE(layers): torch belongs in nn/ and classify/ only; this goes when classify offers
+    # a way to limit a fitted model's inference threads (asked of the learn developer).
     import torch
 
     torch.set_num_threads(threads)
