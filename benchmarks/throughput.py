@@ -140,7 +140,7 @@ def main() -> None:
                 n_workers=2,
                 threads_per_worker=1,
                 host="127.0.0.1",
-                scheduler_kwargs={"dashboard": False},
+                dashboard_address=None,  # no fixed port: never collides with another run
                 worker_dashboard_address=None,
             ) as cluster,
             distributed.Client(cluster, set_as_default=False) as client,

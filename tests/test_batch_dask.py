@@ -53,7 +53,7 @@ def cluster():
         threads_per_worker=1,
         processes=True,
         host="127.0.0.1",
-        scheduler_kwargs={"dashboard": False},
+        dashboard_address=None,  # no fixed port 8787: suites on one machine never collide
         worker_dashboard_address=None,
     ) as local_cluster:
         yield local_cluster
@@ -94,14 +94,14 @@ def test_serial_finds_candidates_in_every_image(serial, images):
 
 def test_cluster_gives_the_serial_result(client, images, model_file, serial):
     seen = []
-    frame = predict_images(
-        images, model_file, scheduler=client, progress=lambda s, i: seen.append(i), **DETECT
-    )
+    frame = predict_images(images, model_file, scheduler=client, progress=seen.append, **DETECT)
     _assert_same(frame, serial)
     assert list(dict.fromkeys(frame["image"])) == images
-    assert seen[0]["done"] == 0
-    assert "dashboard" in seen[0]
-    assert [i["done"] for i in seen[1:]] == list(range(1, N_IMAGES + 1))
+    assert all(event.stage == "predict" for event in seen)
+    assert seen[0].done == 0
+    assert "dashboard" in seen[0].values
+    assert [event.done for event in seen[1:]] == list(range(1, N_IMAGES + 1))
+    assert all(event.values["status"] == "done" for event in seen[1:])
 
 
 def test_cluster_takes_a_fitted_sifter_and_a_scheduler_address(cluster, images, model_file):
@@ -122,8 +122,8 @@ def _loaded_models(dask_worker):
 def test_the_model_is_loaded_once_per_worker_and_removed_afterwards(client, images, model_file):
     snapshots = []
 
-    def look(stage, info):
-        if info.get("done") in (1, N_IMAGES - 1) and "image" in info:
+    def look(event):
+        if event.done in (1, N_IMAGES - 1) and event.item is not None:
             snapshots.append(client.run(_loaded_models))
 
     predict_images(images, model_file, scheduler=client, progress=look, **DETECT)
@@ -157,8 +157,8 @@ def test_a_worker_killed_mid_run_still_completes_every_image_once(
     pids = client.run(os.getpid)
     killed = []
 
-    def kill_one_worker(stage, info):
-        if killed or info.get("done", 0) < 1 or "dashboard" in info:
+    def kill_one_worker(event):
+        if killed or event.done < 1 or "dashboard" in event.values:
             return
         busy = [address for address, tasks in client.processing().items() if tasks]
         address = busy[0] if busy else next(iter(pids))
@@ -190,8 +190,8 @@ def test_output_is_written_as_images_finish_and_resumes(images, model_file, seri
     output = tmp_path / "out.csv"
     seen = []
 
-    def interrupt(stage, info):
-        seen.append(info["image"])
+    def interrupt(event):
+        seen.append(event.item)
         if len(seen) == 2:
             raise KeyboardInterrupt
 
@@ -211,11 +211,9 @@ def test_output_is_written_as_images_finish_and_resumes(images, model_file, seri
         handle.write('{"image": "cut off')
 
     redone = []
-    frame = predict_images(
-        images, model_file, output=output, progress=lambda s, i: redone.append(i), **DETECT
-    )
-    assert sorted(i["image"] for i in redone) == sorted(rest)
-    assert redone[0]["done"] == 3
+    frame = predict_images(images, model_file, output=output, progress=redone.append, **DETECT)
+    assert sorted(event.item for event in redone) == sorted(rest)
+    assert redone[0].done == 3
     _assert_same(frame, serial)
     _assert_same(pd.read_csv(output), serial)
     assert not partial_output.exists()
@@ -226,10 +224,8 @@ def test_parquet_output_resumes(images, model_file, serial, tmp_path):
     first = predict_images(images[:2], model_file, output=output, **DETECT)
     _assert_same(first, serial[serial["image"].isin(images[:2])])
     calls = []
-    frame = predict_images(
-        images, model_file, output=output, progress=lambda s, i: calls.append(i), **DETECT
-    )
-    assert sorted(i["image"] for i in calls) == sorted(images[2:])
+    frame = predict_images(images, model_file, output=output, progress=calls.append, **DETECT)
+    assert sorted(event.item for event in calls) == sorted(images[2:])
     _assert_same(frame, serial)
     _assert_same(pd.read_parquet(output), serial)
 

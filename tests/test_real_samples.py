@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from blobsift.project_report import write_report
+from blobsift.report import write_report
 from blobsift.store import DETECT_DEFAULTS, Project
 
 IMAGE_SUFFIXES = {".tif", ".tiff", ".png", ".jpg", ".jpeg", ".npy", ".fits"}

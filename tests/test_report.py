@@ -15,7 +15,7 @@ import pytest
 from blobsift.classify.base import THRESHOLD_RULES, describe_threshold_rule
 from blobsift.cli import main
 from blobsift.metrics import MIN_HELDOUT_POSITIVES
-from blobsift.project_report import (
+from blobsift.report import (
     TOO_FEW_POSITIVES,
     format_metric,
     format_threshold,

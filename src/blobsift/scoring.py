@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from blobsift import crops as _crops  # looked up at each call: a patched cutter is used
 from blobsift._validation import CROP_SIZE
-from blobsift.crops import extract_crops
 from blobsift.detect import DEFAULT_TILE, DetectSettings, detect_blobs
 from blobsift.types import Candidates
 
@@ -64,7 +64,7 @@ def score_candidates(
     if tile_size is None and isinstance(image, np.ndarray):
         for start in range(0, rows.size, _CLASSIFY_CHUNK):
             chunk = slice(start, start + _CLASSIFY_CHUNK)
-            crops = extract_crops(image, np.column_stack([rows[chunk], cols[chunk]]))
+            crops = _crops.extract_crops(image, np.column_stack([rows[chunk], cols[chunk]]))
             probability[chunk] = model.predict_proba(crops)[:, 1]
         return probability
     size = DEFAULT_TILE if tile_size is None else tile_size
@@ -90,7 +90,7 @@ def score_candidates(
         for start in range(0, members.size, _CLASSIFY_CHUNK):
             chunk = members[start : start + _CLASSIFY_CHUNK]
             centres = np.column_stack([pixel_rows[chunk] - r0, pixel_cols[chunk] - c0])
-            crops = extract_crops(region, centres.astype(np.float64))
+            crops = _crops.extract_crops(region, centres.astype(np.float64))
             probability[chunk] = model.predict_proba(crops)[:, 1]
         del region
     return probability
@@ -123,6 +123,7 @@ def score_image(
     name: str = "",
     tile_size: int | None = None,
     n_threads: int | None = None,
+    backend: str = "auto",
 ) -> Any:
     """Detect the candidates of one image and score them: the whole step.
 
@@ -142,6 +143,8 @@ def score_image(
         Detect and cut by tiles of this side.
     n_threads : int, optional
         Detector threads (default: the CPUs available).
+    backend : {"auto", "opencv", "scipy"}
+        The detector's filter implementation (see :func:`~blobsift.detect.detect_blobs`).
 
     Returns
     -------
@@ -151,14 +154,23 @@ def score_image(
     settings = settings or DetectSettings()
     height, width = image.shape
     if tile_size is None and height * width <= WHOLE_IMAGE_PIXELS:
-        pixels = image if isinstance(image, np.ndarray) else image.read()
-        found = detect_blobs(pixels, settings, n_threads=n_threads)
+        pixels = _read_whole(image)
+        found = detect_blobs(pixels, settings, n_threads=n_threads, backend=backend)
         probability = score_candidates(pixels, found, model)
     else:
         size = DEFAULT_TILE if tile_size is None else tile_size
-        found = detect_blobs(image, settings, tile_size=size, n_threads=n_threads)
+        found = detect_blobs(image, settings, tile_size=size, n_threads=n_threads, backend=backend)
         probability = score_candidates(image, found, model, tile_size=size)
     return prediction_table(name, found, probability, float(model.threshold_))
+
+
+def _read_whole(image: Any) -> np.ndarray:
+    """The pixels of an in-memory image, an opened file (``read()``) or any 2D lazy array."""
+    if isinstance(image, np.ndarray):
+        return image
+    if hasattr(image, "read"):
+        return image.read()
+    return np.asarray(image[:, :])
 
 
 def _column(candidates: Any, name: str) -> np.ndarray:

@@ -1,5 +1,7 @@
 """The Dask side of :func:`blobsift.batch.predict_images` (imported only with a scheduler).
 
+The only module of blobsift that imports dask / distributed.
+
 The model travels once per worker as a :class:`ModelPlugin` (the model file's bytes,
 loaded when the plugin is set up on a worker, including workers that join or replace a
 dead one later); each task is one image and looks the model up by the plugin's name.
@@ -18,14 +20,18 @@ from typing import Any
 from distributed import Client, as_completed, get_worker
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from blobsift.batch import _journal_record, _model_bytes, _predict_one
+from blobsift.batch._journal import failure_record
+from blobsift.batch._work import ScoringPlan, model_bytes, predict_one
 from blobsift.exceptions import InvalidInputError
+from blobsift.types import Progress, ProgressEvent
 
 __all__ = ["ModelPlugin", "run_on_cluster"]
 
 
 def _limit_inference_threads(model: Any, threads: int) -> None:
     """Keep a worker's inference to ``threads`` cores (onnxruntime defaults to all)."""
+    # NOTE(layers): torch belongs in nn/ and classify/ only; this goes when classify offers
+    # a way to limit a fitted model's inference threads (asked of the learn developer).
     import torch
 
     torch.set_num_threads(threads)
@@ -72,12 +78,10 @@ class ModelPlugin(WorkerPlugin):
         self.model = None
 
 
-def _worker_task(
-    path: str, plugin: str, settings: dict[str, Any], tile_size: int | None, threads: int
-) -> tuple[dict[str, Any], Any]:
+def _worker_task(path: str, plugin: str, plan: ScoringPlan) -> tuple[dict[str, Any], Any]:
     """One image on a Dask worker, with the model its plugin loaded."""
     model = get_worker().plugins[plugin].model
-    return _predict_one(path, model, settings, tile_size, threads)
+    return predict_one(path, model, plan, plan.n_threads or 1)
 
 
 def _client(scheduler: Any) -> tuple[Client, bool]:
@@ -93,42 +97,41 @@ def _client(scheduler: Any) -> tuple[Client, bool]:
     )
 
 
-def _failure(image: str, error: BaseException) -> dict[str, Any]:
-    return _journal_record(image, None, f"{type(error).__name__}: {error}", None, [])
-
-
 def run_on_cluster(
     scheduler: Any,
     todo: list[str],
     model: Any,
-    settings: dict[str, Any],
-    tile_size: int | None,
-    threads: int,
+    plan: ScoringPlan,
     report: Callable[[dict[str, Any], Any], None],
-    progress: Callable[[str, dict[str, Any]], None] | None,
+    progress: Progress | None,
     total: int,
     skipped: int,
 ) -> None:
-    """Run one task per image on the cluster; ``report(record, frame)`` as each finishes."""
+    """Run one task per image on the cluster; ``report(record, frame)`` as each finishes.
+
+    ``model`` is a model file or a fitted Sifter, sent once to each worker; each task
+    uses ``plan.n_threads`` cores (default one). ``progress`` first receives the dashboard
+    link (``values["dashboard"]``) with ``skipped`` of ``total`` images done.
+    """
+    threads = int(plan.n_threads or 1)
     client, own = _client(scheduler)
     futures: list[Any] = []
     name = ""
     try:
-        weights, config = _model_bytes(model)
+        weights, config = model_bytes(model)
         run = os.urandom(4).hex()  # runs sharing a client never remove each other's model
         name = f"blobsift-model-{hashlib.sha256(weights + config).hexdigest()[:12]}-{run}"
         client.register_plugin(ModelPlugin(name, weights, config, threads), name=name)
         if progress is not None:
             link = getattr(client, "dashboard_link", None)
-            progress("predict", {"done": skipped, "total": total, "dashboard": link})
+            event = ProgressEvent("predict", skipped, total, values={"dashboard": link})
+            progress(event)
         futures = [
             client.submit(
                 _worker_task,
                 path,
                 name,
-                settings,
-                tile_size,
-                threads,
+                plan,
                 key=f"blobsift-predict-{run}-{i}",
                 pure=False,
             )
@@ -139,7 +142,7 @@ def run_on_cluster(
             try:
                 record, frame = future.result()
             except Exception as error:  # e.g. KilledWorker: this image killed every worker
-                record, frame = _failure(image_of[future.key], error), None
+                record, frame = failure_record(image_of[future.key], error), None
             future.release()
             report(record, frame)
     finally:

@@ -1,4 +1,8 @@
-"""Pictures of results: learning curves and crop galleries, rendered to PNG."""
+"""Pictures of results rendered to PNG: learning curves, crop galleries, detections.
+
+Also the shared plumbing of every figure: :func:`pyplot` (the Agg backend),
+:func:`save_figure` (atomic PNG) and the specification's expected F1 ranges.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ __all__ = [
     "SPEC_EXPECTED_F1",
     "draw_spec_ranges",
     "plot_crop_gallery",
+    "plot_detections",
     "plot_learning_curve",
     "pyplot",
     "save_figure",
@@ -128,3 +133,68 @@ def plot_crop_gallery(
     if title:
         fig.suptitle(title, fontsize=10)
     return save_figure(fig, path, dpi=90)
+
+
+def plot_detections(
+    image: np.ndarray,
+    predictions: Any,
+    path: str | os.PathLike[str],
+    *,
+    labels: Any = None,
+    title: str = "",
+) -> Path:
+    """Draw candidates on an image: circles by decision, labelled positions marked.
+
+    Parameters
+    ----------
+    image : (H, W) array
+        The image (contrast-stretched for display, 1st-99.8th percentile).
+    predictions : pandas.DataFrame
+        ``row``, ``col``, ``sigma`` and ``decision`` of each candidate.
+    path : path-like
+        Where to write the PNG.
+    labels : pandas.DataFrame, optional
+        ``row``, ``col``, ``label`` of labelled positions (signal ``+``, noise ``x``).
+    title : str
+        Figure title.
+
+    Returns
+    -------
+    Path
+        The PNG written.
+    """
+    from matplotlib.collections import PatchCollection
+    from matplotlib.patches import Circle
+
+    plt = pyplot()
+    height, width = image.shape
+    scale = 7.0 / max(height, width)
+    fig, ax = plt.subplots(figsize=(max(width * scale, 3) + 0.5, max(height * scale, 3) + 0.6))
+    low, high = np.percentile(image, [1, 99.8])
+    ax.imshow(image, cmap="gray", vmin=low, vmax=max(high, low + 1e-6))
+    circles = [
+        Circle((col, row), 2 * (sigma if np.isfinite(sigma) else 1.5))
+        for row, col, sigma in zip(
+            predictions["row"], predictions["col"], predictions["sigma"], strict=True
+        )
+    ]
+    colours = np.where(predictions["decision"].to_numpy(dtype=bool), "#33dd33", "#ff5050")
+    # one collection, not a patch per candidate: thousands of patches take seconds each
+    ax.add_collection(PatchCollection(circles, facecolors="none", edgecolors=colours, lw=0.8))
+    if labels is not None and len(labels):
+        signal = labels[labels["label"] == 1]
+        noise = labels[labels["label"] == 0]
+        ax.plot(signal["col"], signal["row"], "+", color="cyan", ms=5, mew=0.8)
+        ax.plot(noise["col"], noise["row"], "x", color="orange", ms=4, mew=0.8)
+    ax.plot([], [], "o", mfc="none", mec="#33dd33", label="predicted signal")
+    ax.plot([], [], "o", mfc="none", mec="#ff5050", label="predicted noise")
+    if labels is not None and len(labels):
+        ax.plot([], [], "+", color="cyan", label="labelled signal")
+        ax.plot([], [], "x", color="orange", label="labelled noise")
+    ax.legend(loc="upper right", fontsize=7, framealpha=0.7)
+    ax.set_xlim(-0.5, width - 0.5)
+    ax.set_ylim(height - 0.5, -0.5)
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title, fontsize=9)
+    return save_figure(fig, path, dpi=120)
