@@ -39,6 +39,7 @@ def write_points(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:
     InvalidInputError
         If the points are not 2D (row, col).
     """
+    from blobsift.io import write_candidates
     from blobsift.types import Candidates
 
     positions = np.asarray(data, dtype=np.float64)
@@ -55,4 +56,4 @@ def write_points(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:
             columns[name] = np.asarray(features[name], dtype=np.float64)
     image = (attributes.get("metadata") or {}).get("blobsift_image") or None
     candidates = Candidates(row=positions[:, 0], col=positions[:, 1], image=image, **columns)
-    return [str(candidates.to_csv(path))]
+    return [str(write_candidates(candidates, path))]
