@@ -144,15 +144,15 @@ def read_table(path: Path) -> list[LayerData]:
         If the table's row/col hold anything but finite numbers.
     """
     from blobsift.io import read_image
-    from blobsift.store import Project, _label_value
-    from blobsift.types import Candidates
+    from blobsift.store import Project
+    from blobsift.types import Candidates, Label
 
     frame = _read_frame(path)
     Candidates.from_pandas(frame)  # the same checks as import-candidates, same messages
     colour_by = "decision" if "decision" in frame.columns else "label"
     if "label" in frame.columns:  # 1/0/-1 or the words; anything else shows unlabelled
-        codes = [_label_value(value) for value in frame["label"]]
-        frame["label"] = [-2 if code is None else code for code in codes]
+        labels = [Label.parse(value) for value in frame["label"]]
+        frame["label"] = [int(Label.UNLABELLED if x is None else x) for x in labels]
     if "image" not in frame.columns:
         frame = frame.assign(image="")
     root = _owning_project(path)
