@@ -23,6 +23,8 @@ Modules
 - :mod:`blobsift.io._wcs`: :func:`read_wcs`, the celestial WCS of a FITS image.
 - :mod:`blobsift.io._candidates`: :func:`read_candidates` and :func:`write_candidates`,
   candidate lists as CSV files.
+- :mod:`blobsift.io._tables`: :func:`read_table` and :func:`table_columns`, table files
+  (CSV, TSV, Parquet) as DataFrames.
 - this module: :func:`open_image` and :func:`read_image`.
 """
 
@@ -46,16 +48,20 @@ from blobsift.io._formats import (
     sniff,
 )
 from blobsift.io._lazy import COLOUR_DTYPES, LUMA_WEIGHTS, LazyImage, Page
+from blobsift.io._tables import TABLE_SUFFIXES, read_table, table_columns
 from blobsift.io._wcs import read_wcs
 
 __all__ = [
     "LUMA_WEIGHTS",
+    "TABLE_SUFFIXES",
     "LazyImage",
     "Page",
     "open_image",
     "read_candidates",
     "read_image",
+    "read_table",
     "read_wcs",
+    "table_columns",
     "write_candidates",
 ]
 

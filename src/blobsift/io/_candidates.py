@@ -14,6 +14,7 @@ from pathlib import Path
 
 from blobsift._atomic import atomic_write
 from blobsift.exceptions import InvalidInputError
+from blobsift.io._tables import read_text_table
 from blobsift.types import Candidates
 
 __all__ = ["read_candidates", "write_candidates"]
@@ -87,9 +88,8 @@ def read_candidates(
     path = Path(path)
     if not path.is_file():
         raise InvalidInputError(f"candidate file {str(path)!r} does not exist or is not a file.")
-    separator = "\t" if path.suffix.lower() == ".tsv" else ","
     try:
-        frame = pd.read_csv(path, sep=separator, dtype={"image": str})
+        frame = read_text_table(path)
     except pd.errors.EmptyDataError:
         raise InvalidInputError(
             f"candidate file {str(path)!r} is empty; it needs a header with row,col."
