@@ -9,7 +9,11 @@ with columns ``row``, ``col`` (sub-pixel, float64), ``sigma`` (blob width in pix
 unknown) and ``score`` (detector strength; NaN if unknown), and optionally ``image`` (the
 image each candidate belongs to, as a string) when one list covers several images.
 
-Coordinates are (row, col) with the centre of pixel ``[i, j]`` at ``(i, j)``.
+Coordinates are (row, col) with the centre of pixel ``[i, j]`` at ``(i, j)``. Candidate
+files are read and written by :func:`blobsift.io.read_candidates` and
+:func:`blobsift.io.write_candidates`.
+
+This module is layer 0: it imports nothing of blobsift but :mod:`blobsift.exceptions`.
 """
 
 from __future__ import annotations
@@ -19,16 +23,20 @@ import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import partial
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from blobsift._atomic import atomic_write
 from blobsift.exceptions import InvalidInputError
 
-__all__ = ["Candidates", "Label", "Progress", "ProgressEvent", "read_candidates"]
+__all__ = [
+    "Candidates",
+    "Label",
+    "Progress",
+    "ProgressEvent",
+    "column_numbers",
+    "number_from_text",
+]
 
 
 class Label(enum.IntEnum):
@@ -434,7 +442,7 @@ class Candidates:
         image = np.concatenate([part.image for part in parts]) if has_image == {True} else None
         return cls(image=image, **columns)
 
-    # -- pandas and CSV -------------------------------------------------------------------
+    # -- pandas -------------------------------------------------------------------------
     def to_pandas(self) -> Any:
         """Return a ``pandas.DataFrame`` with columns [image,] row, col, sigma, score."""
         import pandas as pd
@@ -504,65 +512,3 @@ class Candidates:
                 raise InvalidInputError("column 'image' has empty cells; name every row's image.")
             image = frame["image"].astype(str).to_numpy(dtype=object)
         return cls(image=image, **values)
-
-    def to_csv(self, path: str | os.PathLike[str]) -> Path:
-        """Write the table to a CSV file with a header; returns the path.
-
-        Floats are written with enough digits to read back exactly
-        (:func:`read_candidates`). The file is whole or not written at all.
-        """
-        table = self.to_pandas()
-        write = partial(table.to_csv, index=False, float_format="%.17g")
-        return atomic_write(path, write, what="the candidate CSV")
-
-
-def read_candidates(
-    path: str | os.PathLike[str],
-    *,
-    columns: Mapping[str, str] | None = None,
-    image: str | os.PathLike[str] | None = None,
-) -> Candidates:
-    """Read a candidate list from a CSV file (ours, or one made by another detector).
-
-    Parameters
-    ----------
-    path : str or path-like
-        A CSV file with a header holding ``row`` and ``col`` and optionally ``image``,
-        ``sigma`` and ``score`` (in any order; other columns are ignored). A TSV file
-        (``.tsv``) is read with tabs.
-    columns : mapping, optional
-        Renames applied first, e.g. ``{"y": "row", "x": "col"}``.
-    image : str, optional
-        Set the ``image`` column for every row (for a single-image list without one).
-
-    Returns
-    -------
-    Candidates
-
-    Raises
-    ------
-    InvalidInputError
-        If the file is missing, is not a table, lacks row/col, or holds non-numeric or
-        empty positions.
-    """
-    import pandas as pd
-
-    path = Path(path)
-    if not path.is_file():
-        raise InvalidInputError(f"candidate file {str(path)!r} does not exist or is not a file.")
-    separator = "\t" if path.suffix.lower() == ".tsv" else ","
-    try:
-        frame = pd.read_csv(path, sep=separator, dtype={"image": str})
-    except pd.errors.EmptyDataError:
-        raise InvalidInputError(
-            f"candidate file {str(path)!r} is empty; it needs a header with row,col."
-        ) from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as error:
-        raise InvalidInputError(
-            f"candidate file {str(path)!r} is not a readable CSV table ({error})."
-        ) from None
-    try:
-        candidates = Candidates.from_pandas(frame, columns=columns)
-    except InvalidInputError as error:
-        raise InvalidInputError(f"{str(path)!r}: {error}") from None
-    return candidates if image is None else candidates.with_image(image)

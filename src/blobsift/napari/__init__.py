@@ -10,5 +10,9 @@ Install with ``pip install 'blobsift[napari]'``; napari finds the plugin through
 - **Plugins > blobsift: sift candidates** opens the widget (detect, label, train,
   predict; :class:`~blobsift.napari._widget.SiftWidget`).
 
-Importing this package imports neither napari nor Qt; the widget module does.
+Modules: :mod:`~blobsift.napari._reader` and :mod:`~blobsift.napari._writer` (files),
+:mod:`~blobsift.napari._layers` (layer data of blobsift tables and back, without napari),
+:mod:`~blobsift.napari._widget` (the dock widget) and :mod:`~blobsift.napari._training`
+(its train and predict steps). Importing this package imports neither napari nor Qt; the
+widget modules do.
 """

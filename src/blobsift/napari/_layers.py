@@ -1,38 +1,46 @@
 """napari layer data for blobsift tables: one Points layer builder for reader and widget.
 
 Nothing here imports napari: a layer is a ``(data, kwargs, layer_type)`` tuple, the form
-npe2 readers return and :meth:`napari.layers.Layer.create` takes.
+npe2 readers return and :meth:`napari.layers.Layer.create` takes. The way back, a Points
+layer as :class:`~blobsift.types.Candidates`, is :func:`points_candidates` (for the writer
+and the widget).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
+from blobsift.exceptions import InvalidInputError
+from blobsift.types import Candidates, Label
+
 __all__ = [
     "DECISION_NAMES",
-    "LABEL_CODES",
     "LABEL_NAMES",
     "colours",
     "image_layer",
+    "points_candidates",
     "points_layer",
     "project_points",
 ]
 
-#: Label codes (as in :meth:`blobsift.Project.candidates`) -> the names points show.
-LABEL_NAMES = {1: "signal", 0: "noise", -1: "unsure", -2: "unlabelled"}
-#: Label name -> code written to the project store.
-LABEL_CODES = {name: code for code, name in LABEL_NAMES.items() if code != -2}
-#: Decision codes -> names; "unscored" where no model scored the candidate.
-DECISION_NAMES = {1: "signal", 0: "noise", -1: "unscored"}
+#: Label codes (as in :meth:`blobsift.Project.candidates`) -> the names points show, in
+#: the order of the ``label`` feature's categories.
+LABEL_NAMES = {int(label): label.word for label in (*Label.given(), Label.UNLABELLED)}
+#: The name of a candidate no model scored (its ``decision`` feature).
+UNSCORED = "unscored"
+#: Decision codes -> names.
+DECISION_NAMES = {int(Label.SIGNAL): Label.SIGNAL.word, int(Label.NOISE): Label.NOISE.word}
+DECISION_NAMES[-1] = UNSCORED
 
 _COLOURS = {
-    "signal": (0.2, 0.9, 0.3, 1.0),
-    "noise": (1.0, 0.25, 0.35, 1.0),
-    "unsure": (1.0, 0.8, 0.1, 1.0),
-    "unlabelled": (0.55, 0.75, 1.0, 0.8),
-    "unscored": (0.55, 0.75, 1.0, 0.8),
+    Label.SIGNAL.word: (0.2, 0.9, 0.3, 1.0),
+    Label.NOISE.word: (1.0, 0.25, 0.35, 1.0),
+    Label.UNSURE.word: (1.0, 0.8, 0.1, 1.0),
+    Label.UNLABELLED.word: (0.55, 0.75, 1.0, 0.8),
+    UNSCORED: (0.55, 0.75, 1.0, 0.8),
 }
 #: Ring diameter per unit of sigma (radius 2 sigma), and the size where sigma is unknown.
 _SIZE_PER_SIGMA = 4.0
@@ -81,7 +89,7 @@ def points_layer(
     """
     import pandas as pd
 
-    labels = _column(table, "label", -2).astype(np.int64)
+    labels = _column(table, "label", Label.UNLABELLED).astype(np.int64)
     decisions = _column(table, "decision", -1).astype(np.int64)
     sigma = _column(table, "sigma", np.nan)
     features = pd.DataFrame(
@@ -102,8 +110,8 @@ def points_layer(
         "name": name,
         "features": features,
         "feature_defaults": {
-            "label": "unlabelled",
-            "decision": "unscored",
+            "label": Label.UNLABELLED.word,
+            "decision": UNSCORED,
             "score": np.nan,
             "probability": np.nan,
             "sigma": np.nan,
@@ -171,3 +179,39 @@ def project_points(project: Any, record: Any) -> tuple[np.ndarray, dict[str, Any
     return points_layer(
         table, name=f"candidates [{record.name}]", colour_by="label", metadata=metadata
     )
+
+
+def points_candidates(
+    data: Any, features: Mapping[str, Any] | None, *, layer: str, image: str | None
+) -> Candidates:
+    """The candidates a Points layer holds: its (row, col) points, ``sigma`` and ``score``.
+
+    Parameters
+    ----------
+    data : (n, 2) array
+        Point positions as (row, col), as napari holds them.
+    features : mapping or DataFrame, optional
+        The layer's features; ``sigma`` and ``score`` are taken when present (NaN
+        otherwise, as for points added by hand).
+    layer : str
+        The layer's name, for error messages.
+    image : str, optional
+        The ``image`` column (the image the points belong to), or None.
+
+    Raises
+    ------
+    InvalidInputError
+        If the points are not 2D (row, col).
+    """
+    positions = np.asarray(data, dtype=np.float64)
+    if positions.ndim != 2 or positions.shape[1] != 2:
+        raise InvalidInputError(
+            f"candidates are 2D points (row, col); layer {layer!r} has points of shape "
+            f"{positions.shape}. Use the points of one 2D image (one plane of a stack)."
+        )
+    columns = {
+        name: np.asarray(features[name], dtype=np.float64)
+        for name in ("sigma", "score")
+        if features is not None and name in features
+    }
+    return Candidates(row=positions[:, 0], col=positions[:, 1], image=image, **columns)

@@ -17,12 +17,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from blobsift.io import TABLE_SUFFIXES, table_columns
 from blobsift.napari._layers import image_layer, points_layer, project_points
 from blobsift.store import DB_NAME
 
 __all__ = ["napari_get_reader", "read_project", "read_table"]
 
-_TABLE_SUFFIXES = (".csv", ".tsv", ".parquet")
 LayerData = tuple[Any, dict[str, Any], str]
 
 
@@ -46,9 +46,9 @@ def napari_get_reader(path: str | list[str]) -> Callable[[Any], list[LayerData]]
     target = Path(os.fspath(path))
     if target.is_dir() and (target / DB_NAME).is_file():
         return _single(read_project)
-    if target.suffix.lower() in _TABLE_SUFFIXES and target.exists():
+    if target.suffix.lower() in TABLE_SUFFIXES and target.exists():
         try:
-            columns = _table_columns(target)
+            columns = table_columns(target)
         except (OSError, ValueError, ImportError):
             return None
         if {"row", "col"} <= columns:
@@ -88,29 +88,6 @@ def read_project(root: Path) -> list[LayerData]:
     return layers
 
 
-def _table_columns(path: Path) -> set[str]:
-    """Column names of a table file, reading only its header (or Parquet schema)."""
-    import pandas as pd
-
-    if path.suffix.lower() == ".parquet":
-        import pyarrow.parquet as pq
-
-        files = sorted(path.glob("part-*.parquet")) if path.is_dir() else [path]
-        return set(pq.read_schema(files[0]).names) if files else set()
-    separator = "\t" if path.suffix.lower() == ".tsv" else ","
-    return set(pd.read_csv(path, sep=separator, nrows=0).columns)
-
-
-def _read_frame(path: Path) -> Any:
-    import pandas as pd
-
-    if path.suffix.lower() == ".parquet":
-        parts = sorted(path.glob("part-*.parquet")) if path.is_dir() else [path]
-        return pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
-    separator = "\t" if path.suffix.lower() == ".tsv" else ","
-    return pd.read_csv(path, sep=separator, dtype={"image": str})
-
-
 def _owning_project(path: Path) -> Path | None:
     """The project folder a table lies in (``PROJECT/predictions/x.csv`` or beside it)."""
     for folder in (path.parent, path.parent.parent):
@@ -143,16 +120,16 @@ def read_table(path: Path) -> list[LayerData]:
     InvalidInputError
         If the table's row/col hold anything but finite numbers.
     """
-    from blobsift.io import read_image
-    from blobsift.store import Project, _label_value
-    from blobsift.types import Candidates
+    from blobsift.io import read_image, read_table
+    from blobsift.store import Project
+    from blobsift.types import Candidates, Label
 
-    frame = _read_frame(path)
+    frame = read_table(path)
     Candidates.from_pandas(frame)  # the same checks as import-candidates, same messages
     colour_by = "decision" if "decision" in frame.columns else "label"
     if "label" in frame.columns:  # 1/0/-1 or the words; anything else shows unlabelled
-        codes = [_label_value(value) for value in frame["label"]]
-        frame["label"] = [-2 if code is None else code for code in codes]
+        labels = [Label.parse(value) for value in frame["label"]]
+        frame["label"] = [int(Label.UNLABELLED if x is None else x) for x in labels]
     if "image" not in frame.columns:
         frame = frame.assign(image="")
     root = _owning_project(path)

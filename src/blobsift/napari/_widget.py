@@ -8,6 +8,7 @@ connection, so the viewer stays responsive while the progress bar moves.
 
 Keys on a candidates layer (its selected points): ``s`` signal, ``n`` noise, ``u``
 unsure. ``s`` replaces the Points layer's select-mode key there (``3`` still selects).
+Training and prediction are :class:`~blobsift.napari._training.ModelSteps`.
 """
 
 from __future__ import annotations
@@ -33,21 +34,24 @@ from qtpy.QtWidgets import (
 )
 from superqt import QLabeledDoubleSlider
 
+from blobsift.detect import DetectSettings
 from blobsift.exceptions import BlobsiftError, InvalidInputError, ProjectError
-from blobsift.napari._layers import LABEL_CODES, colours, points_layer, project_points
-from blobsift.store import DETECT_DEFAULTS, ModelRecord, Project, default_who
+from blobsift.napari._layers import colours, points_candidates, project_points
+from blobsift.napari._training import ModelSteps
+from blobsift.store import ModelRecord, Project, default_who
+from blobsift.types import Label
 
 if TYPE_CHECKING:
     import napari
 
 __all__ = ["SiftWidget"]
 
-#: Keys that label the selected points of a candidates layer.
-LABEL_KEYS = {"s": "signal", "n": "noise", "u": "unsure"}
+#: Keys that label the selected points of a candidates layer: each label's first letter.
+LABEL_KEYS = {label.word[0]: label.word for label in Label.given()}
 PHASES = ("auto", "siamese", "cnn")
 
 
-class SiftWidget(QWidget):
+class SiftWidget(ModelSteps, QWidget):
     """Dock widget: candidates → labels → model → kept candidates, in one project.
 
     Parameters
@@ -108,7 +112,7 @@ class SiftWidget(QWidget):
         self.threshold_box = QDoubleSpinBox()
         self.threshold_box.setRange(0.5, 100.0)
         self.threshold_box.setSingleStep(0.5)
-        self.threshold_box.setValue(float(DETECT_DEFAULTS["threshold"]))
+        self.threshold_box.setValue(DetectSettings().threshold)
         self.detect_button = QPushButton("Detect candidates")
         self.detect_button.clicked.connect(self._safely(self.detect))
         self.use_points_button = QPushButton("Use as candidates")
@@ -356,25 +360,12 @@ class SiftWidget(QWidget):
 
     def use_points(self) -> Any:
         """Import the chosen Points layer as the chosen image's candidates; show them."""
-        from blobsift.types import Candidates
-
         image = self._chosen(self.image_box, "an image layer")
         chosen = self._chosen(self.points_box, "a Points layer")
-        positions = np.asarray(chosen.data, dtype=np.float64)
-        if positions.ndim != 2 or positions.shape[1] != 2:
-            raise InvalidInputError(
-                f"candidates are 2D points (row, col); layer {chosen.name!r} has points of "
-                f"shape {positions.shape}. Use the points of one 2D image."
-            )
-        features = chosen.features
-        columns = {
-            name: features[name].to_numpy(dtype=np.float64)
-            for name in ("sigma", "score")
-            if name in features
-        }
+        found = points_candidates(chosen.data, chosen.features, layer=chosen.name, image=None)
         with self._project() as project:
             record = self._image_record(project, image)
-            found = Candidates(positions[:, 0], positions[:, 1], image=str(record.id), **columns)
+            found = found.with_image(str(record.id))
             project.import_candidates(found, source=f"napari:{chosen.name}")
             points = self._show_candidates(project, record)
             self._show_summary(project)
@@ -409,8 +400,8 @@ class SiftWidget(QWidget):
             Default: the active layer if it is a candidates layer, else the candidates
             layer of the chosen image.
         """
-        if name not in LABEL_CODES:
-            raise InvalidInputError(f"label must be one of {sorted(LABEL_CODES)}; got {name!r}.")
+        if name not in Label.words():
+            raise InvalidInputError(f"label must be one of {sorted(Label.words())}; got {name!r}.")
         layer = self._labelling_layer(layer)
         chosen = sorted(layer.selected_data)
         if not chosen:
@@ -425,7 +416,7 @@ class SiftWidget(QWidget):
                 [image] * len(chosen),
                 positions[:, 0].tolist(),
                 positions[:, 1].tolist(),
-                [LABEL_CODES[name]] * len(chosen),
+                [int(Label.from_word(name))] * len(chosen),
                 who=self.who,
                 source="napari",
             )
@@ -456,116 +447,3 @@ class SiftWidget(QWidget):
             self._show_candidates(project, project.image(int(row["image_id"])))
             self._show_summary(project)
         self._say(f"undid a label of {row['image']}")
-
-    # -- training and prediction --------------------------------------------------------
-    def train(self) -> Any:
-        """Train a model on the project's labels in a thread worker; returns the worker."""
-        from napari.qt.threading import create_worker
-
-        root = self._project_root()
-        options = {"phase": self.phase_box.currentText(), **self.train_options}
-        report = self.training_progress.emit
-
-        def progress(stage: str, info: dict[str, Any]) -> None:
-            report(int(info.get("done") or 0), int(info.get("total") or 0), stage)
-
-        def work() -> ModelRecord:
-            with Project(root) as project:
-                return project.train(progress=progress, **options)
-
-        self.train_button.setEnabled(False)
-        self.progress_bar.setRange(0, 0)
-        self._say("training…")
-        self.worker = create_worker(work)
-        self.worker.returned.connect(self._trained)
-        self.worker.errored.connect(self._failed)
-        self.worker.finished.connect(lambda: self.train_button.setEnabled(True))
-        self.worker.start()
-        return self.worker
-
-    def _project_root(self) -> Path:
-        with self._project() as project:
-            return project.root
-
-    def _show_progress(self, done: int, total: int, stage: str) -> None:
-        self.progress_bar.setRange(0, max(total, 1))
-        self.progress_bar.setValue(min(done, max(total, 1)))
-        self.progress_bar.setFormat(f"{stage} %v/%m")
-
-    def _trained(self, record: ModelRecord) -> None:
-        self.model = record
-        self.progress_bar.setRange(0, 1)
-        self.progress_bar.setValue(1)
-        self.progress_bar.setFormat("trained")
-        with self._project() as project:
-            self._show_summary(project)
-        self.probability_slider.setValue(record.threshold)
-        f1 = record.metrics.get("f1")
-        score = "" if f1 is None else f", held-out F1 {f1:.2f}"
-        self._say(
-            f"model {record.id}: {record.phase} from {record.n_labels} labels "
-            f"({record.n_positive} signal){score}; threshold {record.threshold:.2f}"
-        )
-
-    def _failed(self, error: BaseException) -> None:
-        self.progress_bar.setRange(0, 1)
-        self.progress_bar.setValue(0)
-        self._say(f"failed: {error}", error=True)
-
-    def predict(self) -> Any:
-        """Score the chosen image's candidates with the latest model in a thread worker.
-
-        When it finishes, a Points layer ``kept [NAME]`` shows the candidates whose
-        probability reaches the slider's value (the model's threshold at first).
-        """
-        from napari.qt.threading import create_worker
-
-        layer = self._chosen(self.image_box, "an image layer")
-        with self._project() as project:
-            record = self._image_record(project, layer)
-            project.model()  # a clear error now, not in the thread, if there is none
-            root = project.root
-
-        def work() -> tuple[ModelRecord, Any, Any]:
-            with Project(root) as project:
-                return project.model(), project.predict([record.path]), record
-
-        self.predict_button.setEnabled(False)
-        self._say("predicting…")
-        self.worker = create_worker(work)
-        self.worker.returned.connect(self._predicted)
-        self.worker.errored.connect(self._failed)
-        self.worker.finished.connect(lambda: self.predict_button.setEnabled(True))
-        self.worker.start()
-        return self.worker
-
-    def _predicted(self, result: tuple[ModelRecord, Any, Any]) -> None:
-        self.model, self.predictions, record = result
-        self.predictions.attrs["image"] = record.name
-        if self.probability_slider.value() == self.model.threshold:
-            self._show_kept()
-        else:
-            self.probability_slider.setValue(self.model.threshold)  # redraws through _show_kept
-        with self._project() as project:
-            self._show_candidates(project, record)
-            self._show_summary(project)
-
-    def _show_kept(self, *_: Any) -> None:
-        frame = self.predictions
-        if frame is None:
-            return
-        cut = float(self.probability_slider.value())
-        kept = frame[frame["probability"] >= cut]
-        image = frame.attrs["image"]
-        metadata = {
-            "blobsift_image": image,
-            "blobsift_layer": "kept",
-            "blobsift_project": str(self.root),
-        }
-        points, kwargs, kind = points_layer(
-            kept, name=f"kept [{image}]", colour_by="decision", metadata=metadata
-        )
-        self._put_layer((points, {**kwargs, "symbol": "square"}, kind))
-        self._say(
-            f"{image}: {len(kept)} of {len(frame)} candidates kept at probability ≥ {cut:.2f}"
-        )

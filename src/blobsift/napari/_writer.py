@@ -9,9 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
-from blobsift.exceptions import InvalidInputError
+from blobsift.napari._layers import points_candidates
 
 __all__ = ["write_points"]
 
@@ -39,20 +37,10 @@ def write_points(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:
     InvalidInputError
         If the points are not 2D (row, col).
     """
-    from blobsift.types import Candidates
+    from blobsift.io import write_candidates
 
-    positions = np.asarray(data, dtype=np.float64)
-    if positions.ndim != 2 or positions.shape[1] != 2:
-        raise InvalidInputError(
-            f"a candidate CSV holds 2D points (row, col); layer "
-            f"{attributes.get('name', '')!r} has points of shape {positions.shape}. Save the "
-            "points of one 2D image (one plane of a stack) instead."
-        )
-    features = attributes.get("features")
-    columns = {}
-    for name in ("sigma", "score"):
-        if features is not None and name in features:
-            columns[name] = np.asarray(features[name], dtype=np.float64)
     image = (attributes.get("metadata") or {}).get("blobsift_image") or None
-    candidates = Candidates(row=positions[:, 0], col=positions[:, 1], image=image, **columns)
-    return [str(candidates.to_csv(path))]
+    features = attributes.get("features")
+    name = attributes.get("name", "")
+    candidates = points_candidates(data, features, layer=name, image=image)
+    return [str(write_candidates(candidates, path))]

@@ -16,12 +16,24 @@
 
 Real objects (spots, transients) are signal (label 1); everything else is noise (label 0).
 Everything is seeded and nothing is downloaded.
+
+Modules
+-------
+- :mod:`~blobsift.simulate._spots`: the spots domain (:func:`simulate_image`, its crops).
+- :mod:`~blobsift.simulate._difference`: the difference domain's frames and truth
+  (:func:`simulate_difference_image`); :mod:`~blobsift.simulate._subtraction` observes and
+  subtracts them; :mod:`~blobsift.simulate._difference_crops` names and cuts candidates.
+- :mod:`~blobsift.simulate._draw`: the shapes both domains draw (PSFs, tracks, pixels).
+- :mod:`~blobsift.simulate._labelled`: :class:`LabelledCrops` and the crop pool both
+  domains fill.
+- :mod:`~blobsift.simulate._truth`: candidates paired with the ground truth
+  (:func:`truth_labels`).
+- this module: :func:`simulate_crops` and :func:`write_simulated_images`.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +45,12 @@ from blobsift.exceptions import InvalidInputError
 from blobsift.simulate._difference import (
     DIFFERENCE_DECOY_KINDS,
     DifferenceImage,
-    candidate_kinds,
-    difference_crops,
     simulate_difference_image,
 )
+from blobsift.simulate._difference_crops import candidate_kinds, difference_crops
 from blobsift.simulate._labelled import LabelledCrops
 from blobsift.simulate._spots import DECOY_KINDS, SimulatedImage, simulate_image, spot_crops
+from blobsift.simulate._truth import truth_labels
 
 __all__ = [
     "DECOY_KINDS",
@@ -212,39 +224,3 @@ def write_simulated_images(
             tifffile.imwrite(path, simulated.difference)
         truth[path] = simulated.objects
     return truth
-
-
-def truth_labels(
-    candidates: pd.DataFrame, objects: Mapping[str, pd.DataFrame], radius: float = 2.0
-) -> np.ndarray:
-    """Label candidates from the ground truth, as a perfect labeller would.
-
-    Within each image, candidates and drawn objects are paired one to one, nearest first,
-    within ``radius`` pixels; a candidate takes the label of its object (1 for a spot, 0 for
-    a decoy) and is noise (0) when no object is near it.
-
-    Parameters
-    ----------
-    candidates : pandas.DataFrame
-        Columns ``image``, ``row``, ``col``.
-    objects : mapping
-        ``image`` value -> that image's ground-truth ``objects``.
-    radius : float
-        Largest distance in pixels between a candidate and its object.
-
-    Returns
-    -------
-    (n,) int64 array
-        The label of each candidate, in the order of ``candidates``.
-    """
-    from blobsift.positions import match_positions
-
-    images = candidates["image"].to_numpy()
-    positions = candidates[["row", "col"]].to_numpy(dtype=np.float64)
-    labels = np.zeros(len(candidates), dtype=np.int64)
-    for image in pd.unique(images):
-        where = np.flatnonzero(images == image)
-        truth = objects[image]
-        ia, ib = match_positions(positions[where], truth[["row", "col"]].to_numpy(), radius)
-        labels[where[ia]] = truth["label"].to_numpy()[ib]
-    return labels

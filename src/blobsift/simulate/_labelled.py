@@ -1,7 +1,13 @@
-"""The labelled crops every simulated domain returns."""
+"""The labelled crops every simulated domain returns, and how a domain gathers them.
+
+:class:`CropPool` collects candidate crops image by image, in groups (signal, decoys,
+noise peaks), until each group has as many as asked; :meth:`CropPool.labelled` then takes
+that many of each group, labels them and shuffles them into :class:`LabelledCrops`.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import NamedTuple
 
 import numpy as np
@@ -20,3 +26,54 @@ class LabelledCrops(NamedTuple):
     triplets: np.ndarray | None = None
     """(n, 3, size, size) float32 science, reference and difference crops at the same
     positions (difference domain); None for the spots domain."""
+
+
+class CropPool:
+    """Candidate crops gathered image by image, in groups, until each group has enough.
+
+    Parameters
+    ----------
+    wanted : mapping
+        Group name -> how many crops of it the result holds, in the order the result
+        lists them before it is shuffled.
+    signal : str
+        The group whose crops are signal (label 1); every other group is noise (label 0).
+    crop_shape : tuple of int
+        The shape of one crop (``(size, size)``, or ``(3, size, size)`` for triplets).
+    """
+
+    def __init__(self, wanted: Mapping[str, int], signal: str, crop_shape: tuple[int, ...]):
+        self.wanted = dict(wanted)
+        self.signal = signal
+        self.crop_shape = tuple(crop_shape)
+        self._kinds: dict[str, list[np.ndarray]] = {group: [] for group in self.wanted}
+        self._crops: dict[str, list[np.ndarray]] = {group: [] for group in self.wanted}
+
+    def add(self, group: str, kinds: np.ndarray, crops: np.ndarray) -> None:
+        """Add the crops of one group found on one image, with what each one is.
+
+        The kinds keep their array type (object or str) until the result joins them.
+        """
+        self._kinds[group].append(np.asarray(kinds))
+        self._crops[group].append(crops)
+
+    def short(self) -> bool:
+        """Whether some group still has fewer crops than wanted."""
+        return any(
+            sum(len(chunk) for chunk in self._crops[group]) < count
+            for group, count in self.wanted.items()
+        )
+
+    def labelled(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Return (crops, labels, kinds): the wanted number of each group, shuffled."""
+        crops, kinds = [], []
+        for group, count in self.wanted.items():
+            empty = np.empty((0, *self.crop_shape), np.float32)
+            crops.append(np.concatenate([*self._crops[group], empty])[:count])
+            kinds.append(np.concatenate([*self._kinds[group], np.empty(0, str)])[:count])
+        labels = np.concatenate(
+            [np.full(n, int(group == self.signal), np.int64) for group, n in self.wanted.items()]
+        )
+        all_kinds = np.concatenate(kinds).astype(str)
+        order = rng.permutation(len(labels))
+        return np.concatenate(crops)[order], labels[order], all_kinds[order]

@@ -27,7 +27,7 @@ from blobsift.simulate._draw import (
     smooth_field,
     track,
 )
-from blobsift.simulate._labelled import LabelledCrops
+from blobsift.simulate._labelled import CropPool, LabelledCrops
 
 #: Kinds of false candidates the simulator draws, in addition to noise peaks.
 DECOY_KINDS = ("hot_pixel", "cosmic_ray", "defocused")
@@ -235,13 +235,8 @@ def spot_crops(
     decoys_per_spot = (n_neg - n_peaks) / n_pos if n_pos else 2.0
     spots_per_image = 10
     wanted = {"spot": n_pos, "decoy": n_neg - n_peaks, "noise_peak": n_peaks}
-    pools: dict[str, list[np.ndarray]] = {key: [] for key in wanted}
-    kinds_pool: list[np.ndarray] = []
-
-    def have(key: str) -> int:
-        return sum(len(chunk) for chunk in pools[key])
-
-    while any(have(key) < count for key, count in wanted.items()):
+    pool = CropPool(wanted, signal="spot", crop_shape=(size, size))
+    while pool.short():
         simulated = simulate_image(
             image_shape, n_spots=spots_per_image, seed=rng, decoys_per_spot=decoys_per_spot
         )
@@ -251,29 +246,10 @@ def spot_crops(
         positions = objects[["row", "col"]].to_numpy() + jitter
         crops = extract_crops(simulated.image, positions, size=size)
         is_spot = objects["label"].to_numpy() == 1
-        pools["spot"].append(crops[is_spot])
-        pools["decoy"].append(crops[~is_spot])
-        kinds_pool.append(objects["kind"].to_numpy()[~is_spot])
+        pool.add("spot", np.full(int(is_spot.sum()), "spot", dtype=object), crops[is_spot])
+        decoys = objects["kind"].to_numpy().astype(object)[~is_spot]
+        pool.add("decoy", decoys, crops[~is_spot])
         peaks = rng.permutation(_noise_peaks(simulated, response, detection_threshold))
-        pools["noise_peak"].append(extract_crops(simulated.image, peaks, size=size))
-
-    def take(key: str, count: int) -> np.ndarray:
-        stacked = (
-            np.concatenate(pools[key]) if pools[key] else np.empty((0, size, size), np.float32)
-        )
-        return stacked[:count]
-
-    decoy_kinds = np.concatenate(kinds_pool)[: wanted["decoy"]] if kinds_pool else np.empty(0, str)
-    crops = np.concatenate(
-        [take("spot", n_pos), take("decoy", wanted["decoy"]), take("noise_peak", n_peaks)]
-    )
-    labels = np.concatenate([np.ones(n_pos, np.int64), np.zeros(n_neg, np.int64)])
-    kinds = np.concatenate(
-        [
-            np.full(n_pos, "spot", dtype=object),
-            decoy_kinds.astype(object),
-            np.full(n_peaks, "noise_peak", dtype=object),
-        ]
-    ).astype(str)
-    order = rng.permutation(n)
-    return LabelledCrops(crops[order], labels[order], kinds[order])
+        peak_kinds = np.full(len(peaks), "noise_peak", dtype=object)
+        pool.add("noise_peak", peak_kinds, extract_crops(simulated.image, peaks, size=size))
+    return LabelledCrops(*pool.labelled(rng))
