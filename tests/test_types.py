@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from blobsift.exceptions import InvalidInputError
-from blobsift.io import read_candidates, write_candidates
+from blobsift.io import read_candidates
 from blobsift.types import Candidates
 
 
@@ -115,15 +115,15 @@ def test_equals_checks_every_column(table):
 
 
 def test_csv_round_trip_is_exact(tmp_path, table):
-    path = write_candidates(table, tmp_path / "c.csv")
+    path = table.to_csv(tmp_path / "c.csv")
     back = read_candidates(path)
     assert back.equals(table)
     with_image = table.with_image("dir/img 1.tif")
-    assert read_candidates(write_candidates(with_image, tmp_path / "d.csv")).equals(with_image)
+    assert read_candidates(with_image.to_csv(tmp_path / "d.csv")).equals(with_image)
 
 
 def test_csv_round_trip_of_an_empty_table(tmp_path):
-    back = read_candidates(write_candidates(Candidates.empty(), tmp_path / "e.csv"))
+    back = read_candidates(Candidates.empty().to_csv(tmp_path / "e.csv"))
     assert len(back) == 0
 
 

@@ -21,7 +21,7 @@ Modules
 - :mod:`blobsift.io._lazy`: :class:`LazyImage`, the channel and page choices.
 - :mod:`blobsift.io._formats`: recognising a format and the per-format readers.
 - :mod:`blobsift.io._wcs`: :func:`read_wcs`, the celestial WCS of a FITS image.
-- :mod:`blobsift.io._candidates`: :func:`read_candidates` and :func:`write_candidates`,
+- :mod:`blobsift.io._candidates`: :func:`read_candidates`,
   candidate lists as CSV files.
 - :mod:`blobsift.io._tables`: :func:`read_table` and :func:`table_columns`, table files
   (CSV, TSV, Parquet) as DataFrames.
@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from blobsift.exceptions import InvalidInputError
-from blobsift.io._candidates import read_candidates, write_candidates
+from blobsift.io._candidates import read_candidates
 from blobsift.io._formats import (
     fail,
     open_fits,
@@ -62,7 +62,6 @@ __all__ = [
     "read_table",
     "read_wcs",
     "table_columns",
-    "write_candidates",
 ]
 
 

@@ -1,4 +1,4 @@
-"""Candidate lists as CSV files: :func:`read_candidates` and :func:`write_candidates`.
+"""Candidate lists as CSV files: :func:`read_candidates` (written by :meth:`Candidates.to_csv`).
 
 The files are plain tables with a header: ``row``, ``col``, ``sigma``, ``score`` and
 optionally ``image`` (see :class:`blobsift.types.Candidates`). Files made by other
@@ -9,49 +9,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from functools import partial
 from pathlib import Path
 
-from blobsift._atomic import atomic_write
 from blobsift.exceptions import InvalidInputError
 from blobsift.io._tables import read_text_table
 from blobsift.types import Candidates
 
-__all__ = ["read_candidates", "write_candidates"]
-
-
-def write_candidates(candidates: Candidates, path: str | os.PathLike[str]) -> Path:
-    """Write a candidate table to a CSV file with a header.
-
-    Floats are written with enough digits to read back exactly (:func:`read_candidates`).
-    The file is whole or not written at all.
-
-    Parameters
-    ----------
-    candidates : Candidates
-        The table to write.
-    path : str or path-like
-        The CSV file; replaced if it exists.
-
-    Returns
-    -------
-    Path
-        ``path``.
-
-    Raises
-    ------
-    InvalidInputError
-        If ``candidates`` is not a :class:`~blobsift.types.Candidates` table.
-    OutputError
-        If the file cannot be written there.
-    """
-    if not isinstance(candidates, Candidates):
-        raise InvalidInputError(
-            f"write_candidates takes a Candidates table; got {type(candidates).__name__}."
-        )
-    table = candidates.to_pandas()
-    write = partial(table.to_csv, index=False, float_format="%.17g")
-    return atomic_write(path, write, what="the candidate CSV")
+__all__ = ["read_candidates"]
 
 
 def read_candidates(

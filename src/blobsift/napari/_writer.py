@@ -37,10 +37,8 @@ def write_points(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:
     InvalidInputError
         If the points are not 2D (row, col).
     """
-    from blobsift.io import write_candidates
-
     image = (attributes.get("metadata") or {}).get("blobsift_image") or None
     features = attributes.get("features")
     name = attributes.get("name", "")
     candidates = points_candidates(data, features, layer=name, image=image)
-    return [str(write_candidates(candidates, path))]
+    return [str(candidates.to_csv(path))]

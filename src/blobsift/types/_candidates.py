@@ -1,191 +1,20 @@
-"""The shared vocabulary of every layer: candidates, labels and progress.
-
-- :class:`Candidates`: the small, immutable table of candidate positions.
-- :class:`Label`: a person's verdict on a candidate (and ``UNLABELLED`` where none).
-- :class:`ProgressEvent` and :data:`Progress`: the one progress callback of the library.
-
-A candidate list is what a blob detector hands to the classifier: one row per candidate,
-with columns ``row``, ``col`` (sub-pixel, float64), ``sigma`` (blob width in pixels; NaN if
-unknown) and ``score`` (detector strength; NaN if unknown), and optionally ``image`` (the
-image each candidate belongs to, as a string) when one list covers several images.
-
-Coordinates are (row, col) with the centre of pixel ``[i, j]`` at ``(i, j)``. Candidate
-files are read and written by :func:`blobsift.io.read_candidates` and
-:func:`blobsift.io.write_candidates`.
-
-This module is layer 0: it imports nothing of blobsift but :mod:`blobsift.exceptions`.
-"""
+"""``Candidates``: the small, immutable table of candidate positions."""
 
 from __future__ import annotations
 
-import enum
 import os
-import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from blobsift._atomic import atomic_write
 from blobsift.exceptions import InvalidInputError
-
-__all__ = [
-    "Candidates",
-    "Label",
-    "Progress",
-    "ProgressEvent",
-    "column_numbers",
-    "number_from_text",
-]
-
-
-class Label(enum.IntEnum):
-    """A person's verdict on a candidate, as stored (the integers are the file format).
-
-    ``UNLABELLED`` marks a candidate nobody has labelled; it is never stored as a label.
-    """
-
-    UNLABELLED = -2
-    UNSURE = -1
-    NOISE = 0
-    SIGNAL = 1
-
-    @property
-    def word(self) -> str:
-        """The label as a person writes it: ``signal``, ``noise``, ``unsure``, ``unlabelled``."""
-        return self.name.lower()
-
-    @classmethod
-    def words(cls) -> tuple[str, ...]:
-        """The words a person may label with (every label but ``unlabelled``)."""
-        return tuple(label.word for label in cls.given())
-
-    @classmethod
-    def given(cls) -> tuple[Label, ...]:
-        """The labels a person can give, in the order of the keys: signal, noise, unsure."""
-        return (cls.SIGNAL, cls.NOISE, cls.UNSURE)
-
-    @classmethod
-    def from_word(cls, word: str) -> Label:
-        """The label a word names (``signal``, ``noise`` or ``unsure``, any case)."""
-        text = word.strip().lower()
-        for label in cls.given():
-            if label.word == text:
-                return label
-        raise InvalidInputError(f"{word!r} is not a label; use one of {', '.join(cls.words())}.")
-
-    @classmethod
-    def parse(cls, value: Any) -> Label | None:
-        """The label a table cell holds (1/0/-1 or their words), or None if it holds none.
-
-        Booleans (and the text ``True``) are not labels: ``True`` is not 1 here.
-        """
-        if isinstance(value, (bool, np.bool_)):
-            return None
-        if isinstance(value, str):
-            text = value.strip().lower()
-            if text in cls.words():
-                return cls.from_word(text)
-            value = number_from_text(text)
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            return None
-        return next((label for label in cls.given() if number == label), None)
-
-
-@dataclass(frozen=True)
-class ProgressEvent(Mapping[str, Any]):
-    """How far one stage of a long job has come: what every progress callback receives.
-
-    Parameters
-    ----------
-    stage : str
-        What is being done: ``"add-images"``, ``"detect"``, ``"import-candidates"``,
-        ``"label"``, ``"pretrain"``, ``"finetune"``, ``"epoch"``, ``"predict"``,
-        ``"report"``, ``"overlays"``, ``"score"``.
-    done, total : int
-        Units finished so far, out of ``total`` (None where the total is not known).
-        The unit belongs to the stage: images, labels, optimiser steps, epochs, figures.
-    item : str, optional
-        The unit just finished, where it has a name (an image, a figure).
-    values : mapping, optional
-        What the stage measured, e.g. ``loss``, ``train_loss``, ``val_f1``, ``is_best``,
-        ``phase``, ``candidates``, ``status`` or a Dask ``dashboard`` link.
-
-    Notes
-    -----
-    An event reads like the dictionary the specification's ``callback`` receives:
-    ``event["done"]``, ``event["val_f1"]`` (every field, then every value, is a key).
-    """
-
-    stage: str
-    done: int
-    total: int | None
-    item: str | None = None
-    values: Mapping[str, Any] = field(default_factory=dict)
-
-    def _items(self) -> dict[str, Any]:
-        head = {"stage": self.stage, "done": self.done, "total": self.total}
-        if self.item is not None:
-            head["item"] = self.item
-        return {**head, **self.values}
-
-    def __getitem__(self, key: str) -> Any:
-        return self._items()[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._items())
-
-    def __len__(self) -> int:
-        return len(self._items())
-
-
-#: The one progress callback type: called with a :class:`ProgressEvent`; returns nothing.
-Progress = Callable[[ProgressEvent], None]
+from blobsift.types._numbers import column_numbers
 
 COLUMNS = ("row", "col", "sigma", "score")
-
-#: A number written as text: ASCII decimal notation (``12``, ``-0.5``, ``1e3``) or
-#: nan / inf. Unicode digits, underscores, hex and the words True / False are not numbers.
-_NUMBER_TEXT = re.compile(
-    r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?|[+-]?(?:nan|inf|infinity)",
-    re.ASCII | re.IGNORECASE,
-)
-
-
-def number_from_text(text: str) -> float | None:
-    """The number a table cell spells (see ``_NUMBER_TEXT``; spaces around are ignored).
-
-    Returns None when the text is not a number.
-    """
-    text = text.strip()
-    return float(text) if _NUMBER_TEXT.fullmatch(text) else None
-
-
-def column_numbers(values: Any) -> tuple[np.ndarray, np.ndarray]:
-    """A table column as float64, and a mask of the cells that are not numbers.
-
-    Numbers stay as they are; text is read by :func:`number_from_text`; empty cells,
-    None and NaN become NaN. Booleans (a column of True/False) are not numbers.
-    """
-    array = np.asarray(values)
-    if array.dtype.kind in "iuf":
-        return array.astype(np.float64), np.zeros(array.shape, dtype=bool)
-    out = np.full(array.shape, np.nan)
-    bad = np.zeros(array.shape, dtype=bool)
-    for k, value in enumerate(array.tolist()):
-        if isinstance(value, bool):
-            bad[k] = True
-        elif isinstance(value, (int, float)):
-            out[k] = value
-        elif isinstance(value, str):
-            number = number_from_text(value) if value.strip() else np.nan
-            bad[k] = number is None
-            out[k] = np.nan if number is None else number
-        elif value is not None:
-            bad[k] = True
-    return out, bad
 
 
 def _float_column(values: Any, name: str, n: int | None) -> np.ndarray:
@@ -453,6 +282,16 @@ class Candidates:
         for name in COLUMNS:
             data[name] = getattr(self, name).copy()
         return pd.DataFrame(data, columns=self.columns)
+
+    def to_csv(self, path: str | os.PathLike[str]) -> Path:
+        """Write the table to a CSV file with a header; returns the path.
+
+        Floats are written with enough digits to read back exactly
+        (:func:`blobsift.io.read_candidates`). The file is whole or not written at all.
+        """
+        table = self.to_pandas()
+        write = partial(table.to_csv, index=False, float_format="%.17g")
+        return atomic_write(path, write, what="the candidate CSV")
 
     @classmethod
     def from_pandas(cls, frame: Any, *, columns: Mapping[str, str] | None = None) -> Candidates:
