@@ -165,11 +165,6 @@ class Sifter(CropClassifier):
         self.cnn_from_pretrained = cnn_from_pretrained
         self.callback = callback
         self.options = options
-
-    def __getstate__(self) -> dict[str, Any]:
-        # The cache of pre-trained encoders (see ``fit``) belongs to this process.
-        return {k: v for k, v in self.__dict__.items() if k != "_encoders"}
-
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         """Return the constructor parameters, options included."""
         params = {name: getattr(self, name) for name in self._param_names() if name != "options"}
