@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 import torch
+from numpy.random import Generator
+from torch import Tensor, nn
 
 from blobsift._validation import (
     BOOLEAN,
@@ -93,7 +95,7 @@ class SiameseClassifier(CropClassifier):
     pretrain_cache : str or None
         A folder where pre-trained encoders are kept by a digest of their crops and
         settings, so that later fits on the same candidates (in other processes too)
-        skip pre-training.
+        skip pre-training (within a process, pass ``fit`` a :class:`PretrainedEncoders`).
     backend : {"auto", "onnx", "torch"}
         Inference engine of the encoder: onnxruntime ("auto" falls back to torch if it
         fails) or torch.
@@ -266,15 +268,10 @@ class SiameseClassifier(CropClassifier):
         return self
 
     def _fit_gallery(
-        self,
-        encoder: torch.nn.Module,
-        windows: torch.Tensor,
-        labels: np.ndarray,
-        rng: np.random.Generator,
-        view_seed: int,
+        self, encoder: nn.Module, windows: Tensor, labels: np.ndarray, rng: Generator, seed: int
     ) -> None:
         """Train the head on labelled pairs, fold by fold then on all; set the gallery."""
-        features = self._view_features(encoder, windows, view_seed)
+        features = self._view_features(encoder, windows, seed)
         label_tensor = torch.from_numpy(labels)
 
         def trained(index: np.ndarray) -> torch.nn.Module:
@@ -311,8 +308,7 @@ class SiameseClassifier(CropClassifier):
             "average_precision": average_precision(labels, oof),
             "loo_average_precision": average_precision(labels, leave_one_out_scores(
                 self.gallery_embeddings_, labels, k=self.k, temperature=self.temperature)),
-            "n_labels": len(labels),
-            "n_positive": int(labels.sum()), "n_folds": len(folds),
+            "n_labels": len(labels), "n_positive": int(labels.sum()), "n_folds": len(folds),
             "pretrained": self.pretrain_state_ is not None, "threshold_rule": rule,
         }  # fmt: skip
 

@@ -165,6 +165,7 @@ class Sifter(CropClassifier):
         self.cnn_from_pretrained = cnn_from_pretrained
         self.callback = callback
         self.options = options
+
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         """Return the constructor parameters, options included."""
         params = {name: getattr(self, name) for name in self._param_names() if name != "options"}
