@@ -223,7 +223,8 @@ def test_min_distance_and_border():
 # -- tiles ---------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def busy_image():
-    simulate = pytest.importorskip("blobsift.simulate")
+    from blobsift import simulate
+
     return simulate.simulate_image((300, 340), n_spots=60, seed=10).image
 
 
@@ -273,7 +274,8 @@ def test_scipy_backend_matches_opencv(busy_image):
 # -- the built-in simulator ---------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def simulated():
-    simulate = pytest.importorskip("blobsift.simulate")
+    from blobsift import simulate
+
     return [simulate.simulate_image((512, 512), n_spots=100, seed=seed) for seed in (0, 1)]
 
 

@@ -170,12 +170,12 @@ def test_add_to_gallery_without_retraining(fitted, data):
     model.__dict__.update({k: v for k, v in fitted.__dict__.items() if k.endswith("_")})
     encoder_before = {k: v.clone() for k, v in model.encoder_.state_dict().items()}
     signal = test.crops[test.labels == 1][:3]
-    before = model.decision_scores(signal)
+    before = model.decision_function(signal)
     model.add_to_gallery(signal, np.ones(3, dtype=int))
     assert len(model.gallery_labels_) == len(fitted.gallery_labels_) + 3
     for name, value in model.encoder_.state_dict().items():
         assert torch.equal(value, encoder_before[name])
-    after = model.decision_scores(signal)
+    after = model.decision_function(signal)
     assert (after > before).all()  # each now has itself as a signal neighbour
     _, indices = model.kneighbors(signal, k=1)
     assert indices[:, 0].tolist() == [len(model.gallery_labels_) - 3 + i for i in range(3)]
@@ -224,8 +224,8 @@ def test_pretraining_uses_the_unlabelled_crops_and_is_reproducible(data):
     assert not plain.cv_metrics_["pretrained"]
     assert first.pretrain_state_ is not None
     assert plain.pretrain_state_ is None
-    assert np.array_equal(first.decision_scores(test.crops), again.decision_scores(test.crops))
-    assert not np.allclose(first.decision_scores(test.crops), plain.decision_scores(test.crops))
+    assert np.array_equal(first.decision_function(test.crops), again.decision_function(test.crops))
+    assert not np.allclose(first.decision_function(test.crops), plain.decision_function(test.crops))
 
 
 def test_bad_gallery_input_is_refused(data):

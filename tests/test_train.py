@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from blobsift import SignalClassifier, SingleClassError, evaluate_classifier, train_classifier
-from blobsift.nn.train import (
+from blobsift.nn.loop import (
     EarlyStopping,
     default_focal_alpha,
     resolve_device,

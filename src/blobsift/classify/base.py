@@ -181,13 +181,16 @@ class CropClassifier:
         positive = self._positive_proba(crops).astype(np.float64)
         return np.column_stack([1.0 - positive, positive])
 
-    def decision_scores(self, X: Any) -> np.ndarray:  # noqa: N803
-        """Return the probability of signal, shape (n,)."""
+    def decision_function(self, X: Any) -> np.ndarray:  # noqa: N803
+        """Return the probability of signal, shape (n,): the ranking score.
+
+        (scikit-learn's name; ``predict`` compares it with ``threshold_``.)
+        """
         return self.predict_proba(X)[:, 1]
 
     def predict(self, X: Any) -> np.ndarray:  # noqa: N803
         """Return 0/1 decisions at ``threshold_`` (chosen on held-out labels), shape (n,)."""
-        return (self.decision_scores(X) >= self.threshold_).astype(np.int64)
+        return (self.decision_function(X) >= self.threshold_).astype(np.int64)
 
     # -- files --------------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str]) -> tuple[Path, Path]:

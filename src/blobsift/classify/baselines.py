@@ -16,12 +16,11 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import torch
 from scipy import ndimage
 
 from blobsift._validation import check_both_classes, check_crops, check_labels
+from blobsift.crops import normalise_crops
 from blobsift.metrics import best_threshold
-from blobsift.nn.data import normalize_crops
 
 __all__ = ["BrightnessCut", "FeatureForest", "centre_contrast", "centre_features"]
 
@@ -70,7 +69,7 @@ def centre_features(crops: Any) -> np.ndarray:
     -------
     ndarray of shape (n, 3 + 9 * len(SCALES)).
     """
-    x = normalize_crops(torch.from_numpy(check_crops(crops))).numpy()[:, 0]
+    x = normalise_crops(check_crops(crops))[:, 0]
     c = x.shape[-1] // 2
     centre = (slice(None), slice(c - 1, c + 2), slice(c - 1, c + 2))
     features = [x[centre].mean(axis=(1, 2)), x[:, c, c], x.std(axis=(1, 2))]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -24,9 +23,24 @@ from blobsift._validation import (
 from blobsift.classify.base import CropClassifier, config_entry
 from blobsift.crops import centre_window
 from blobsift.exceptions import InvalidInputError, ModelFileError
+from blobsift.nn.augment import Augmentation
+from blobsift.nn.data import network_input
+from blobsift.nn.loop import (
+    SAMPLINGS,
+    WARMUP_EPOCHS,
+    EarlyStopping,
+    EpochRecord,
+    Trainer,
+    predict_logits,
+    resolve_device,
+    run_epochs,
+    seeded,
+    summarise_logits,
+    trivial_f1,
+)
 from blobsift.nn.onnx import ONNX_KEY
-from blobsift.nn.train import SAMPLINGS
 from blobsift.splits import feasible_folds, stratified_folds
+from blobsift.types import Progress
 
 __all__ = ["DEFAULT_ARCHITECTURE", "CNNClassifier"]
 
@@ -112,8 +126,10 @@ class CNNClassifier(CropClassifier):
     random_state : int or None
         Seed for folds, initialisation, sampling and augmentation.
     callback : callable or None
-        Called after each epoch with a dict (``epoch``, ``total_epochs``, ``train_loss``,
-        ``val_f1``, ``is_best``).
+        Called after each epoch with a :class:`~blobsift.types.ProgressEvent` of stage
+        ``"epoch"`` (see :meth:`~blobsift.nn.loop.EpochRecord.event`): ``done`` epochs of
+        ``total``, values ``epoch``, ``total_epochs``, ``train_loss``, ``val_f1``,
+        ``is_best`` (and ``val_loss``, ``lr``).
     """
 
     kind = "cnn"
@@ -153,7 +169,7 @@ class CNNClassifier(CropClassifier):
         backend: str = "auto",
         device: str | None = None,
         random_state: int | None = None,
-        callback: Callable[[dict[str, Any]], None] | None = None,
+        callback: Progress | None = None,
     ) -> None:
         self.n_folds = n_folds
         self.epochs = epochs
@@ -249,91 +265,23 @@ class CNNClassifier(CropClassifier):
         SingleClassError
             If a class has fewer than 2 labels.
         """
-        from blobsift.nn.augment import Augmentation
-        from blobsift.nn.data import normalize_crops
-        from blobsift.nn.train import (
-            WARMUP_EPOCHS,
-            EarlyStopping,
-            Trainer,
-            predict_logits,
-            resolve_device,
-            summarise_logits,
-            trivial_f1,
-        )  # fmt: skip
-
         self._validate_params()
         crops, labels = self._check_fit_input(X, y)
         rng = np.random.default_rng(self.random_state)
-        torch.manual_seed(int(rng.integers(2**31 - 1)))
-        device = resolve_device(self.device)
-        folds = stratified_folds(labels, self._n_folds(labels), rng)
-        epochs, patience = self._schedule(len(folds[0][0]))
-        x_all = torch.from_numpy(self._window(crops))
-        y_all = torch.from_numpy(labels)
-        augment = Augmentation() if self.augment else None
-        trainers = [
-            Trainer(
-                self._build_member(initial_weights), x_all[train], y_all[train], epochs=epochs,
-                learning_rate=self.learning_rate, batch_size=self._batch_size(len(train)),
-                weight_decay=self.weight_decay, sampling=self.sampling, device=device,
-                generator=torch.Generator().manual_seed(int(rng.integers(2**31 - 1))),
-                augment=augment,
+        with seeded(int(rng.integers(2**31 - 1))):  # the caller's torch state stays as it was
+            folds, stopper, records, best_oof = self._fit_members(
+                crops, labels, rng, initial_weights
             )
-            for train, _ in folds
-        ]  # fmt: skip
-        held_out = [normalize_crops(x_all[val]) for _, val in folds]
-        stopper = EarlyStopping(
-            patience,
-            start_epoch=min(WARMUP_EPOCHS, epochs - 1),
-            baseline=trivial_f1(labels),
-        )
-        oof = torch.empty(len(labels))
-        history: dict[str, list[float]] = {"train_loss": [], "val_loss": [], "val_f1": [],
-                                           "val_average_precision": []}  # fmt: skip
-        best_states = [trainer.state() for trainer in trainers]
-        best_oof = oof.clone()
-        for epoch in range(epochs):
-            train_loss = float(np.mean([trainer.train_epoch() for trainer in trainers]))
-            for trainer, (_, val), x_val in zip(trainers, folds, held_out, strict=True):
-                oof[val] = predict_logits(trainer.model, x_val, device)
-            metrics = summarise_logits(oof, y_all, trainers[0].criterion, 0.5)
-            history["train_loss"].append(train_loss)
-            history["val_loss"].append(metrics["loss"])
-            history["val_f1"].append(metrics["best_f1"])
-            history["val_average_precision"].append(metrics["average_precision"])
-            score = (metrics["best_f1"], metrics["average_precision"], -metrics["loss"])
-            is_best = stopper.update(epoch, score)
-            if is_best:
-                best_states = [trainer.state() for trainer in trainers]
-                best_oof = oof.clone()
-            if self.callback is not None:
-                self.callback({
-                    "epoch": epoch + 1, "total_epochs": epochs, "train_loss": train_loss,
-                    "val_loss": metrics["loss"], "val_f1": metrics["best_f1"], "is_best": is_best,
-                })  # fmt: skip
-            if stopper.should_stop:
-                break
-        for trainer, state in zip(trainers, best_states, strict=True):
-            trainer.model.load_state_dict(state)
-            trainer.model.to("cpu").eval()
-        self.members_ = [trainer.model for trainer in trainers]
-        if self._refits(labels):
-            # One more member trained on every label for the epochs the folds found best:
-            # with few positives each fold model misses a large share of them.
-            full = Trainer(
-                self._build_member(initial_weights), x_all, y_all, epochs=stopper.best_epoch + 1,
-                learning_rate=self.learning_rate, batch_size=self._batch_size(len(labels)),
-                weight_decay=self.weight_decay, sampling=self.sampling, device=device,
-                generator=torch.Generator().manual_seed(int(rng.integers(2**31 - 1))),
-                augment=augment,
-            )  # fmt: skip
-            for _ in range(stopper.best_epoch + 1):
-                full.train_epoch()
-            self.members_.append(full.model.to("cpu").eval())
         self.oof_proba_ = torch.sigmoid(best_oof).numpy().astype(np.float64)
         point, rule = self._choose_threshold(labels, self.oof_proba_)
         self.threshold_ = point.threshold
         self.classes_ = np.array([0, 1])
+        history = {
+            "train_loss": [record.train_loss for record in records],
+            "val_loss": [record.metrics["loss"] for record in records],
+            "val_f1": [record.metrics["best_f1"] for record in records],
+            "val_average_precision": [record.metrics["average_precision"] for record in records],
+        }
         self.history_ = {**history, "best_epoch": stopper.best_epoch + 1}
         self.graph_ = self._exported_graph()
         self.cv_metrics_ = {
@@ -343,6 +291,62 @@ class CNNClassifier(CropClassifier):
             "n_members": len(self.members_), "threshold_rule": rule,
         }  # fmt: skip
         return self
+
+    def _fit_members(
+        self,
+        crops: np.ndarray,
+        labels: np.ndarray,
+        rng: np.random.Generator,
+        initial_weights: dict[str, torch.Tensor] | None,
+    ) -> tuple[list[tuple[np.ndarray, np.ndarray]], EarlyStopping, list[EpochRecord], torch.Tensor]:
+        """Train the fold models in lockstep (:func:`~blobsift.nn.loop.run_epochs`).
+
+        Sets ``members_`` (with the refit member, if any); returns the folds, the stopper,
+        the epoch records and the out-of-fold logits of the best epoch.
+        """
+        device = resolve_device(self.device)
+        folds = stratified_folds(labels, self._n_folds(labels), rng)
+        epochs, patience = self._schedule(len(folds[0][0]))
+        x_all = torch.from_numpy(self._window(crops))
+        y_all = torch.from_numpy(labels)
+        augment = Augmentation() if self.augment else None
+
+        def trainer(train: np.ndarray | slice, n_epochs: int) -> Trainer:
+            return Trainer(
+                self._build_member(initial_weights), x_all[train], y_all[train], epochs=n_epochs,
+                learning_rate=self.learning_rate, batch_size=self._batch_size(len(y_all[train])),
+                weight_decay=self.weight_decay, sampling=self.sampling, device=device,
+                generator=torch.Generator().manual_seed(int(rng.integers(2**31 - 1))),
+                augment=augment,
+            )  # fmt: skip
+
+        trainers = [trainer(train, epochs) for train, _ in folds]
+        held_out = [network_input(x_all[val]) for _, val in folds]
+        stopper = EarlyStopping(
+            patience, start_epoch=min(WARMUP_EPOCHS, epochs - 1), baseline=trivial_f1(labels)
+        )
+        oof = torch.empty(len(labels))
+        best_oof = oof.clone()
+
+        def validate() -> dict[str, float]:
+            for fold, (_, val), x_val in zip(trainers, folds, held_out, strict=True):
+                oof[val] = predict_logits(fold.model, x_val, device)
+            return summarise_logits(oof, y_all, trainers[0].criterion, 0.5)
+
+        def keep_best() -> None:
+            best_oof.copy_(oof)
+
+        records = run_epochs(
+            trainers, epochs, validate, stopper, callback=self.callback, on_best=keep_best
+        )
+        self.members_ = [fold.model.to("cpu").eval() for fold in trainers]
+        if self._refits(labels):
+            # One more member trained on every label for the epochs the folds found best:
+            # with few positives each fold model misses a large share of them.
+            full = trainer(slice(None), stopper.best_epoch + 1)
+            full.train_epochs(stopper.best_epoch + 1)
+            self.members_.append(full.model.to("cpu").eval())
+        return folds, stopper, records, best_oof
 
     # -- prediction ---------------------------------------------------------------------
     def _ensemble(self) -> nn.Module:
@@ -355,14 +359,12 @@ class CNNClassifier(CropClassifier):
         return ExportedGraph(self._ensemble, crop_size, graph, source=source)
 
     def _positive_proba(self, crops: np.ndarray) -> np.ndarray:
-        from blobsift.nn.data import normalize_crops
-
         runner = self.graph_.runner(self.backend)
         ensemble = None if runner is not None else self._ensemble()
         crops = self._window(crops)
         out = np.empty(len(crops), dtype=np.float64)
         for start in range(0, len(crops), _PREDICT_CHUNK):
-            x = normalize_crops(torch.from_numpy(crops[start : start + _PREDICT_CHUNK]))
+            x = network_input(crops[start : start + _PREDICT_CHUNK])
             if runner is not None:
                 probs = runner.run(x.numpy()).reshape(-1)
             else:

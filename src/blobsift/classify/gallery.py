@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 
 from blobsift._validation import check_integer
-from blobsift.exceptions import InvalidInputError
+from blobsift.exceptions import InvalidInputError, ModelFileError
 
-__all__ = ["gallery_scores", "leave_one_out_scores", "nearest_neighbours"]
+__all__ = ["checked_gallery", "gallery_scores", "leave_one_out_scores", "nearest_neighbours"]
+
+_UNIT_NORM_TOLERANCE = 1e-3  # gallery embeddings are L2-normalised by the encoder
 
 
 def _check_similarity(similarity: np.ndarray, gallery_labels: np.ndarray) -> None:
@@ -124,3 +129,53 @@ def leave_one_out_scores(
         )[0]
         rest[i] = True
     return scores
+
+
+def checked_gallery(
+    tensors: Mapping[str, Any], embedding_dim: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The gallery stored in a model file, checked.
+
+    Parameters
+    ----------
+    tensors : mapping
+        The file's tensors; ``gallery_embeddings`` (g, embedding_dim) and
+        ``gallery_labels`` (g,) are read (anything with ``.numpy()``).
+    embedding_dim : int
+
+    Returns
+    -------
+    embeddings : ndarray of shape (g, embedding_dim)
+        Finite and of unit length (as the encoder makes them).
+    labels : ndarray of shape (g,), int64
+        0/1, both classes present.
+
+    Raises
+    ------
+    ModelFileError
+        Naming what is missing or wrong.
+    """
+    for name in ("gallery_embeddings", "gallery_labels"):
+        if name not in tensors:
+            raise ModelFileError(f"the tensor {name} is missing.")
+    embeddings = tensors["gallery_embeddings"].numpy()
+    labels = tensors["gallery_labels"].numpy()
+    if embeddings.dtype.kind != "f" or embeddings.shape != (len(labels), embedding_dim):
+        raise ModelFileError(
+            f"gallery_embeddings must be floats of shape ({len(labels)}, {embedding_dim}) for "
+            f"{len(labels)} labels; got {embeddings.dtype} {embeddings.shape}."
+        )
+    if not np.isfinite(embeddings).all():
+        raise ModelFileError("gallery_embeddings hold NaN or inf.")
+    norms = np.linalg.norm(embeddings.astype(np.float64), axis=1)
+    if not np.allclose(norms, 1.0, atol=_UNIT_NORM_TOLERANCE):
+        raise ModelFileError(
+            "gallery_embeddings must have unit length, as the encoder makes them; got lengths "
+            f"{norms.min():.3g} to {norms.max():.3g}."
+        )
+    if labels.ndim != 1 or labels.dtype.kind not in "iu" or set(np.unique(labels)) != {0, 1}:
+        raise ModelFileError(
+            "gallery_labels must be a vector of 0/1 integers holding both classes; got "
+            f"{labels.dtype} {labels.shape} with values {np.unique(labels)[:5].tolist()}."
+        )
+    return embeddings, labels.astype(np.int64)

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import hashlib
-import json
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from numpy.random import Generator
+from torch import Tensor, nn
 
 from blobsift._validation import (
     BOOLEAN,
@@ -29,13 +26,22 @@ from blobsift._validation import (
 )
 from blobsift.classify.base import CropClassifier, config_entry
 from blobsift.classify.cnn import DEFAULT_ARCHITECTURE
-from blobsift.classify.gallery import gallery_scores, leave_one_out_scores, nearest_neighbours
+from blobsift.classify.gallery import (
+    checked_gallery,
+    gallery_scores,
+    leave_one_out_scores,
+    nearest_neighbours,
+)
+from blobsift.classify.pretraining import PretrainedEncoders, pretraining_key
 from blobsift.crops import centre_window
-from blobsift.exceptions import ModelFileError
 from blobsift.metrics import OperatingPoint, average_precision, binary_counts
+from blobsift.nn.contrastive import calibrate_batch_norm, finetune_head, pretrain_encoder
+from blobsift.nn.data import network_input
+from blobsift.nn.loop import seeded
 from blobsift.nn.models import transferable_state
 from blobsift.nn.onnx import ONNX_KEY
 from blobsift.splits import feasible_folds, stratified_folds
+from blobsift.types import Progress
 
 __all__ = ["ENCODER_ARCHITECTURE", "SiameseClassifier"]
 
@@ -47,11 +53,7 @@ _EMBED_CHUNK = 4096
 _MAX_UNLABELED = 4000  # unlabelled crops kept for pre-training (a random subset beyond)
 _DECISION_POINT = 0.5
 _N_VIEWS = 8  # augmented views of each labelled crop for the pair training
-_PRETRAINED_CACHE_SIZE = 4
 _BACKENDS = ("auto", "onnx", "torch")
-_UNIT_NORM_TOLERANCE = 1e-3  # gallery embeddings are L2-normalised by the encoder
-#: Pre-trained encoder weights by a digest of the crops and settings (see ``fit``).
-_PRETRAINED: dict[str, dict[str, torch.Tensor]] = {}
 
 
 class SiameseClassifier(CropClassifier):
@@ -93,7 +95,7 @@ class SiameseClassifier(CropClassifier):
     pretrain_cache : str or None
         A folder where pre-trained encoders are kept by a digest of their crops and
         settings, so that later fits on the same candidates (in other processes too)
-        skip pre-training.
+        skip pre-training (within a process, pass ``fit`` a :class:`PretrainedEncoders`).
     backend : {"auto", "onnx", "torch"}
         Inference engine of the encoder: onnxruntime ("auto" falls back to torch if it
         fails) or torch.
@@ -102,7 +104,9 @@ class SiameseClassifier(CropClassifier):
     random_state : int or None
         Seed.
     callback : callable or None
-        Called with progress dicts (``stage``: "pretrain" / "finetune", ``step``, ...).
+        Called every 10 optimiser steps with a :class:`~blobsift.types.ProgressEvent`:
+        stage ``"pretrain"`` or ``"finetune"``, ``done`` steps of ``total``, values
+        ``{"loss"}``.
 
     Attributes
     ----------
@@ -160,7 +164,7 @@ class SiameseClassifier(CropClassifier):
         target_precision: float | None = None,
         target_recall: float | None = None,
         random_state: int | None = None,
-        callback: Callable[[dict[str, Any]], None] | None = None,
+        callback: Progress | None = None,
     ) -> None:
         self.embedding_dim = embedding_dim
         self.k = k
@@ -193,13 +197,11 @@ class SiameseClassifier(CropClassifier):
 
     @staticmethod
     def _embed(encoder: torch.nn.Module, windows: torch.Tensor) -> np.ndarray:
-        from blobsift.nn.data import normalize_crops
-
         encoder.eval()
         parts = []
         with torch.inference_mode():
             for start in range(0, len(windows), _EMBED_CHUNK):
-                chunk = normalize_crops(windows[start : start + _EMBED_CHUNK])
+                chunk = network_input(windows[start : start + _EMBED_CHUNK])
                 parts.append(encoder(chunk).numpy())
         if not parts:
             return np.empty((0, encoder.config["embedding_dim"]), dtype=np.float32)
@@ -209,7 +211,14 @@ class SiameseClassifier(CropClassifier):
         return gallery_scores(queries @ gallery.T, labels, k=self.k, temperature=self.temperature)
 
     # -- fitting ------------------------------------------------------------------------
-    def fit(self, X: Any, y: Any, *, unlabeled: Any = None) -> SiameseClassifier:  # noqa: N803
+    def fit(
+        self,
+        X: Any,  # noqa: N803
+        y: Any,
+        *,
+        unlabeled: Any = None,
+        encoders: PretrainedEncoders | None = None,
+    ) -> SiameseClassifier:
         """Pre-train on ``unlabeled`` (if given), train on labelled pairs, build the gallery.
 
         Parameters
@@ -220,8 +229,12 @@ class SiameseClassifier(CropClassifier):
             Labels: 1 signal, 0 noise; at least 2 of each.
         unlabeled : array of shape (m, 64, 64), optional
             Unlabelled candidate crops for self-supervised pre-training (a random 4,000
-            are used when there are more). Pre-training on the same crops with the same
-            settings runs once per process; later fits reuse it.
+            are used when there are more).
+        encoders : PretrainedEncoders, optional
+            The cache of pre-trained encoders to reuse and fill: pre-training on the same
+            crops with the same settings then runs once per cache (and once per
+            ``pretrain_cache`` folder). Without one, this fit pre-trains unless the folder
+            holds the encoder.
 
         Returns
         -------
@@ -235,24 +248,30 @@ class SiameseClassifier(CropClassifier):
         SingleClassError
             If a class has fewer than 2 labels.
         """
-        from blobsift.nn.contrastive import calibrate_batch_norm, finetune_head
-
         self._validate_params()
         crops, labels = self._check_fit_input(X, y)
         pool = None if unlabeled is None else check_crops(unlabeled, name="unlabeled")
         rng = np.random.default_rng(self.random_state)
         init_seed, pretrain_seed, view_seed = (int(s) for s in rng.integers(2**31 - 1, size=3))
         windows = self._window(crops)
-        torch.manual_seed(init_seed)
-        encoder = self._new_encoder()
-        if pool is None:
-            calibrate_batch_norm(encoder, windows)
-            self.pretrain_state_ = None
-        else:
-            encoder.load_state_dict(self._pretrained(pool, pretrain_seed))
-            self.pretrain_state_ = transferable_state(encoder)
-        torch.manual_seed(view_seed)  # dropout draws from the global generator
-        features = self._view_features(encoder, windows, view_seed)
+        with seeded(init_seed):  # the caller's torch state stays as it was
+            encoder = self._new_encoder()
+            if pool is None:
+                calibrate_batch_norm(encoder, windows)
+                self.pretrain_state_ = None
+            else:
+                cache = PretrainedEncoders() if encoders is None else encoders
+                encoder.load_state_dict(self._pretrained(pool, pretrain_seed, cache))
+                self.pretrain_state_ = transferable_state(encoder)
+        with seeded(view_seed):  # dropout draws from the global generator
+            self._fit_gallery(encoder, windows, labels, rng, view_seed)
+        return self
+
+    def _fit_gallery(
+        self, encoder: nn.Module, windows: Tensor, labels: np.ndarray, rng: Generator, seed: int
+    ) -> None:
+        """Train the head on labelled pairs, fold by fold then on all; set the gallery."""
+        features = self._view_features(encoder, windows, seed)
         label_tensor = torch.from_numpy(labels)
 
         def trained(index: np.ndarray) -> torch.nn.Module:
@@ -289,53 +308,29 @@ class SiameseClassifier(CropClassifier):
             "average_precision": average_precision(labels, oof),
             "loo_average_precision": average_precision(labels, leave_one_out_scores(
                 self.gallery_embeddings_, labels, k=self.k, temperature=self.temperature)),
-            "n_labels": len(labels),
-            "n_positive": int(labels.sum()), "n_folds": len(folds),
+            "n_labels": len(labels), "n_positive": int(labels.sum()), "n_folds": len(folds),
             "pretrained": self.pretrain_state_ is not None, "threshold_rule": rule,
         }  # fmt: skip
-        return self
 
-    def _pretrained(self, pool: np.ndarray, seed: int) -> dict[str, torch.Tensor]:
-        """Encoder weights pre-trained on ``pool``, cached by content and settings.
-
-        The cache is this process's memory and, if ``pretrain_cache`` names a folder, files
-        there (safetensors; a damaged file is retrained and replaced).
-        """
-        from blobsift.nn.contrastive import pretrain_encoder
-        from blobsift.nn.serialize import load_model_file, save_model_file
-
+    def _pretrained(
+        self, pool: np.ndarray, seed: int, cache: PretrainedEncoders
+    ) -> dict[str, torch.Tensor]:
+        """Encoder weights pre-trained on ``pool``, from ``cache`` (and ``pretrain_cache``)."""
         rng = np.random.default_rng(seed)
         if len(pool) > _MAX_UNLABELED:
             pool = pool[np.sort(rng.choice(len(pool), _MAX_UNLABELED, replace=False))]
-        digest = hashlib.sha256(pool.tobytes())
-        digest.update(json.dumps([self._architecture(), self.embedding_dim,
-                                  self.pretrain_steps, seed]).encode())  # fmt: skip
-        key = digest.hexdigest()
-        if key in _PRETRAINED:
-            return _PRETRAINED[key]
-        path = None if self.pretrain_cache is None else Path(self.pretrain_cache) / key[:40]
-        state = None
-        if path is not None:
-            with contextlib.suppress(ModelFileError):
-                tensors, config = load_model_file(path)
-                state = tensors if config.get("digest") == key else None
-        if state is None:
+        settings = [self._architecture(), self.embedding_dim, self.pretrain_steps, seed]
+
+        def train() -> dict[str, torch.Tensor]:
             encoder = self._new_encoder()
-            torch.manual_seed(seed)
-            pretrain_encoder(
-                encoder,
-                self._window(pool),
-                steps=self.pretrain_steps,
-                generator=torch.Generator().manual_seed(seed),
-                callback=self.callback,
-            )
-            state = {k: v.clone() for k, v in encoder.state_dict().items()}
-            if path is not None:
-                save_model_file(path, state, {"kind": "pretrained_encoder", "digest": key})
-        while len(_PRETRAINED) >= _PRETRAINED_CACHE_SIZE:
-            _PRETRAINED.pop(next(iter(_PRETRAINED)))
-        _PRETRAINED[key] = state
-        return state
+            with seeded(seed):
+                pretrain_encoder(
+                    encoder, self._window(pool), steps=self.pretrain_steps,
+                    generator=torch.Generator().manual_seed(seed), callback=self.callback,
+                )  # fmt: skip
+            return {k: v.clone() for k, v in encoder.state_dict().items()}
+
+        return cache.fetch(pretraining_key(pool, settings), train, folder=self.pretrain_cache)
 
     def _view_features(
         self, encoder: torch.nn.Module, windows: torch.Tensor, seed: int
@@ -345,7 +340,6 @@ class SiameseClassifier(CropClassifier):
         View 0 is the crop itself; the gallery and the queries use it.
         """
         from blobsift.nn.augment import Augmentation
-        from blobsift.nn.data import normalize_crops
 
         n_views = _N_VIEWS if self.augment else 1
         generator = torch.Generator().manual_seed(seed)
@@ -355,7 +349,7 @@ class SiameseClassifier(CropClassifier):
         with torch.inference_mode():
             for view in range(n_views):
                 crops = windows if view == 0 else augment(windows, generator)
-                views.append(encoder.body(normalize_crops(crops)))
+                views.append(encoder.body(network_input(crops)))
         return torch.stack(views, dim=1)
 
     def _gallery_threshold(self, labels: np.ndarray, oof: np.ndarray) -> tuple[OperatingPoint, str]:
@@ -411,15 +405,13 @@ class SiameseClassifier(CropClassifier):
 
     def _embed_crops(self, crops: np.ndarray) -> np.ndarray:
         """Embed raw crops with the final encoder, on onnxruntime unless told otherwise."""
-        from blobsift.nn.data import normalize_crops
-
         check_choice(self.backend, _BACKENDS, name="backend")
         runner = self.graph_.runner(self.backend)
         windows = self._window(crops)
         if runner is None:
             return self._embed(self.encoder_, windows)
         parts = [
-            runner.run(normalize_crops(windows[start : start + _EMBED_CHUNK]).numpy())
+            runner.run(network_input(windows[start : start + _EMBED_CHUNK]).numpy())
             for start in range(0, len(windows), _EMBED_CHUNK)
         ]
         return np.concatenate(parts) if parts else self._embed(self.encoder_, windows)
@@ -496,37 +488,11 @@ class SiameseClassifier(CropClassifier):
             last = set(fresh.state_dict()) - set(transferable_state(fresh))
             load_state_exactly(fresh, pretrained, "pretrained", may_lack=last)
         self.encoder_ = encoder.eval()
-        self.gallery_embeddings_, self.gallery_labels_ = _gallery(tensors, self.embedding_dim)
+        self.gallery_embeddings_, self.gallery_labels_ = checked_gallery(
+            tensors, self.embedding_dim
+        )
         graph = tensors.get(ONNX_KEY)
         graph_bytes = None if graph is None else graph.numpy().tobytes()
         self.graph_ = self._exported_graph(graph_bytes, source)
         self.pretrain_state_ = pretrained or None
         self.cv_metrics_ = config_entry(config, "metrics", where, MAPPING, default={})
-
-
-def _gallery(tensors: dict[str, torch.Tensor], embedding_dim: int) -> tuple[np.ndarray, np.ndarray]:
-    """The stored gallery, checked: finite unit-length embeddings and 0/1 labels of both."""
-    for name in ("gallery_embeddings", "gallery_labels"):
-        if name not in tensors:
-            raise ModelFileError(f"the tensor {name} is missing.")
-    embeddings = tensors["gallery_embeddings"].numpy()
-    labels = tensors["gallery_labels"].numpy()
-    if embeddings.dtype.kind != "f" or embeddings.shape != (len(labels), embedding_dim):
-        raise ModelFileError(
-            f"gallery_embeddings must be floats of shape ({len(labels)}, {embedding_dim}) for "
-            f"{len(labels)} labels; got {embeddings.dtype} {embeddings.shape}."
-        )
-    if not np.isfinite(embeddings).all():
-        raise ModelFileError("gallery_embeddings hold NaN or inf.")
-    norms = np.linalg.norm(embeddings.astype(np.float64), axis=1)
-    if not np.allclose(norms, 1.0, atol=_UNIT_NORM_TOLERANCE):
-        raise ModelFileError(
-            "gallery_embeddings must have unit length, as the encoder makes them; got lengths "
-            f"{norms.min():.3g} to {norms.max():.3g}."
-        )
-    if labels.ndim != 1 or labels.dtype.kind not in "iu" or set(np.unique(labels)) != {0, 1}:
-        raise ModelFileError(
-            "gallery_labels must be a vector of 0/1 integers holding both classes; got "
-            f"{labels.dtype} {labels.shape} with values {np.unique(labels)[:5].tolist()}."
-        )
-    return embeddings, labels.astype(np.int64)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -27,8 +28,10 @@ from blobsift.classify.phases import (
     phase_records,
     recommend_phase,
 )
+from blobsift.classify.pretraining import PretrainedEncoders
 from blobsift.classify.siamese import SiameseClassifier
 from blobsift.exceptions import InvalidInputError, ModelFileError, NotFittedError
+from blobsift.types import Progress, ProgressEvent
 
 __all__ = ["PHASES", "Sifter"]
 
@@ -93,12 +96,15 @@ class Sifter(CropClassifier):
         When ``fit`` gets unlabelled crops, start Phase 2's networks from Phase 1's
         pre-trained encoder instead of random weights.
     callback : callable or None
-        Progress callback, called with a dict holding ``phase``, ``stage`` ("pretrain",
-        "finetune" or "epoch"), ``done`` and ``total`` (plus the phase's own fields).
+        Progress callback, called with the phases' :class:`~blobsift.types.ProgressEvent`
+        (stage "pretrain", "finetune" or "epoch"; ``done`` of ``total``; the phase's own
+        values) with ``values["phase"]`` added: "siamese" or "cnn".
     **options
         Further arguments of the phase classifiers: ``siamese__name=value`` or
         ``cnn__name=value`` for one of them; a plain ``name=value`` goes to the CNN if it
         has that parameter, else to the Siamese classifier (e.g. ``epochs=20``, ``k=3``).
+        A name neither phase has is refused here and by :meth:`set_params`; values are
+        checked by ``fit``.
 
     Attributes
     ----------
@@ -148,9 +154,10 @@ class Sifter(CropClassifier):
         target_precision: float | None = None,
         target_recall: float | None = None,
         cnn_from_pretrained: bool = True,
-        callback: Any = None,
+        callback: Progress | None = None,
         **options: Any,
     ) -> None:
+        _route_options(options)  # unknown option names are refused at once
         self.phase = phase
         self.random_state = random_state
         self.target_precision = target_precision
@@ -165,13 +172,19 @@ class Sifter(CropClassifier):
         return {**params, **self.options}
 
     def set_params(self, **params: Any) -> Sifter:
-        """Set parameters; names that are not Sifter's own go to the phase classifiers."""
+        """Set parameters; names that are not Sifter's own go to the phase classifiers.
+
+        Raises
+        ------
+        InvalidInputError
+            If a name is neither Sifter's nor a phase classifier's (nothing is set then).
+        """
         own = set(self._param_names()) - {"options"}
-        for name, value in params.items():
-            if name in own:
-                setattr(self, name, value)
-            else:
-                self.options[name] = value
+        options = {**self.options, **{k: v for k, v in params.items() if k not in own}}
+        _route_options(options)
+        for name in own & set(params):
+            setattr(self, name, params[name])
+        self.options = options
         return self
 
     def _validate_params(self, where: str | None = None) -> None:
@@ -194,27 +207,7 @@ class Sifter(CropClassifier):
     # -- fitting ------------------------------------------------------------------------
     def _phase_options(self) -> dict[str, dict[str, Any]]:
         """Split ``options`` between the phase classifiers (see the class docstring)."""
-        routed: dict[str, dict[str, Any]] = {kind: {} for kind in _PHASE_CLASSES}
-        for name, value in self.options.items():
-            kind, _, inner = name.partition("__")
-            if inner:
-                if kind not in _PHASE_CLASSES:
-                    raise InvalidInputError(
-                        f"option {name!r}: prefix {kind!r} is not a phase; use "
-                        f"{[k + '__' for k in _PHASE_CLASSES]}."
-                    )
-                target, name = kind, inner
-            else:
-                target = next(
-                    (k for k in ("cnn", "siamese") if name in _PHASE_CLASSES[k]._param_names()),
-                    None,
-                )
-                if target is None:
-                    raise InvalidInputError(f"Sifter has no option {name!r}.")
-            if name not in _PHASE_CLASSES[target]._param_names():
-                raise InvalidInputError(f"the {target} phase has no option {name!r}.")
-            routed[target][name] = value
-        return routed
+        return _route_options(self.options)
 
     def _phase_estimator(self, kind: str) -> CropClassifier:
         shared = {
@@ -229,11 +222,8 @@ class Sifter(CropClassifier):
         if self.callback is None:
             return None
 
-        def forward(info: dict[str, Any]) -> None:
-            stage = info.get("stage", "epoch")
-            done = info.get("step", info.get("epoch"))
-            total = info.get("total_steps", info.get("total_epochs"))
-            self.callback({**info, "phase": kind, "stage": stage, "done": done, "total": total})
+        def forward(event: ProgressEvent) -> None:
+            self.callback(replace(event, values={**event.values, "phase": kind}))
 
         return forward
 
@@ -244,6 +234,7 @@ class Sifter(CropClassifier):
         *,
         unlabeled: Any = None,
         history: Sequence[tuple[int, float]] = (),
+        encoders: PretrainedEncoders | None = None,
     ) -> Sifter:
         """Fit the phase classifier(s) on raw crops ``X`` (n, 64, 64) and labels ``y`` (n,).
 
@@ -261,6 +252,9 @@ class Sifter(CropClassifier):
             pairs will do), for ``phase="auto"``: see
             :func:`~blobsift.classify.phases.recommend_phase` and
             :func:`~blobsift.classify.phases.phase2_retry`.
+        encoders : PretrainedEncoders, optional
+            The cache of Phase 1's pre-trained encoders to reuse and fill; by default this
+            Sifter's own, so refitting it on the same unlabelled crops pre-trains once.
 
         Returns
         -------
@@ -280,7 +274,11 @@ class Sifter(CropClassifier):
         self.gallery_ = None
         self.phase_scores_: dict[str, float] = {}
         if self.phase in ("auto", "siamese") or unlabeled is not None:
-            self.gallery_ = self._phase_estimator("siamese").fit(crops, labels, unlabeled=unlabeled)
+            if encoders is None:
+                encoders = self.__dict__.setdefault("_encoders", PretrainedEncoders())
+            self.gallery_ = self._phase_estimator("siamese").fit(
+                crops, labels, unlabeled=unlabeled, encoders=encoders
+            )
         if self.gallery_ is not None:
             self.phase_scores_["siamese"] = float(
                 self.gallery_.cv_metrics_[PHASE_SCORES["siamese"]]
@@ -455,6 +453,37 @@ class Sifter(CropClassifier):
             one_of(*_PHASE_CLASSES, "cnn_probe")(name, f"{where}phase_scores key")
             real()(score, f"{where}phase_scores.{name}")
         self.phase_scores_ = scores
+
+
+def _route_options(options: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Split Sifter options between the phase classifiers (see :class:`Sifter`).
+
+    Raises
+    ------
+    InvalidInputError
+        If a name has no phase prefix that exists, or no phase has that parameter.
+    """
+    routed: dict[str, dict[str, Any]] = {kind: {} for kind in _PHASE_CLASSES}
+    for name, value in options.items():
+        kind, _, inner = name.partition("__")
+        if inner:
+            if kind not in _PHASE_CLASSES:
+                raise InvalidInputError(
+                    f"option {name!r}: prefix {kind!r} is not a phase; use "
+                    f"{[k + '__' for k in _PHASE_CLASSES]}."
+                )
+            target, name = kind, inner
+        else:
+            target = next(
+                (k for k in ("cnn", "siamese") if name in _PHASE_CLASSES[k]._param_names()),
+                None,
+            )
+            if target is None:
+                raise InvalidInputError(f"Sifter has no option {name!r}.")
+        if name not in _PHASE_CLASSES[target]._param_names():
+            raise InvalidInputError(f"the {target} phase has no option {name!r}.")
+        routed[target][name] = value
+    return routed
 
 
 _TEXT = instance_of(str, "text", optional=False)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F  # noqa: N812
 
-from blobsift.nn.data import robust_noise
+from blobsift.crops import robust_noise
 
 __all__ = ["Augmentation", "blur", "dihedral", "gamma_stretch", "shift"]
 
@@ -138,7 +138,9 @@ class Augmentation:
             low, high = (torch.log(torch.tensor(g)).item() for g in self.gamma)
             x = gamma_stretch(x, torch.exp(uniform(low, high)))
         if self.noise > 0:
-            level = robust_noise(x) * uniform(0.0, self.noise)
+            level = torch.from_numpy(robust_noise(x.detach().cpu().numpy())) * uniform(
+                0.0, self.noise
+            )
             x = x + level[:, None, None] * torch.randn(x.shape, generator=generator)
         scale = uniform(*self.gain)[:, None, None]
         spread = x.flatten(1).std(dim=1)[:, None, None]

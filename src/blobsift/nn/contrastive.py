@@ -12,7 +12,6 @@ augmented, then normalised.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import torch
 import torch.nn.functional as F  # noqa: N812
@@ -20,8 +19,9 @@ from torch import nn
 
 from blobsift.exceptions import InvalidInputError, SingleClassError
 from blobsift.nn.augment import Augmentation
-from blobsift.nn.data import normalize_crops
-from blobsift.nn.train import warmup_cosine
+from blobsift.nn.data import network_input
+from blobsift.nn.loop import warmup_cosine
+from blobsift.types import Progress, ProgressEvent
 
 __all__ = [
     "CONTRASTIVE_AUGMENTATION",
@@ -159,7 +159,7 @@ def sample_pairs(
 def _views(
     crops: torch.Tensor, augment: Augmentation | None, generator: torch.Generator
 ) -> torch.Tensor:
-    return normalize_crops(crops if augment is None else augment(crops, generator))
+    return network_input(crops if augment is None else augment(crops, generator))
 
 
 def _optimise(
@@ -168,7 +168,7 @@ def _optimise(
     learning_rate: float,
     weight_decay: float,
     step_loss: Callable[[], torch.Tensor],
-    callback: Callable[[dict[str, Any]], None] | None,
+    callback: Progress | None,
     stage: str,
 ) -> list[float]:
     """Train ``module`` for ``steps`` AdamW steps (warm-up + cosine); return the losses."""
@@ -186,7 +186,9 @@ def _optimise(
         scheduler.step()
         losses.append(float(loss.detach()))
         if callback is not None and ((step + 1) % 10 == 0 or step + 1 == steps):
-            callback({"stage": stage, "step": step + 1, "total_steps": steps, "loss": losses[-1]})
+            callback(
+                ProgressEvent(stage=stage, done=step + 1, total=steps, values={"loss": losses[-1]})
+            )
     module.eval()
     return losses
 
@@ -202,7 +204,7 @@ def pretrain_encoder(
     weight_decay: float = 1e-4,
     augment: Augmentation = CONTRASTIVE_AUGMENTATION,
     generator: torch.Generator,
-    callback: Callable[[dict[str, Any]], None] | None = None,
+    callback: Progress | None = None,
 ) -> list[float]:
     """Self-supervised contrastive pre-training on unlabelled crops (in place).
 
@@ -222,7 +224,9 @@ def pretrain_encoder(
     generator : torch.Generator
         The only source of randomness.
     callback : callable, optional
-        Called every 10 steps with ``{"stage": "pretrain", "step", "total_steps", "loss"}``.
+        Called every 10 steps (and after the last) with a
+        :class:`~blobsift.types.ProgressEvent`: stage ``"pretrain"``, ``done`` steps of
+        ``total``, values ``{"loss"}``.
 
     Returns
     -------
@@ -258,7 +262,7 @@ def finetune_head(
     learning_rate: float = 3e-3,
     weight_decay: float = 1e-3,
     generator: torch.Generator,
-    callback: Callable[[dict[str, Any]], None] | None = None,
+    callback: Progress | None = None,
 ) -> list[float]:
     """Train an encoder's head on class-balanced labelled pairs (in place; :func:`pair_loss`).
 
@@ -280,7 +284,9 @@ def finetune_head(
     generator : torch.Generator
         The only source of randomness (pairs and views).
     callback : callable, optional
-        Called every 10 steps with ``{"stage": "finetune", "step", "total_steps", "loss"}``.
+        Called every 10 steps (and after the last) with a
+        :class:`~blobsift.types.ProgressEvent`: stage ``"finetune"``, ``done`` steps of
+        ``total``, values ``{"loss"}``.
 
     Returns
     -------
@@ -321,7 +327,7 @@ def calibrate_batch_norm(model: nn.Module, crops: torch.Tensor, batch_size: int 
         layer.momentum = None  # a cumulative average over all batches
     model.train()
     for start in range(0, len(crops), batch_size):
-        model(normalize_crops(crops[start : start + batch_size]))
+        model(network_input(crops[start : start + batch_size]))
     for layer in layers:
         layer.momentum = 0.1
     model.eval()

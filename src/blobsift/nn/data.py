@@ -1,4 +1,7 @@
-"""Crop tensors: normalisation and class-balanced sampling."""
+"""Label tensors and class-balanced sampling of training crops.
+
+(The per-crop normalisation is :func:`blobsift.crops.normalise_crops`, in numpy.)
+"""
 
 from __future__ import annotations
 
@@ -9,17 +12,14 @@ import torch
 from torch.utils.data import WeightedRandomSampler
 
 from blobsift._validation import check_both_classes, check_in_range, check_labels
+from blobsift.crops import normalise_crops
 from blobsift.exceptions import InvalidInputError
 
 __all__ = [
     "balance_dataset",
     "create_weighted_sampler",
-    "normalize_crops",
-    "robust_noise",
+    "network_input",
 ]
-
-_MAD_TO_SIGMA = 1.4826
-_ASINH_SCALE = 3.0  # noise sigmas at which the intensity compression sets in
 
 
 def _as_label_tensor(labels: torch.Tensor | np.ndarray, n: int | None = None) -> torch.Tensor:
@@ -29,59 +29,15 @@ def _as_label_tensor(labels: torch.Tensor | np.ndarray, n: int | None = None) ->
     return torch.from_numpy(check_labels(labels, n, name="labels"))
 
 
-def robust_noise(crops: torch.Tensor) -> torch.Tensor:
-    """Estimate each crop's pixel noise from the MAD of horizontal pixel differences.
+def network_input(crops: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """Raw crops (B, H, W) as the (B, 1, H, W) float32 tensor a network is fed.
 
-    Differences of neighbouring pixels cancel smooth background structure, and the median
-    ignores the few pixels that hold a spot, so the estimate reflects the noise only.
-
-    Parameters
-    ----------
-    crops : Tensor of shape (B, H, W)
-
-    Returns
-    -------
-    Tensor of shape (B,)
-        The noise standard deviation of each crop (0 for a constant crop).
+    The normalisation is :func:`blobsift.crops.normalise_crops`; this only moves the
+    crops between torch and numpy around it.
     """
-    rows = crops[:, ::2]  # every other row: half the sorting, and plenty of pixels
-    diffs = (rows[:, :, 1:] - rows[:, :, :-1]).flatten(1)
-    centre = diffs.median(dim=1, keepdim=True).values
-    mad = (diffs - centre).abs().median(dim=1).values
-    return mad * (_MAD_TO_SIGMA / math.sqrt(2.0))
-
-
-def normalize_crops(crops: torch.Tensor) -> torch.Tensor:
-    """Put raw crops of any brightness, gain and offset on one scale.
-
-    Each crop has its median background subtracted and is divided by its own noise level
-    (:func:`robust_noise`); the result, in noise sigmas, is compressed with ``asinh`` so that
-    hot pixels and cosmic rays hundreds of sigmas bright do not dominate. The output is
-    invariant to any positive gain and offset applied to the raw crop.
-
-    Parameters
-    ----------
-    crops : Tensor of shape (B, H, W) or (B, 1, H, W)
-        Raw intensities (float).
-
-    Returns
-    -------
-    Tensor of shape (B, 1, H, W), float32.
-    """
-    if crops.dim() == 4:
-        crops = crops[:, 0]
-    crops = crops.to(torch.float32)
-    if crops.shape[0] == 0:
-        return crops.unsqueeze(1)
-    # The median of every other pixel in each direction: a quarter of the sorting.
-    background = crops[:, ::2, ::2].flatten(1).median(dim=1).values
-    noise = robust_noise(crops)
-    # A constant (or nearly noise-free) crop: fall back to the spread of its values, then 1.
-    spread = crops.flatten(1).std(dim=1)
-    noise = torch.where(noise > 1e-6 * (background.abs() + 1), noise, spread)
-    noise = torch.where(noise > 1e-12, noise, torch.ones_like(noise))
-    scaled = (crops - background[:, None, None]) / (_ASINH_SCALE * noise[:, None, None])
-    return (torch.asinh(scaled) * _ASINH_SCALE).unsqueeze(1)
+    if isinstance(crops, torch.Tensor):
+        crops = crops.detach().cpu().numpy()
+    return torch.from_numpy(normalise_crops(crops))
 
 
 def balance_dataset(

@@ -22,7 +22,7 @@ class FocalLoss(nn.Module):
         Weight of the positive (signal) class; negatives get ``1 - alpha``. ``0.5``
         weighs both classes equally (and halves the loss); ``None`` applies no class
         weight. The paper's 0.25 *down*-weights positives; when the sampler already
-        balances the classes use 0.5 (see :func:`blobsift.nn.train.default_focal_alpha`).
+        balances the classes use 0.5 (see :func:`blobsift.nn.loop.default_focal_alpha`).
     gamma : float
         Focusing parameter: 0 gives (alpha-weighted) binary cross-entropy; larger values
         down-weight easy examples.

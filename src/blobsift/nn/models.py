@@ -151,6 +151,11 @@ class ScaleSpaceFeatures(nn.Module):
 class SignalClassifier(nn.Module):
     """A small CNN that scores whether a crop holds a real signal at its centre.
 
+    This is the specification's ``nn.Module`` and keeps its public name. It is a network,
+    not an estimator: the scikit-learn style estimators that train it are
+    :class:`~blobsift.classify.cnn.CNNClassifier` (an ensemble of these) and
+    :class:`~blobsift.Sifter`; :func:`~blobsift.nn.train.train_classifier` trains one.
+
     Blocks of ``3x3 conv -> batch norm -> ReLU -> 2x2 max pool``, then a fully connected
     head over the *flattened* feature map. Flattening keeps position: the label belongs
     to the candidate at the centre, not to any spot somewhere in the window, and a
