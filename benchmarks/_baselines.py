@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from blobsift import FocalLoss, SignalClassifier, balance_dataset, train_classifier
-from blobsift.nn.data import normalize_crops
+from blobsift.nn.data import network_input
 
 
 class SpecRecipe:
@@ -49,7 +49,7 @@ class SpecRecipe:
         """The signal probability of each crop (a ranking score)."""
         self.model.eval()
         with torch.inference_mode():
-            logits = self.model(normalize_crops(torch.from_numpy(crops)))
+            logits = self.model(network_input(crops))
         return torch.sigmoid(logits).reshape(-1).numpy()
 
     def predict(self, crops: np.ndarray) -> np.ndarray:
@@ -96,7 +96,7 @@ class HoldoutRecipe:
         window = np.ascontiguousarray(centre_window(crops, self.size))
         self.model.eval()
         with torch.inference_mode():
-            logits = self.model(normalize_crops(torch.from_numpy(window)))
+            logits = self.model(network_input(window))
         return torch.sigmoid(logits).reshape(-1).numpy()
 
     def predict(self, crops: np.ndarray) -> np.ndarray:

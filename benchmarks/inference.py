@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from blobsift import SiameseClassifier, Sifter, SignalClassifier
-from blobsift.nn.data import normalize_crops
+from blobsift.nn.data import network_input
 from blobsift.nn.onnx import OnnxRunner, export_onnx
 from blobsift.simulate import simulate_crops
 
@@ -59,10 +59,10 @@ def main() -> None:
 
     def spec_torch(crops: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
-            return torch.sigmoid(spec(normalize_crops(torch.from_numpy(crops)))).numpy()
+            return torch.sigmoid(spec(network_input(crops))).numpy()
 
     def spec_ort(crops: np.ndarray) -> np.ndarray:
-        return spec_onnx.run(normalize_crops(torch.from_numpy(crops)).numpy())
+        return spec_onnx.run(network_input(crops).numpy())
 
     def sifter_with(backend: str) -> Callable[[np.ndarray], np.ndarray]:
         def predict(crops: np.ndarray) -> np.ndarray:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from blobsift.crops import centre_window
+from blobsift.crops import centre_window, normalise_crops
 from blobsift.exceptions import InvalidInputError
 
 __all__ = [
@@ -41,7 +41,7 @@ _DESCRIPTOR_BLOCK = 4  # block-average factor: a 32x32 window becomes 8x8 number
 def crop_descriptors(crops: np.ndarray) -> np.ndarray:
     """Cheap appearance descriptors of crops, for the diversity of a queue.
 
-    Each crop is normalised (:func:`blobsift.nn.data.normalize_crops`: background
+    Each crop is normalised (:func:`blobsift.crops.normalise_crops`: background
     subtracted, in noise sigmas, ``asinh`` compressed), its central 32x32 window is
     averaged in 4x4 blocks, and the resulting 64 numbers are the descriptor.
 
@@ -54,18 +54,12 @@ def crop_descriptors(crops: np.ndarray) -> np.ndarray:
     -------
     (n, 64) float32 array
     """
-    # Until blobsift.crops.normalise_crops (numpy) lands: then this becomes
-    # ``normalised = normalise_crops(window)`` and active.py loses its torch import.
-    import torch
-
-    from blobsift.nn.data import normalize_crops
-
     crops = np.asarray(crops, dtype=np.float32)
     if crops.shape[0] == 0:
         side = _DESCRIPTOR_WINDOW // _DESCRIPTOR_BLOCK
         return np.empty((0, side * side), np.float32)
     window = np.ascontiguousarray(centre_window(crops, _DESCRIPTOR_WINDOW))
-    normalised = normalize_crops(torch.from_numpy(window))[:, 0].numpy()
+    normalised = normalise_crops(window)[:, 0]
     n, side = len(normalised), _DESCRIPTOR_WINDOW // _DESCRIPTOR_BLOCK
     blocks = normalised.reshape(n, side, _DESCRIPTOR_BLOCK, side, _DESCRIPTOR_BLOCK)
     return blocks.mean(axis=(2, 4)).reshape(n, side * side).astype(np.float32)
