@@ -28,18 +28,6 @@ from blobsift.types import Progress, ProgressEvent
 __all__ = ["ModelPlugin", "run_on_cluster"]
 
 
-def _limit_inference_threads(model: Any, threads: int) -> None:
-    """Keep a worker's inference to ``threads`` cores (onnxruntime defaults to all)."""
-    # NOTE(layers): torch belongs in nn/ and classify/ only; this goes when classify offers
-    # a way to limit a fitted model's inference threads (asked of the learn developer).
-    import torch
-
-    torch.set_num_threads(threads)
-    graph = getattr(getattr(model, "estimator_", None), "graph_", None)
-    if graph is not None:
-        graph.limit_threads(threads)
-
-
 class ModelPlugin(WorkerPlugin):
     """A worker plugin carrying a saved Sifter's bytes, loaded once on each worker.
 
@@ -71,7 +59,7 @@ class ModelPlugin(WorkerPlugin):
             Path(folder, "model.safetensors").write_bytes(self.weights)
             Path(folder, "model.json").write_bytes(self.config)
             self.model = Sifter.load(Path(folder, "model"))
-        _limit_inference_threads(self.model, self.threads)
+        self.model.limit_threads(self.threads)
 
     def teardown(self, worker: Any) -> None:
         """Drop the model."""

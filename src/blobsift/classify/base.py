@@ -165,6 +165,19 @@ class CropClassifier:
             )
 
     # -- prediction ---------------------------------------------------------------------
+    def limit_threads(self, threads: int) -> None:
+        """Run this model's inference on at most ``threads`` cores (torch and onnxruntime).
+
+        For a process that shares its machine, such as a Dask worker beside others.
+        """
+        import torch
+
+        torch.set_num_threads(threads)
+        fitted = getattr(self, "estimator_", self)
+        graph = getattr(fitted, "graph_", None)
+        if graph is not None:
+            graph.limit_threads(threads)
+
     def _positive_proba(self, crops: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
