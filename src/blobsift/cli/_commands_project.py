@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
+from typing import Any
 
 from blobsift.cli._bars import _run_with_bars
 from blobsift.cli._options import _detect_settings
@@ -151,6 +152,9 @@ def _export(args: argparse.Namespace) -> int:
 def _info(args: argparse.Namespace) -> int:
     with _open(args) as project:
         info = project.info(verify=args.verify)
+        latest = info.get("latest_model")
+        if latest:
+            _withhold_estimates(latest, project.model(latest["id"]))
     labels = info["labels"]
     lines = [
         f"project    {info['project']} (schema {info['schema_version']})",
@@ -171,9 +175,8 @@ def _info(args: argparse.Namespace) -> int:
         f"unsure ({info['label_events']} events)",
         f"models     {info['models']}",
     ]
-    latest = info.get("latest_model")
     if latest:
-        f1 = "-" if latest["f1"] is None else f"{latest['f1']:.3f}"
+        f1 = latest.get("estimates") or ("-" if latest["f1"] is None else f"{latest['f1']:.3f}")
         lines.append(
             f"latest     model {latest['id']}: {latest['phase']}, {latest['n_labels']} labels, "
             f"F1 {f1}, threshold {latest['threshold']:.3f}"
@@ -183,6 +186,22 @@ def _info(args: argparse.Namespace) -> int:
         lines.append(f"PROBLEM    {problem['message']}")
     _emit(args, info, lines)
     return 1 if info.get("image_problems") else 0
+
+
+def _withhold_estimates(summary: dict[str, Any], record: Any) -> None:
+    """Withhold a model summary's held-out estimates if too few positives were held out.
+
+    An F1, precision or recall from fewer than
+    :data:`~blobsift.metrics.MIN_HELDOUT_POSITIVES` signal labels is no estimate: the
+    numbers become None and ``summary["estimates"]`` says why.
+    """
+    from blobsift.metrics import too_few_positives
+    from blobsift.project_report import TOO_FEW_POSITIVES
+
+    n_positive = record.metrics.get("n_positive", record.n_positive)
+    if too_few_positives(n_positive):
+        summary.update(f1=None, precision=None, recall=None)
+        summary["estimates"] = f"{TOO_FEW_POSITIVES} ({n_positive} signal)"
 
 
 def _relocate(args: argparse.Namespace) -> int:
