@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from blobsift.classify.baselines import BrightnessCut, FeatureForest, centre_features
+from blobsift.crops import crops_for
 from blobsift.exceptions import InvalidInputError
 from blobsift.metrics import MIN_HELDOUT_POSITIVES, precision_recall_f1, too_few_positives
 from blobsift.report import SPEC_EXPECTED_F1
@@ -316,21 +317,20 @@ class _Baselines:
     """
 
     def __init__(self, project: Any, labelled: Any, labels: np.ndarray) -> None:
-        (self.crops,) = project._cut_crops(labelled.reset_index(drop=True))
+        self.crops = crops_for(
+            labelled.reset_index(drop=True), lambda image_id: project.read_image(int(image_id))
+        )
         self.labels = labels[: len(labelled)]
         self.features = centre_features(self.crops)
         self.new: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def _new_crops(self, frame: Any) -> tuple[np.ndarray, np.ndarray]:
         """Crops and features of the candidates of ``frame`` (kept while they stay the same)."""
-        from blobsift.crops import extract_crops
         from blobsift.io import read_image
 
         positions = frame[["row", "col"]].to_numpy()
         if self.new is None or not np.array_equal(self.new[0], positions):
-            crops = np.empty((len(frame), 64, 64), dtype=np.float32)
-            for image, where in frame.groupby("image", sort=False).indices.items():
-                crops[where] = extract_crops(read_image(image), positions[where])
+            crops = crops_for(frame, read_image, image_column="image")
             self.new = (positions, crops, centre_features(crops))
         return self.new[1], self.new[2]
 
