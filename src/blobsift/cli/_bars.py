@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from blobsift.types import ProgressEvent
+from blobsift.types import Progress, ProgressEvent
+
+_T = TypeVar("_T")
 
 #: The unit a bar counts, by stage (default: images).
 _UNITS = {"epoch": "epoch", "label": "label", "report": "figure", "pretrain": "step",
@@ -63,7 +66,7 @@ class _Bars:
         self.bars.clear()
 
 
-def _run_with_bars(args: argparse.Namespace, call: Any) -> Any:
+def _run_with_bars(args: argparse.Namespace, call: Callable[[Progress], _T]) -> _T:
     """``call(bars)`` with progress bars (none under ``--quiet``), closed afterwards."""
     bars = _Bars(enabled=not args.quiet)
     try:

@@ -69,7 +69,7 @@ from blobsift.detect._filters import (
     _window_max_scipy,
 )
 from blobsift.detect._noise import estimate_noise
-from blobsift.detect._plan import _make_plan, _Settings
+from blobsift.detect._plan import _make_plan, _TileContext
 from blobsift.detect._settings import DetectSettings, _check_int
 from blobsift.detect._tiles import DEFAULT_TILE, MIN_TILE, _detect_tile, _tiles
 from blobsift.exceptions import InvalidInputError
@@ -196,7 +196,7 @@ def detect_blobs(
         return Candidates.empty()
 
     dtype = np.dtype(getattr(image, "dtype", np.float64))
-    settings = _Settings(
+    context = _TileContext(
         plan=_make_plan(chosen.sigma_min, chosen.sigma_max, min_distance),
         threshold=threshold,
         min_distance=min_distance,
@@ -210,12 +210,12 @@ def detect_blobs(
         difference=_difference_opencv if backend == "opencv" else _difference_numpy,
         subtract_background=dtype.itemsize > 2 and dtype != np.float32,
     )
-    tiles = _tiles(shape, tile_size, n_threads, settings.plan.align)
+    tiles = _tiles(shape, tile_size, n_threads, context.plan.align)
     if n_threads == 1 or len(tiles) == 1:
-        results = [_detect_tile(image, core, settings) for core in tiles]
+        results = [_detect_tile(image, core, context) for core in tiles]
     else:
         with ThreadPoolExecutor(max_workers=min(n_threads, len(tiles))) as pool:
-            results = list(pool.map(lambda core: _detect_tile(image, core, settings), tiles))
+            results = list(pool.map(lambda core: _detect_tile(image, core, context), tiles))
 
     non_finite = sum(r.non_finite for r in results)
     if non_finite:

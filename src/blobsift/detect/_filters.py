@@ -37,12 +37,13 @@ def _resolve_backend(backend: str) -> str:
 
 
 def _blur_opencv(image: np.ndarray, kernel: np.ndarray, out: np.ndarray) -> None:
-    cv2 = _cv2()
+    cv2: Any = _cv2()
     cv2.sepFilter2D(image, cv2.CV_32F, kernel, kernel, dst=out, borderType=cv2.BORDER_REFLECT)
 
 
 def _difference_opencv(a: np.ndarray, b: np.ndarray, factor: float, out: np.ndarray) -> None:
-    _cv2().addWeighted(a, factor, b, -factor, 0.0, dst=out)
+    cv2: Any = _cv2()
+    cv2.addWeighted(a, factor, b, -factor, 0.0, dst=out)
 
 
 def _difference_numpy(a: np.ndarray, b: np.ndarray, factor: float, out: np.ndarray) -> None:
@@ -59,7 +60,7 @@ def _blur_scipy(image: np.ndarray, kernel: np.ndarray, out: np.ndarray) -> None:
 
 def _window_max_opencv(values: np.ndarray, radius: int) -> np.ndarray:
     """Maximum over a (2 radius + 1)-square window; pixels outside the array are ignored."""
-    cv2 = _cv2()
+    cv2: Any = _cv2()
     kernel = np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)
     return cv2.dilate(values, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=-np.inf)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from blobsift.detect._plan import _Plan, _Settings
+from blobsift.detect._plan import _Plan, _TileContext
 
 _EDGE_RATIO = 5.0  # largest ratio of principal curvatures of a blob (ridges have more)
 
@@ -64,7 +64,7 @@ def _to_level(coordinate: np.ndarray, source: int, target: int) -> np.ndarray:
 
 
 def _scale_space_peaks(
-    layers: list[np.ndarray], plan: _Plan, settings: _Settings
+    layers: list[np.ndarray], plan: _Plan, settings: _TileContext
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Peaks of the scale space above the threshold: (row, col, layer, score).
 

@@ -105,7 +105,9 @@ def _make_plan(sigma_min: float, sigma_max: float, min_distance: int) -> _Plan:
 
 
 @dataclass(frozen=True)
-class _Settings:
+class _TileContext:
+    """What every tile of one image needs: the plan, the settings, the noise, the filters."""
+
     plan: _Plan
     threshold: float
     min_distance: int

@@ -14,7 +14,7 @@ from blobsift.detect._peaks import (
     _sample,
     _scale_space_peaks,
 )
-from blobsift.detect._plan import _Settings
+from blobsift.detect._plan import _TileContext
 
 #: Default tile side (pixels) for images processed tile by tile, and the smallest allowed.
 DEFAULT_TILE = 2048
@@ -34,7 +34,7 @@ class _TileResult:
     non_finite: int  # non-finite pixels in the tile's core
 
 
-def _as_float32(block: np.ndarray, settings: _Settings) -> np.ndarray:
+def _as_float32(block: np.ndarray, settings: _TileContext) -> np.ndarray:
     """Convert a tile to float32 without overflow, subtracting the background if useful."""
     block = np.asarray(block)
     if settings.subtract_background and np.isfinite(settings.background):
@@ -45,7 +45,9 @@ def _as_float32(block: np.ndarray, settings: _Settings) -> np.ndarray:
     return np.ascontiguousarray(block, dtype=np.float32)
 
 
-def _detect_tile(image: Any, core: tuple[int, int, int, int], settings: _Settings) -> _TileResult:
+def _detect_tile(
+    image: Any, core: tuple[int, int, int, int], settings: _TileContext
+) -> _TileResult:
     """Detect peaks whose pixel lies in ``core`` = (r0, r1, c0, c1) of the full image."""
     plan = settings.plan
     height, width = settings.shape
