@@ -50,3 +50,27 @@ def test_an_option_of_the_wrong_kind_exits_with_usage(capsys):
         main(["detect", "p", "--min-distance", "1.5"])
     assert excinfo.value.code == 2
     assert "--min-distance: invalid int value" in capsys.readouterr().err
+
+
+def test_progress_bars_follow_progress_events(capsys):
+    from blobsift.cli._bars import _Bars
+    from blobsift.types import ProgressEvent
+
+    bars = _Bars(enabled=True)
+    bars(ProgressEvent(stage="predict", done=0, total=3, values={"dashboard": "http://h:8787"}))
+    for epoch in (1, 2):
+        values = {"epoch": epoch, "total_epochs": 5, "train_loss": 0.1, "val_f1": 0.5 + epoch / 10}
+        bars(ProgressEvent(stage="epoch", done=epoch, total=5, values=values))
+    bars(ProgressEvent(stage="pretrain", done=10, total=None, values={"loss": 1.0}))
+    shown = {stage: (bar.n, bar.total, bar.desc, bar.unit) for stage, bar in bars.bars.items()}
+    assert shown == {
+        "predict": (0, 3, "predict", "image"),
+        "epoch": (2, 5, "training Phase 2", "epoch"),
+        "pretrain": (10, None, "pre-training Phase 1", "step"),
+    }
+    assert bars.bars["epoch"].postfix == "val_f1=0.700"
+    bars.close()
+    assert "Dask dashboard: http://h:8787" in capsys.readouterr().err
+    quiet = _Bars(enabled=False)
+    quiet(ProgressEvent(stage="detect", done=1, total=2))
+    assert quiet.bars == {}
