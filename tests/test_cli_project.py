@@ -283,3 +283,21 @@ def test_train_phase1_without_pretraining_and_the_phase_history(pipeline, capsys
     assert sorted(cache.iterdir()) == cached
     assert history[-1] == (record.n_labels, record.metrics["phase_scores"]["siamese"])
     assert len(history) == len(with_phase1)
+
+
+def test_info_shows_no_f1_from_too_few_positives(small, capsys):
+    assert main(["detect", str(small.project), "--quiet"]) == 0
+    with Project(small.project) as opened:
+        table = label_candidates(opened.candidates(), objects_of(2, seed=3))
+    few = pd.concat([table[table["label"] == 1].head(3), table[table["label"] == 0].head(20)])
+    few.to_csv(small.root / "few.csv", index=False)
+    assert main(["import-labels", str(small.project), str(small.root / "few.csv"), "--quiet"]) == 0
+    argv = ["train", str(small.project), "--epochs", "1", "--no-pretrain", "--quiet"]
+    assert main(argv) == 0
+    capsys.readouterr()
+    assert main(["info", str(small.project)]) == 0
+    (latest,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("latest")]
+    assert "F1 too few positives to estimate (3 signal)," in latest
+    info = run_json(capsys, "info", str(small.project))["latest_model"]
+    assert (info["f1"], info["precision"], info["recall"]) == (None, None, None)
+    assert info["estimates"] == "too few positives to estimate (3 signal)"

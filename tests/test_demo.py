@@ -179,3 +179,14 @@ def test_nested_order_keeps_the_class_ratio_in_every_prefix():
     positives = np.cumsum(labels[order])
     for n in range(1, 101):
         assert abs(positives[n - 1] - n / 10) <= 1
+
+
+def test_the_demo_shows_its_rounds_and_progress_on_stderr(tmp_path, capsys):
+    argv = ["demo", str(tmp_path / "run"), "--labels", "25", "--new-images", "1",
+            "--epochs", "1", "--no-pretrain"]  # fmt: skip
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "round 1/1: 25 labels (" in err
+    assert "  model 1 (" in err
+    assert "on the new images" in err
+    assert "detect" in err  # the project's own stages draw bars

@@ -30,7 +30,7 @@ import os
 import shutil
 import textwrap
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from itertools import pairwise
 from math import ceil
@@ -40,11 +40,13 @@ from typing import Any
 import numpy as np
 
 from blobsift.classify.baselines import BrightnessCut, FeatureForest, centre_features
+from blobsift.crops import crops_for
 from blobsift.exceptions import InvalidInputError
 from blobsift.metrics import MIN_HELDOUT_POSITIVES, precision_recall_f1, too_few_positives
 from blobsift.report import SPEC_EXPECTED_F1
 from blobsift.simulate import truth_labels, write_simulated_images
 from blobsift.splits import nested_order
+from blobsift.types import Progress, ProgressEvent
 
 __all__ = [
     "BASELINES",
@@ -154,7 +156,7 @@ def run_demo(
     train_images: int | None = None,
     new_images: int = 6,
     seed: int = 0,
-    progress: Callable[[str, dict[str, Any]], None] | None = None,
+    progress: Progress | None = None,
     **train_options: Any,
 ) -> DemoResult:
     """Run the whole path on simulated images: detect, label in rounds, train, predict, report.
@@ -173,11 +175,13 @@ def run_demo(
         Simulated images outside the project that every model is scored on.
     seed : int
         Seed of the images, the labelling order and the training.
-    progress : callable, optional
-        ``progress(stage, info)``: the stages of :class:`~blobsift.store.Project`
-        (``"detect"``, ``"epoch"``, ``"predict"``) and of the report (``"report"``), and
-        ``"round"`` before each round (``round``, ``rounds``, ``labels``, ``positives``) and
-        ``"scored"`` after it (the fields of its :class:`DemoRound`).
+    progress : Progress, optional
+        Called with a :class:`~blobsift.types.ProgressEvent` as the demo goes: the stages
+        of :class:`~blobsift.store.Project` (``"detect"``, ``"epoch"``, ``"predict"`` ...)
+        and of the report (``"report"``, ``"overlays"``); and the demo's own: ``"round"``
+        before each round (``done`` rounds begun of ``total``; values ``labels``,
+        ``positives``) and ``"scored"`` after it (values: the fields of its
+        :class:`DemoRound`).
     **train_options
         Further ``Project.train`` options (e.g. ``epochs``, ``pretrain``).
 
@@ -204,7 +208,7 @@ def run_demo(
         raise InvalidInputError(f"new_images must be at least 1; got {new_images}.")
     if train_images is None:
         train_images = max(2, ceil(counts[-1] / (_LABELLED_SHARE * _CANDIDATES_PER_IMAGE)))
-    report = progress or (lambda stage, info: None)
+    report = progress or (lambda event: None)
     root = _fresh_folder(output)
     (root / _MARKER).write_text(json.dumps({"status": "running", "seed": seed}))
 
@@ -239,8 +243,12 @@ def run_demo(
             done = count
             positives = int(labels[order[:count]].sum())
             report(
-                "round",
-                {"round": k, "rounds": len(counts), "labels": count, "positives": positives},
+                ProgressEvent(
+                    stage="round",
+                    done=k,
+                    total=len(counts),
+                    values={"labels": count, "positives": positives},
+                )
             )
             start = time.perf_counter()
             record = project.train(
@@ -270,7 +278,9 @@ def run_demo(
                     baselines=baselines.f1(count, frame, real, seed),
                 )
             )
-            report("scored", asdict(rounds[-1]))
+            report(
+                ProgressEvent(stage="scored", done=k, total=len(counts), values=asdict(rounds[-1]))
+            )
         written = write_predictions(frame, root / "predictions" / "new-images.csv")
         written += write_overlays(
             project, frame, root / "predictions" / "new-images-overlays", progress=progress
@@ -307,21 +317,20 @@ class _Baselines:
     """
 
     def __init__(self, project: Any, labelled: Any, labels: np.ndarray) -> None:
-        (self.crops,) = project._cut_crops(labelled.reset_index(drop=True))
+        self.crops = crops_for(
+            labelled.reset_index(drop=True), lambda image_id: project.read_image(int(image_id))
+        )
         self.labels = labels[: len(labelled)]
         self.features = centre_features(self.crops)
         self.new: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def _new_crops(self, frame: Any) -> tuple[np.ndarray, np.ndarray]:
         """Crops and features of the candidates of ``frame`` (kept while they stay the same)."""
-        from blobsift.crops import extract_crops
         from blobsift.io import read_image
 
         positions = frame[["row", "col"]].to_numpy()
         if self.new is None or not np.array_equal(self.new[0], positions):
-            crops = np.empty((len(frame), 64, 64), dtype=np.float32)
-            for image, where in frame.groupby("image", sort=False).indices.items():
-                crops[where] = extract_crops(read_image(image), positions[where])
+            crops = crops_for(frame, read_image, image_column="image")
             self.new = (positions, crops, centre_features(crops))
         return self.new[1], self.new[2]
 

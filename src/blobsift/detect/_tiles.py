@@ -1,0 +1,175 @@
+"""One tile of an image: scale space, peaks and refinement; and the tiling of an image."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from blobsift.detect._peaks import (
+    _neighbour_values,
+    _parabola_offset,
+    _sample,
+    _scale_space_peaks,
+)
+from blobsift.detect._plan import _TileContext
+
+#: Default tile side (pixels) for images processed tile by tile, and the smallest allowed.
+DEFAULT_TILE = 2048
+MIN_TILE = 16
+_MIN_BAND = 256  # rows per band below which threads are not worth the halo
+
+
+@dataclass
+class _TileResult:
+    row: np.ndarray
+    col: np.ndarray
+    sigma: np.ndarray
+    score: np.ndarray
+    pixel_row: np.ndarray  # integer pixel of the peak (ties in score sort by it)
+    pixel_col: np.ndarray
+    peaks: int  # peaks above threshold in the tile's core, before the budget
+    non_finite: int  # non-finite pixels in the tile's core
+
+
+def _as_float32(block: np.ndarray, settings: _TileContext) -> np.ndarray:
+    """Convert a tile to float32 without overflow, subtracting the background if useful."""
+    block = np.asarray(block)
+    if settings.subtract_background and np.isfinite(settings.background):
+        # float64 arithmetic keeps uint32/int64/float64 precision before the cast.
+        return np.ascontiguousarray(
+            np.subtract(block, settings.background, dtype=np.float64), dtype=np.float32
+        )
+    return np.ascontiguousarray(block, dtype=np.float32)
+
+
+def _detect_tile(
+    image: Any, core: tuple[int, int, int, int], settings: _TileContext
+) -> _TileResult:
+    """Detect peaks whose pixel lies in ``core`` = (r0, r1, c0, c1) of the full image."""
+    plan = settings.plan
+    height, width = settings.shape
+    r0, r1, c0, c1 = core
+    e0, e1 = max(r0 - plan.halo, 0), min(r1 + plan.halo, height)
+    f0, f1 = max(c0 - plan.halo, 0), min(c1 + plan.halo, width)
+    tile = _as_float32(image[e0:e1, f0:f1], settings)
+
+    non_finite_mask, non_finite = None, 0
+    # A finite sum proves every pixel finite (cheap); otherwise look pixel by pixel.
+    with np.errstate(invalid="ignore", over="ignore"):
+        total_sum = tile.sum(dtype=np.float32)
+    if not np.isfinite(total_sum):
+        finite = np.isfinite(tile)
+        if not finite.all():
+            non_finite_mask = ~finite
+            if not tile.flags.writeable or np.shares_memory(tile, image):
+                tile = tile.copy()
+            fill = 0.0 if settings.subtract_background else settings.background
+            tile[non_finite_mask] = fill if np.isfinite(fill) else 0.0
+            non_finite = int(non_finite_mask[r0 - e0 : r1 - e0, c0 - f0 : c1 - f0].sum())
+
+    n = plan.sigmas.size
+    scale = 1.0 / settings.noise
+    layers: list[np.ndarray] = []
+    current = np.empty_like(tile)
+    settings.blur(tile, plan.increments[0], current)
+    del tile
+    if plan.decimate[0]:
+        current = np.ascontiguousarray(current[::2, ::2])
+    for i in range(n):
+        following = np.empty_like(current)
+        settings.blur(current, plan.increments[i + 1], following)
+        layer = np.empty_like(current)
+        settings.difference(current, following, plan.inv_norms[i] * scale, layer)
+        layers.append(layer)
+        current = following
+        if plan.decimate[i + 1]:
+            current = np.ascontiguousarray(current[::2, ::2])
+    del current
+
+    rows, cols, layer_index, score = _scale_space_peaks(layers, plan, settings)
+    factor = 2 ** np.asarray(plan.levels, dtype=np.int64)[layer_index]
+    pixel_row, pixel_col = rows * factor + e0, cols * factor + f0  # full-resolution pixel
+    keep = (pixel_row >= r0) & (pixel_row < r1) & (pixel_col >= c0) & (pixel_col < c1)
+    b = settings.border
+    if b > 0:
+        keep &= (pixel_row >= b) & (pixel_row < height - b) & (pixel_col >= b)
+        keep &= pixel_col < width - b
+    if non_finite_mask is not None:
+        keep &= ~non_finite_mask[pixel_row - e0, pixel_col - f0]
+    # A pixel peaking in several layers counts once, at its strongest.
+    order = np.flatnonzero(keep)
+    order = order[np.lexsort((layer_index[order], -score[order]))]
+    flat_pixel = pixel_row[order] * width + pixel_col[order]
+    _, first = np.unique(flat_pixel, return_index=True)
+    chosen = order[np.sort(first)]
+    total = int(chosen.size)
+    if total > settings.max_candidates:
+        chosen = chosen[
+            np.lexsort((pixel_col[chosen], pixel_row[chosen], -score[chosen]))[
+                : settings.max_candidates
+            ]
+        ]
+    rows, cols, layer_index, score = rows[chosen], cols[chosen], layer_index[chosen], score[chosen]
+    factor, pixel_row, pixel_col = factor[chosen], pixel_row[chosen], pixel_col[chosen]
+
+    # Sub-pixel refinement in the peak's layer, and of the scale across layers.
+    d_row = np.zeros(rows.size)
+    d_col = np.zeros(rows.size)
+    lower = np.full(rows.size, np.nan)
+    upper = np.full(rows.size, np.nan)
+    for i in np.unique(layer_index).tolist():
+        here = layer_index == i
+        r, c, v = rows[here], cols[here], score[here]
+        layer = layers[i]
+        d_row[here] = _parabola_offset(
+            _neighbour_values(layer, r, c, -1, 0).astype(np.float64),
+            v,
+            _neighbour_values(layer, r, c, 1, 0).astype(np.float64),
+        )
+        d_col[here] = _parabola_offset(
+            _neighbour_values(layer, r, c, 0, -1).astype(np.float64),
+            v,
+            _neighbour_values(layer, r, c, 0, 1).astype(np.float64),
+        )
+        position_row = (r + d_row[here]) * 2 ** plan.levels[i]
+        position_col = (c + d_col[here]) * 2 ** plan.levels[i]
+        for j, target in ((i - 1, lower), (i + 1, upper)):
+            if 0 <= j < n:
+                size = 2 ** plan.levels[j]
+                target[here] = _sample(layers[j], position_row / size, position_col / size)
+    d_scale = _parabola_offset(lower, score, upper)
+    sigma = plan.sigmas[layer_index] * plan.step**d_scale
+    return _TileResult(
+        row=(rows + d_row) * factor + e0,
+        col=(cols + d_col) * factor + f0,
+        pixel_row=pixel_row,
+        pixel_col=pixel_col,
+        sigma=sigma,
+        score=score,
+        peaks=total,
+        non_finite=non_finite,
+    )
+
+
+def _tiles(
+    shape: tuple[int, int], tile_size: int | None, n_threads: int, align: int
+) -> list[tuple[int, int, int, int]]:
+    """Tile cores (r0, r1, c0, c1); origins are multiples of ``align`` (pyramid grid)."""
+    height, width = shape
+    size = DEFAULT_TILE if tile_size is None else tile_size
+    band = min(size, height)
+    if tile_size is None and n_threads > 1:
+        # Enough bands to keep every thread busy, but not so thin that halos dominate.
+        band = min(band, max(_MIN_BAND, math.ceil(height / n_threads)))
+    band = -(-band // align) * align
+    across = -(-min(size, width) // align) * align
+    row_edges = [*range(0, height, band), height]
+    col_edges = [*range(0, width, across), width]
+    return [
+        (row_edges[i], row_edges[i + 1], col_edges[j], col_edges[j + 1])
+        for i in range(len(row_edges) - 1)
+        for j in range(len(col_edges) - 1)
+    ]
