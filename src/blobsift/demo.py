@@ -15,7 +15,7 @@
    scored against their ground truth, beside the trivial baselines trained on the same
    labels (:data:`BASELINES`: the brightness cut and the feature forest);
 6. **report**: the HTML report of the last model
-   (:func:`~blobsift.project_report.write_report`), whose F1 figure also shows the F1 on
+   (:func:`~blobsift.report.write_report`), whose F1 figure also shows the F1 on
    the new images.
 
 The library prints nothing: progress goes to a callback and the results come back as a
@@ -197,7 +197,7 @@ def run_demo(
         folder that no demo wrote.
     """
     from blobsift.batch import write_predictions
-    from blobsift.project_report import write_overlays, write_report
+    from blobsift.report import write_overlays, write_report
     from blobsift.store import Project
 
     started = time.perf_counter()

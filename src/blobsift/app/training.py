@@ -12,7 +12,7 @@ from typing import Any
 
 from blobsift.exceptions import BlobsiftError
 from blobsift.metrics import MIN_HELDOUT_POSITIVES, too_few_positives
-from blobsift.project_report import TOO_FEW_POSITIVES
+from blobsift.report import TOO_FEW_POSITIVES
 from blobsift.store import ModelRecord, Project
 from blobsift.types import ProgressEvent
 

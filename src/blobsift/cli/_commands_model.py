@@ -16,7 +16,7 @@ from blobsift.types import ProgressEvent
 
 
 def _train(args: argparse.Namespace) -> int:
-    from blobsift.project_report import format_metric, format_threshold
+    from blobsift.report import format_metric, format_threshold
 
     options: dict[str, Any] = {}
     if args.epochs is not None:
@@ -85,7 +85,7 @@ def _predict(args: argparse.Namespace) -> int:
         warned = frame.attrs.get("warnings", {})
         written = list(frame.attrs.get("files", []))
         if args.overlays and len(frame):
-            from blobsift.project_report import write_overlays
+            from blobsift.report import write_overlays
 
             folder = Path(output).with_name(Path(output).stem + "-overlays")
             written += _run_with_bars(
@@ -118,7 +118,7 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from blobsift.project_report import write_report
+    from blobsift.report import write_report
 
     with _open(args) as project:
         index = _run_with_bars(
@@ -184,7 +184,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _label(args: argparse.Namespace) -> int:
-    from blobsift.web.serve import serve
+    from blobsift.app.serve import serve
 
     options = {} if args.epochs is None else {"train_options": {"epochs": args.epochs}}
     serve(

@@ -72,7 +72,7 @@ def _detect(args: argparse.Namespace) -> int:
 
 
 def _import_candidates(args: argparse.Namespace) -> int:
-    from blobsift.types import read_candidates
+    from blobsift.io import read_candidates
 
     columns = {"y": "row", "x": "col"} if args.xy else None
     candidates = read_candidates(args.csv, columns=columns, image=args.image)
@@ -196,7 +196,7 @@ def _withhold_estimates(summary: dict[str, Any], record: Any) -> None:
     numbers become None and ``summary["estimates"]`` says why.
     """
     from blobsift.metrics import too_few_positives
-    from blobsift.project_report import TOO_FEW_POSITIVES
+    from blobsift.report import TOO_FEW_POSITIVES
 
     n_positive = record.metrics.get("n_positive", record.n_positive)
     if too_few_positives(n_positive):
