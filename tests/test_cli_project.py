@@ -10,7 +10,7 @@ from blobsift.cli import main
 from blobsift.detect import detect_blobs
 from blobsift.io import read_image
 from blobsift.metrics import best_threshold
-from blobsift.store import Project
+from blobsift.project import Project
 from project_helpers import label_candidates, objects_of, write_images
 
 COMMANDS = ["init", "add-images", "detect", "import-candidates", "import-labels",

@@ -18,7 +18,7 @@ from blobsift.cli import main
 from blobsift.detect import detect_blobs
 from blobsift.exceptions import OutputError
 from blobsift.io import read_image
-from blobsift.store import Project
+from blobsift.project import Project
 from project_helpers import label_candidates, objects_of, write_images
 
 UNWRITABLE = Path("/proc/blobsift-no-such-folder")  # no one, root included, creates files here
@@ -140,10 +140,10 @@ def test_predict_writes_rows_as_images_finish_and_the_final_name_only_at_the_end
     partial = output.with_name(output.name + ".partial")
     seen = []
 
-    def progress(stage, info):
+    def progress(event):
         assert not output.exists()
         rows = pd.read_csv(partial)
-        seen.append((info["done"], sorted(set(rows["image"])), len(rows)))
+        seen.append((event.done, sorted(set(rows["image"])), len(rows)))
 
     with Project(trained.project) as project:
         counts = project.candidates().groupby("image").size()

@@ -26,7 +26,7 @@ from blobsift.cli import main
 from blobsift.crops import extract_crops
 from blobsift.exceptions import BlobsiftError, ImageReadError, InvalidInputError
 from blobsift.io import read_image
-from blobsift.store import AlreadyImportedWarning, LabelConflictWarning, Project
+from blobsift.project import AlreadyImportedWarning, LabelConflictWarning, Project
 from blobsift.types import Candidates, read_candidates
 from project_helpers import write_images
 
@@ -265,7 +265,7 @@ def test_cli_import_labels_says_when_a_file_was_already_imported(project, tmp_pa
 
 
 # -- interrupted detection runs ----------------------------------------------------------------
-def stop_after_one_image(stage, info):
+def stop_after_one_image(event):
     raise KeyboardInterrupt  # called once the first image's candidates are stored
 
 

@@ -12,9 +12,9 @@ from blobsift.exceptions import (
     InvalidInputError,
     ProjectError,
 )
-from blobsift.metrics import precision_recall_f1
+from blobsift.metrics import metrics_with_intervals, precision_recall_f1
 from blobsift.positions import match_positions
-from blobsift.store import Project, metrics_with_intervals
+from blobsift.project import Project
 from blobsift.types import Candidates
 from project_helpers import label_candidates, objects_of, write_images
 

@@ -193,8 +193,8 @@ def run_demo(
         folder that no demo wrote.
     """
     from blobsift.batch import write_predictions
+    from blobsift.project import Project
     from blobsift.project_report import write_overlays, write_report
-    from blobsift.store import Project
 
     started = time.perf_counter()
     counts = [int(count) for count in label_counts]
