@@ -12,8 +12,8 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
-from blobsift import crops as crops_module
 from blobsift import predict_images
+from blobsift import scoring as crops_module  # where prediction cuts its crops
 from blobsift.cli import main
 from blobsift.detect import detect_blobs
 from blobsift.exceptions import OutputError
