@@ -74,7 +74,8 @@ class LabelsMixin(ImagesMixin):
             The client session that labelled (one per browser tab of the labelling app);
             :meth:`undo` with a session undoes only that session's events.
         progress : callable, optional
-            ``progress("label", {"done", "total"})`` after each block of 1,000 events.
+            Called with a ``ProgressEvent("label", done, total)`` after each block of
+            1,000 events.
 
         Returns
         -------
