@@ -28,7 +28,7 @@ from blobsift.exceptions import BlobsiftError, ImageReadError, InvalidInputError
 from blobsift.io import read_image
 from blobsift.project import AlreadyImportedWarning, LabelConflictWarning, Project
 from blobsift.types import Candidates, read_candidates
-from project_helpers import write_images
+from project_helpers import new_project, write_images
 
 
 @pytest.fixture
@@ -38,8 +38,7 @@ def images(tmp_path):
 
 @pytest.fixture
 def project(tmp_path, images):
-    with Project.create(tmp_path / "p") as created:
-        created.add_images(images)
+    with new_project(tmp_path / "p", images) as created:
         yield created
 
 

@@ -16,7 +16,7 @@ from blobsift.metrics import metrics_with_intervals, precision_recall_f1
 from blobsift.positions import match_positions
 from blobsift.project import Project
 from blobsift.types import Candidates
-from project_helpers import label_candidates, objects_of, write_images
+from project_helpers import label_candidates, new_project, objects_of, write_images
 
 
 @pytest.fixture
@@ -26,8 +26,7 @@ def images(tmp_path):
 
 @pytest.fixture
 def project(tmp_path, images):
-    with Project.create(tmp_path / "run1") as created:
-        created.add_images(images)
+    with new_project(tmp_path / "run1", images) as created:
         yield created
 
 
