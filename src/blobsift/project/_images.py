@@ -15,8 +15,7 @@ from blobsift.detect import DetectSettings, detect_blobs
 from blobsift.exceptions import ImageChangedError, ImageReadError, InvalidInputError
 from blobsift.positions import match_labels
 from blobsift.project._base import ProjectBase, as_path, reference_list
-from blobsift.store import ImageRecord, content_hash
-from blobsift.store._images import settings_hash
+from blobsift.store import ImageRecord, content_hash, settings_hash
 from blobsift.types import Candidates, Progress, ProgressEvent
 
 __all__ = ["ImagesMixin"]
@@ -398,7 +397,8 @@ class ImagesMixin(ProjectBase):
         image_id = None if image is None else self.image(image).id
         frame = self._store.candidates(image_id)
         if with_labels:
-            frame["label"] = match_labels(frame, self.labels(image), self.match_radius)
+            labels = self._store.labels(image_id)
+            frame["label"] = match_labels(frame, labels, self.match_radius)
         return frame
 
     def _check_inside(

@@ -15,7 +15,7 @@ import numpy as np
 from blobsift._atomic import atomic_write
 from blobsift.exceptions import InvalidInputError
 from blobsift.project._base import as_path
-from blobsift.project._labels import LabelsMixin, _who
+from blobsift.project._labels import LabelsMixin, checked_who
 from blobsift.store import AlreadyImportedWarning, LabelConflictWarning
 from blobsift.types import Progress, column_numbers
 
@@ -64,7 +64,7 @@ class LabelFilesMixin(LabelsMixin):
             If the file is missing or not a CSV table, lacks a column, or a row is invalid.
         """
         path = as_path(path, name="path")
-        who = _who(who)
+        who = checked_who(who)
         if not path.is_file():
             raise InvalidInputError(f"label file {str(path)!r} does not exist or is not a file.")
         content = path.read_bytes()  # hashed and parsed from the same bytes

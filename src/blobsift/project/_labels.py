@@ -15,7 +15,7 @@ from blobsift.project._images import ImagesMixin
 from blobsift.store import ImageRecord, Position, WrittenLabels, default_who
 from blobsift.types import Label, Progress
 
-__all__ = ["LabelsMixin", "label_set_hash"]
+__all__ = ["LabelsMixin", "checked_who", "label_set_hash"]
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,7 @@ class LabelsMixin(ImagesMixin):
         )
         written = self._append_labels(
             batch,
-            who=_who(who),
+            who=checked_who(who),
             source=_text(source, name="source"),
             session=session,
             progress=progress,
@@ -296,7 +296,7 @@ def _refuse_conflicts(keys: list[tuple[int, float, float]], batch: _LabelBatch) 
         )
 
 
-def _who(who: Any) -> str:
+def checked_who(who: Any) -> str:
     """The name events are recorded under: ``who``, or the login name when None."""
     if who is None:
         return default_who()

@@ -15,8 +15,7 @@ from blobsift.exceptions import ModelFileError, ProjectError
 from blobsift.metrics import metrics_with_intervals
 from blobsift.project._label_files import LabelFilesMixin
 from blobsift.project._labels import label_set_hash
-from blobsift.store import ModelRecord
-from blobsift.store._records import plain
+from blobsift.store import ModelRecord, plain
 from blobsift.types import Progress
 
 __all__ = ["TrainMixin"]

@@ -36,7 +36,7 @@ _models
 from __future__ import annotations
 
 from blobsift.store._database import DB_NAME, Database, connect
-from blobsift.store._images import ImageTables
+from blobsift.store._images import ImageTables, settings_hash
 from blobsift.store._labels import LabelTables, Position, WrittenLabels
 from blobsift.store._models import ModelTables
 from blobsift.store._records import (
@@ -46,6 +46,7 @@ from blobsift.store._records import (
     ModelRecord,
     content_hash,
     default_who,
+    plain,
 )
 from blobsift.store._schema import MIGRATIONS, SCHEMA_VERSION
 
@@ -64,6 +65,8 @@ __all__ = [
     "connect",
     "content_hash",
     "default_who",
+    "plain",
+    "settings_hash",
 ]
 
 

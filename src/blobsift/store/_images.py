@@ -15,7 +15,7 @@ from blobsift.store._records import ImageRecord, image_record, nan_none, now, to
 from blobsift.store._schema import CURRENT_RUNS, MARK_INTERRUPTED, UNFINISHED_RUNS
 from blobsift.types import Candidates, Progress, ProgressEvent
 
-__all__ = ["ImageTables"]
+__all__ = ["ImageTables", "settings_hash"]
 
 _INSERT_CANDIDATE = (
     "INSERT INTO candidates (run_id, image_id, row, col, sigma, score) VALUES (?, ?, ?, ?, ?, ?)"

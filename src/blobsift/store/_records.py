@@ -24,6 +24,7 @@ __all__ = [
     "ModelRecord",
     "content_hash",
     "default_who",
+    "plain",
 ]
 
 
