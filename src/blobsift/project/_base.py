@@ -6,7 +6,7 @@ import os
 import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -39,7 +39,7 @@ class ProjectBase:
     @classmethod
     def create(
         cls, root: str | os.PathLike[str], *, exist_ok: bool = False, match_radius: float = 2.0
-    ) -> Any:
+    ) -> Self:
         """Make a new project folder (``project.db``, ``models/``, ``reports/``).
 
         Parameters
@@ -102,7 +102,7 @@ class ProjectBase:
         """Close the database connection."""
         self._store.close()
 
-    def __enter__(self) -> Any:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
