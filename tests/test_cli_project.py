@@ -10,8 +10,8 @@ from blobsift.cli import main
 from blobsift.detect import detect_blobs
 from blobsift.io import read_image
 from blobsift.metrics import best_threshold
-from blobsift.store import Project
-from project_helpers import label_candidates, objects_of, write_images
+from blobsift.project import Project
+from project_helpers import trained_by_cli, write_images
 
 COMMANDS = ["init", "add-images", "detect", "import-candidates", "import-labels",
             "export-labels", "train", "predict", "report", "info", "relocate"]  # fmt: skip
@@ -28,17 +28,10 @@ def run_json(capsys, *argv):
 def pipeline(tmp_path_factory):
     """init -> detect -> import-labels -> train, once, through the command line."""
     root = tmp_path_factory.mktemp("cli")
-    write_images(root / "data", 3, seed=0)
-    new = write_images(root / "new", 1, seed=20, prefix="new")
-    project = root / "run1"
-    assert main(["init", str(project), "--images", str(root / "data" / "*.tif"), "--quiet"]) == 0
-    assert main(["detect", str(project), "--threshold", "4.5", "--quiet"]) == 0
-    with Project(project) as opened:
-        table = label_candidates(opened.candidates(), objects_of(3, seed=0))
-    table.to_csv(root / "labels.csv", index=False)
-    assert main(["import-labels", str(project), str(root / "labels.csv"), "--who", "sim"]) == 0
-    assert main(["train", str(project), "--epochs", "3", "--quiet"]) == 0
-    return SimpleNamespace(root=root, project=project, table=table, new=new[0])
+    made = trained_by_cli(root, name="run1", n_new=1, new_seed=20, import_options=["--who", "sim"],
+                          train_options=["--epochs", "3", "--quiet"])  # fmt: skip
+    made.new = made.new[0]
+    return made
 
 
 @pytest.fixture

@@ -7,19 +7,18 @@ import json
 import os
 import warnings
 from pathlib import Path
-from types import SimpleNamespace
 
 import pandas as pd
 import pytest
 
-from blobsift import crops as crops_module
 from blobsift import predict_images
+from blobsift import scoring as crops_module  # where prediction cuts its crops
 from blobsift.cli import main
 from blobsift.detect import detect_blobs
 from blobsift.exceptions import OutputError
 from blobsift.io import read_image
-from blobsift.store import Project
-from project_helpers import label_candidates, objects_of, write_images
+from blobsift.project import Project
+from project_helpers import trained_by_cli, write_images
 
 UNWRITABLE = Path("/proc/blobsift-no-such-folder")  # no one, root included, creates files here
 
@@ -28,18 +27,8 @@ UNWRITABLE = Path("/proc/blobsift-no-such-folder")  # no one, root included, cre
 def trained(tmp_path_factory):
     """A project with candidates, labels and one quickly trained model."""
     root = tmp_path_factory.mktemp("hardening-cli")
-    write_images(root / "data", 3, seed=0)
-    new = write_images(root / "new", 2, seed=30, prefix="new")
-    project = root / "p"
-    assert main(["init", str(project), "--images", str(root / "data" / "*.tif"), "--quiet"]) == 0
-    assert main(["detect", str(project), "--threshold", "4.5", "--quiet"]) == 0
-    with Project(project) as opened:
-        table = label_candidates(opened.candidates(), objects_of(3, seed=0))
-    table.to_csv(root / "labels.csv", index=False)
-    assert main(["import-labels", str(project), str(root / "labels.csv"), "--quiet"]) == 0
-    argv = ["train", str(project), "--epochs", "1", "--no-pretrain", "--quiet"]
-    assert main(argv) == 0
-    return SimpleNamespace(root=root, project=project, new=new)
+    return trained_by_cli(root, name="p", n_new=2, new_seed=30, import_options=["--quiet"],
+                          train_options=["--epochs", "1", "--no-pretrain", "--quiet"])  # fmt: skip
 
 
 def _journal(output: Path) -> list[dict]:
@@ -140,10 +129,10 @@ def test_predict_writes_rows_as_images_finish_and_the_final_name_only_at_the_end
     partial = output.with_name(output.name + ".partial")
     seen = []
 
-    def progress(stage, info):
+    def progress(event):
         assert not output.exists()
         rows = pd.read_csv(partial)
-        seen.append((info["done"], sorted(set(rows["image"])), len(rows)))
+        seen.append((event.done, sorted(set(rows["image"])), len(rows)))
 
     with Project(trained.project) as project:
         counts = project.candidates().groupby("image").size()

@@ -26,9 +26,9 @@ from blobsift.cli import main
 from blobsift.crops import extract_crops
 from blobsift.exceptions import BlobsiftError, ImageReadError, InvalidInputError
 from blobsift.io import read_image
-from blobsift.store import AlreadyImportedWarning, LabelConflictWarning, Project
+from blobsift.project import AlreadyImportedWarning, LabelConflictWarning, Project
 from blobsift.types import Candidates, read_candidates
-from project_helpers import write_images
+from project_helpers import new_project, write_images
 
 
 @pytest.fixture
@@ -38,8 +38,7 @@ def images(tmp_path):
 
 @pytest.fixture
 def project(tmp_path, images):
-    with Project.create(tmp_path / "p") as created:
-        created.add_images(images)
+    with new_project(tmp_path / "p", images) as created:
         yield created
 
 
@@ -265,7 +264,7 @@ def test_cli_import_labels_says_when_a_file_was_already_imported(project, tmp_pa
 
 
 # -- interrupted detection runs ----------------------------------------------------------------
-def stop_after_one_image(stage, info):
+def stop_after_one_image(event):
     raise KeyboardInterrupt  # called once the first image's candidates are stored
 
 

@@ -12,11 +12,11 @@ from blobsift.exceptions import (
     InvalidInputError,
     ProjectError,
 )
-from blobsift.metrics import precision_recall_f1
+from blobsift.metrics import metrics_with_intervals, precision_recall_f1
 from blobsift.positions import match_positions
-from blobsift.store import Project, metrics_with_intervals
+from blobsift.project import Project
 from blobsift.types import Candidates
-from project_helpers import label_candidates, objects_of, write_images
+from project_helpers import label_candidates, new_project, objects_of, write_images
 
 
 @pytest.fixture
@@ -26,8 +26,7 @@ def images(tmp_path):
 
 @pytest.fixture
 def project(tmp_path, images):
-    with Project.create(tmp_path / "run1") as created:
-        created.add_images(images)
+    with new_project(tmp_path / "run1", images) as created:
         yield created
 
 
@@ -121,6 +120,39 @@ def test_a_changed_image_is_detected_by_its_hash_and_refused(project, images):
         project.add_images([images[1]])
     problems = project.check_images()
     assert [(p["image"], p["problem"]) for p in problems] == [("img1.tif", "changed")]
+
+
+def test_an_image_checked_once_is_read_without_hashing_again_until_its_file_changes(
+    project, images, monkeypatch
+):
+    from blobsift.project import _images
+
+    hashed = []
+    real = _images.content_hash
+    monkeypatch.setattr(_images, "content_hash", lambda path: hashed.append(path) or real(path))
+    monkeypatch.setattr(_images, "_SETTLED_NS", 0)  # the files were written just now
+    project.verify_image("img0.tif")
+    assert len(hashed) == 1
+    np.testing.assert_array_equal(project.read_image("img0.tif"), tifffile.imread(images[0]))
+    project.read_image("img0.tif")
+    assert len(hashed) == 1  # the file is as it was when its hash was checked
+    project.read_image("img1.tif")
+    assert len(hashed) == 2  # never checked by this project: hashed
+    data = tifffile.imread(images[0])
+    tifffile.imwrite(images[0], np.vstack([data, data]))
+    with pytest.raises(ImageChangedError, match="changed since it was added"):
+        project.read_image("img0.tif")
+
+
+def test_a_recently_changed_file_is_hashed_at_every_read(project, images, monkeypatch):
+    from blobsift.project import _images
+
+    hashed = []
+    real = _images.content_hash
+    monkeypatch.setattr(_images, "content_hash", lambda path: hashed.append(path) or real(path))
+    project.read_image("img0.tif")
+    project.read_image("img0.tif")
+    assert len(hashed) == 2  # changed within the settling time before its check
 
 
 def test_a_moved_image_is_reported_and_can_be_relocated_to_identical_bytes(
@@ -319,3 +351,33 @@ def test_images_with_the_same_file_name_are_named_by_path(tmp_path):
         assert pd.read_csv(out)["image"].tolist() == [str(second.resolve())]
         assert project.import_labels(out) == 1
         assert project.labels()["image_id"].tolist() == [2]
+
+
+# -- training and prediction ----------------------------------------------------------------
+def test_train_returns_the_fitted_sifter_and_predictions_read_back_by_run_or_image(project):
+    project.detect(threshold=4.5)
+    table = label_candidates(project.candidates(), objects_of(3, seed=0))
+    project.add_labels(table["image"], table["row"], table["col"], table["label"])
+    events = []
+    record = project.train(epochs=1, pretrain=False, progress=events.append)
+    assert record == project.model()  # what is stored; the fitted model rides along
+    assert record.sifter is not None
+    assert project.model().sifter is None
+    assert record.sifter.threshold_ == record.threshold
+    assert {event["stage"] for event in events} <= {"pretrain", "finetune", "epoch"}
+    seen = []
+    frame = project.predict(progress=seen.append)
+    assert [(e.stage, e.done, e.total, e.item) for e in seen] == [
+        ("predict", k, 3, name) for k, name in enumerate(["img0.tif", "img1.tif", "img2.tif"], 1)
+    ]
+    crops, _, labelled = project.training_data()
+    assert len(crops) == len(labelled) == len(table)
+    stored = project.predictions()
+    np.testing.assert_allclose(stored["probability"], frame["probability"], rtol=1e-6)
+    latest = project.predictions(latest_per_image=True)
+    pd.testing.assert_frame_equal(latest.drop(columns="run_id"), stored)
+    in_one = latest[latest["image"] == "img1.tif"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(project.latest_predictions("img1.tif"), in_one)
+    one = project.predictions(image="img1.tif")
+    assert set(one["image"]) == {"img1.tif"}
+    assert len(one) == (frame["image"] == "img1.tif").sum()

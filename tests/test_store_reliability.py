@@ -16,7 +16,7 @@ import pytest
 from blobsift.cli import main
 from blobsift.detect import detect_blobs
 from blobsift.io import read_image
-from blobsift.store import Project
+from blobsift.project import Project
 from project_helpers import write_images
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="needs SIGKILL")
@@ -57,10 +57,10 @@ def committed_labels(root):
 
 KILL_IN_IMPORT = """
 import os, signal, sys
-from blobsift.store import Project
+from blobsift.project import Project
 project = Project(sys.argv[1])
-def progress(stage, info):
-    if info["done"] >= 2000:  # inside the import's transaction, after 2,000 inserts
+def progress(event):
+    if event.done >= 2000:  # inside the import's transaction, after 2,000 inserts
         print("killing", flush=True)
         os.kill(os.getpid(), signal.SIGKILL)
 project.import_labels(sys.argv[2], who="child", progress=progress)
@@ -92,7 +92,7 @@ def test_sigkill_during_label_import_keeps_every_committed_label(project_root, t
 
 KILL_AFTER_IMPORT_COMMITTED = """
 import os, signal, sys
-from blobsift import store
+from blobsift import project as store
 from blobsift.cli import main
 def killed(self, **options):  # the CLI's next step after the import's commit
     os.kill(os.getpid(), signal.SIGKILL)
@@ -129,11 +129,11 @@ def test_rerunning_an_import_killed_after_its_commit_applies_nothing_twice(
 
 KILL_IN_DETECT = """
 import os, signal, sys
-from blobsift.store import Project
+from blobsift.project import Project
 project = Project(sys.argv[1])
-def progress(stage, info):
-    print(info["image"], flush=True)
-    if info["done"] == 2:
+def progress(event):
+    print(event.item, flush=True)
+    if event.done == 2:
         os.kill(os.getpid(), signal.SIGKILL)
 project.detect(threshold=4.5, progress=progress)
 print("finished", flush=True)
@@ -167,10 +167,10 @@ def test_sigkill_during_detection_keeps_finished_images_and_detect_resumes(proje
 
 KILL_IN_TRAINING = """
 import os, signal, sys
-from blobsift.store import Project
+from blobsift.project import Project
 project = Project(sys.argv[1])
-def progress(stage, info):
-    if stage in ("finetune", "epoch"):  # training Phase 1 or Phase 2
+def progress(event):
+    if event["stage"] in ("finetune", "epoch"):  # training Phase 1 or Phase 2
         os.kill(os.getpid(), signal.SIGKILL)
 project.train(epochs=3, pretrain=False, progress=progress)
 """
@@ -190,7 +190,7 @@ def test_sigkill_during_training_records_no_model_and_keeps_labels(project_root)
 
 LABEL_FOREVER = """
 import sys
-from blobsift.store import Project
+from blobsift.project import Project
 project = Project(sys.argv[1])
 for i in range(10**6):
     event = project.label("img2.tif", 3 + (i * 7) % 90, 3 + (i * 13) % 90, i % 2, who="loop")
@@ -218,7 +218,7 @@ def test_sigkill_at_an_arbitrary_moment_loses_no_committed_label(project_root):
 LABEL_ALONGSIDE = """
 import sys, time
 from pathlib import Path
-from blobsift.store import Project
+from blobsift.project import Project
 root, who, offset = sys.argv[1], sys.argv[2], float(sys.argv[3])
 project = Project(root)
 print("ready", flush=True)
@@ -265,12 +265,12 @@ def test_two_processes_labelling_at_once_lose_nothing(project_root):
 
 KILL_IN_PREDICT = """
 import os, signal, sys
-from blobsift import store
+from blobsift import project as store
 from blobsift.cli import main
 real = store.Project.predict
 def predict(self, *args, progress=None, **kwargs):
-    def kill(stage, info):
-        if info["done"] == 2:  # after the second image's rows are written
+    def kill(event):
+        if event.done == 2:  # after the second image's rows are written
             print("killing", flush=True)
             os.kill(os.getpid(), signal.SIGKILL)
     return real(self, *args, progress=kill, **kwargs)

@@ -22,7 +22,7 @@ _LAZY = {
     "ModelFileError": "blobsift.exceptions",
     "NotFittedError": "blobsift.exceptions",
     "OutputError": "blobsift.exceptions",
-    "Project": "blobsift.store",
+    "Project": "blobsift.project",
     "ProjectError": "blobsift.exceptions",
     "SiameseClassifier": "blobsift.classify.siamese",
     "SignalClassifier": "blobsift.nn.models",
@@ -99,7 +99,7 @@ if _TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from blobsift.nn.losses import FocalLoss
     from blobsift.nn.models import SignalClassifier
     from blobsift.nn.train import evaluate_classifier, train_classifier
-    from blobsift.store import Project
+    from blobsift.project import Project
     from blobsift.types import Candidates, read_candidates
 
 

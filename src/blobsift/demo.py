@@ -197,8 +197,8 @@ def run_demo(
         folder that no demo wrote.
     """
     from blobsift.batch import write_predictions
+    from blobsift.project import Project
     from blobsift.report import write_overlays, write_report
-    from blobsift.store import Project
 
     started = time.perf_counter()
     counts = [int(count) for count in label_counts]

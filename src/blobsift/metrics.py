@@ -8,6 +8,7 @@ the curve functions).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -21,6 +22,7 @@ __all__ = [
     "average_precision",
     "best_threshold",
     "binary_counts",
+    "metrics_with_intervals",
     "precision_recall_curve",
     "precision_recall_f1",
     "too_few_positives",
@@ -191,3 +193,62 @@ def best_threshold(
     return OperatingPoint(
         float(threshold), float(precision[best]), float(recall[best]), float(f1[best])
     )
+
+
+def metrics_with_intervals(
+    labels: np.ndarray,
+    scores: np.ndarray,
+    threshold: float,
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> dict[str, Any]:
+    """F1, precision and recall at ``threshold`` with bootstrap confidence intervals.
+
+    Parameters
+    ----------
+    labels : (n,) array of {0, 1}
+        Held-out labels.
+    scores : (n,) array of float
+        Held-out probabilities of signal.
+    threshold : float
+        Decision threshold (``score >= threshold`` is signal).
+    n_boot : int
+        Bootstrap resamples of the labels.
+    seed : int
+        Seed of the resampling.
+    level : float
+        Confidence level of the (percentile) intervals.
+
+    Returns
+    -------
+    dict
+        ``f1``, ``precision``, ``recall`` and ``f1_ci``, ``precision_ci``, ``recall_ci``
+        (each a [low, high] pair), ``ci_level`` and ``n_heldout``.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    decided = np.asarray(scores) >= threshold
+    rng = np.random.default_rng(seed)
+    index = rng.integers(0, len(labels), size=(n_boot, len(labels)))
+    truth = labels[index].astype(bool)
+    predicted = decided[index]
+    tp = (truth & predicted).sum(axis=1)
+    fp = (~truth & predicted).sum(axis=1)
+    fn = (truth & ~predicted).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        boot = {
+            "precision": np.where(tp + fp > 0, tp / np.maximum(tp + fp, 1), 0.0),
+            "recall": np.where(tp + fn > 0, tp / np.maximum(tp + fn, 1), 0.0),
+            "f1": np.where(2 * tp + fp + fn > 0, 2 * tp / np.maximum(2 * tp + fp + fn, 1), 0.0),
+        }
+    point = precision_recall_f1(labels, decided.astype(np.int64))
+    tail = 100 * (1 - level) / 2
+    out: dict[str, Any] = {"ci_level": level, "n_heldout": len(labels)}
+    for name, values in boot.items():
+        out[name] = float(point[name])
+        out[f"{name}_ci"] = [
+            float(np.percentile(values, tail)),
+            float(np.percentile(values, 100 - tail)),
+        ]
+    return out

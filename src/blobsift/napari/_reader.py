@@ -71,7 +71,7 @@ def read_project(root: Path) -> list[LayerData]:
     ImageChangedError
         If an image file moved or changed since it was added (relocate or restore it).
     """
-    from blobsift.store import Project
+    from blobsift.project import Project
 
     layers: list[LayerData] = []
     with Project(root) as project:
