@@ -11,7 +11,7 @@ from blobsift.detect import detect_blobs
 from blobsift.io import read_image
 from blobsift.metrics import best_threshold
 from blobsift.project import Project
-from project_helpers import trained_by_cli, write_images
+from project_helpers import label_candidates, objects_of, trained_by_cli, write_images
 
 COMMANDS = ["init", "add-images", "detect", "import-candidates", "import-labels",
             "export-labels", "train", "predict", "report", "info", "relocate"]  # fmt: skip

@@ -15,9 +15,9 @@ import pytest
 from blobsift.cli import main
 from blobsift.demo import BASELINES, DemoResult, DemoRound, summary_lines
 from blobsift.metrics import MIN_HELDOUT_POSITIVES
+from blobsift.project import Project
 from blobsift.simulate import truth_labels
 from blobsift.splits import nested_order
-from blobsift.store import Project
 
 PNG = b"\x89PNG\r\n\x1a\n"
 FIGURES = (

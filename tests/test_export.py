@@ -19,8 +19,8 @@ from blobsift.cli import main
 from blobsift.exceptions import InvalidInputError, ProjectError
 from blobsift.export import CLASS_NAMES, EXTENSIONS, FORMATS, export_points, export_project
 from blobsift.io import read_wcs
+from blobsift.project import Project
 from blobsift.simulate import simulate_image, truth_labels
-from blobsift.store import Project
 from project_helpers import SHAPE, objects_of, write_images
 
 SQRT2 = np.sqrt(2.0)

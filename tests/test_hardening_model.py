@@ -10,8 +10,8 @@ from safetensors.torch import load_file, save_file
 
 from blobsift import ModelFileError, Sifter
 from blobsift.nn.serialize import INTEGRITY_KEY
+from blobsift.project import Project
 from blobsift.simulate import simulate_crops
-from blobsift.store import Project
 from project_helpers import write_images
 
 TINY = {"siamese__finetune_steps": 5, "siamese__augment": False, "siamese__n_folds": 2}

@@ -40,8 +40,9 @@ import npe2  # noqa: E402
 from blobsift.exceptions import InvalidInputError  # noqa: E402
 from blobsift.io import read_candidates  # noqa: E402
 from blobsift.napari._layers import LABEL_NAMES, colours  # noqa: E402
+from blobsift.project import Project  # noqa: E402
 from blobsift.simulate import simulate_image, truth_labels, write_simulated_images  # noqa: E402
-from blobsift.store import Project, default_who  # noqa: E402
+from blobsift.store import default_who  # noqa: E402
 from project_helpers import label_candidates, objects_of, write_images  # noqa: E402
 
 MANIFEST = Path(__file__).parents[1] / "src" / "blobsift" / "napari" / "napari.yaml"

@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from blobsift.detect import DetectSettings
+from blobsift.project import Project
 from blobsift.report import write_report
-from blobsift.store import DETECT_DEFAULTS, Project
 
 IMAGE_SUFFIXES = {".tif", ".tiff", ".png", ".jpg", ".jpeg", ".npy", ".fits"}
 N_RULE = 12  # labels of each class, by the rule
@@ -58,7 +59,7 @@ def test_the_whole_path_runs_on_a_real_frame(sample, tmp_path):
         assert 10 <= len(candidates) <= 50_000, f"{len(candidates)} candidates"
         assert candidates["row"].between(-0.5, height - 0.5).all()
         assert candidates["col"].between(-0.5, width - 0.5).all()
-        low, high = DETECT_DEFAULTS["sigma_min"], DETECT_DEFAULTS["sigma_max"]
+        low, high = DetectSettings().sigma_min, DetectSettings().sigma_max
         assert candidates["sigma"].between(low - 1e-6, high + 1e-6).all()
         assert np.isfinite(candidates["score"]).all()
 

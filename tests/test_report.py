@@ -15,6 +15,7 @@ import pytest
 from blobsift.classify.base import THRESHOLD_RULES, describe_threshold_rule
 from blobsift.cli import main
 from blobsift.metrics import MIN_HELDOUT_POSITIVES
+from blobsift.project import Project
 from blobsift.report import (
     TOO_FEW_POSITIVES,
     format_metric,
@@ -24,7 +25,6 @@ from blobsift.report import (
     write_report,
 )
 from blobsift.simulate import simulate_crops
-from blobsift.store import Project
 from project_helpers import label_candidates, objects_of, write_images
 
 

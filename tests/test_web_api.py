@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from blobsift.app import create_app
 from blobsift.crops import extract_crops
-from blobsift.store import Project
+from blobsift.project import Project
 from web_helpers import FAST_TRAINING, make_project
 
 LOCAL = "http://127.0.0.1"

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from blobsift.store import Project
+from blobsift.project import Project
 from web_helpers import FAST_TRAINING, make_project, running_server
 
 pytest_plugins = ["pytester"]

@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 
 from blobsift import store
 from blobsift.app import create_app
-from blobsift.store import Project
+from blobsift.project import Project
 from web_helpers import make_project
 
 LOCAL = "http://127.0.0.1"

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from blobsift.store import Project
+from blobsift.project import Project
 from project_helpers import label_candidates, objects_of, write_images
 
 #: Training settings that keep the app's ``t`` key fast in tests.

@@ -36,7 +36,7 @@ _LAZY = {
     "export_project": "blobsift.export",
     "extract_crops": "blobsift.crops",
     "predict_images": "blobsift.batch",
-    "read_candidates": "blobsift.types",
+    "read_candidates": "blobsift.io",
     "read_image": "blobsift.io",
     "recommend_phase": "blobsift.classify.phases",
     "train_classifier": "blobsift.nn.train",
@@ -94,13 +94,13 @@ if _TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         SingleClassError,
     )
     from blobsift.export import export_points, export_project
-    from blobsift.io import read_image
+    from blobsift.io import read_candidates, read_image
     from blobsift.nn.data import balance_dataset, create_weighted_sampler
     from blobsift.nn.losses import FocalLoss
     from blobsift.nn.models import SignalClassifier
     from blobsift.nn.train import evaluate_classifier, train_classifier
     from blobsift.project import Project
-    from blobsift.types import Candidates, read_candidates
+    from blobsift.types import Candidates
 
 
 def __getattr__(name: str) -> _Any:

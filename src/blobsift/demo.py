@@ -177,7 +177,7 @@ def run_demo(
         Seed of the images, the labelling order and the training.
     progress : Progress, optional
         Called with a :class:`~blobsift.types.ProgressEvent` as the demo goes: the stages
-        of :class:`~blobsift.store.Project` (``"detect"``, ``"epoch"``, ``"predict"`` ...)
+        of :class:`~blobsift.project.Project` (``"detect"``, ``"epoch"``, ``"predict"`` ...)
         and of the report (``"report"``, ``"overlays"``); and the demo's own: ``"round"``
         before each round (``done`` rounds begun of ``total``; values ``labels``,
         ``positives``) and ``"scored"`` after it (values: the fields of its

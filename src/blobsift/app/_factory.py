@@ -2,7 +2,7 @@
 
 Candidates and crops are addressed by id only (``IMAGE-INDEX`` for candidates, label event
 ids, model gallery rows); no file path ever comes from the client. Every label is written
-through :class:`~blobsift.store.Project` (one committed transaction) before the response
+through :class:`~blobsift.project.Project` (one committed transaction) before the response
 that acknowledges it with the event id.
 
 Labels are read from the store only (:class:`~blobsift.app.labels.CurrentLabels`), so
@@ -38,7 +38,8 @@ from blobsift.app import (
 from blobsift.app._state import AppState
 from blobsift.app.guard import MAX_BODY, Guard
 from blobsift.exceptions import BlobsiftError, InvalidInputError, ProjectError
-from blobsift.store import Project, default_who
+from blobsift.project import Project
+from blobsift.store import default_who
 
 __all__ = ["POLL_SECONDS", "STREAM_SECONDS", "create_app"]
 

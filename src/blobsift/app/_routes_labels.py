@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from blobsift.app._models import LabelIn, LabelsIn, RelabelIn, UndoIn
 from blobsift.app._state import State
 from blobsift.exceptions import InvalidInputError
-from blobsift.store import Project
+from blobsift.project import Project
 from blobsift.types import Label
 
 __all__ = ["router"]

@@ -18,7 +18,8 @@ from blobsift.app.pool import CandidatePool
 from blobsift.app.serialised import SerialisedProject
 from blobsift.app.training import EventHub, TrainingJob
 from blobsift.exceptions import InvalidInputError, ModelFileError, ProjectError
-from blobsift.store import ModelRecord, Project
+from blobsift.project import Project
+from blobsift.store import ModelRecord
 from blobsift.types import Label
 
 __all__ = ["AppState", "State", "app_state"]

@@ -16,7 +16,7 @@ import numpy as np
 
 from blobsift.app.pool import CandidatePool
 from blobsift.app.serialised import SerialisedProject
-from blobsift.store import Project
+from blobsift.project import Project
 
 __all__ = ["CurrentLabels", "LabelSnapshot"]
 

@@ -13,8 +13,9 @@ from blobsift.active import crop_descriptors
 from blobsift.crops import crops_for, extract_crops
 from blobsift.exceptions import InvalidInputError
 from blobsift.positions import match_labels
+from blobsift.project import Project
 from blobsift.scoring import score_candidates
-from blobsift.store import ImageRecord, Project
+from blobsift.store import ImageRecord
 from blobsift.types import Label, Progress, ProgressEvent
 
 __all__ = ["CandidatePool", "ImageCache"]

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
-from blobsift.store import Project
+from blobsift.project import Project
 
 __all__ = ["SerialisedProject"]
 

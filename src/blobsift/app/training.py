@@ -12,8 +12,9 @@ from typing import Any
 
 from blobsift.exceptions import BlobsiftError
 from blobsift.metrics import MIN_HELDOUT_POSITIVES, too_few_positives
+from blobsift.project import Project
 from blobsift.report import TOO_FEW_POSITIVES
-from blobsift.store import ModelRecord, Project
+from blobsift.store import ModelRecord
 from blobsift.types import ProgressEvent
 
 __all__ = ["EventHub", "TrainingJob", "model_summary"]

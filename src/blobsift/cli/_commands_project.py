@@ -18,7 +18,7 @@ from blobsift.cli._output import _emit, _expand, _open
 
 
 def _init(args: argparse.Namespace) -> int:
-    from blobsift.store import Project
+    from blobsift.project import Project
 
     with Project.create(args.project) as project:
         added = []

@@ -39,6 +39,6 @@ def _expand(patterns: Sequence[str]) -> list[Path]:
 
 
 def _open(args: argparse.Namespace) -> Any:
-    from blobsift.store import Project
+    from blobsift.project import Project
 
     return Project(args.project)

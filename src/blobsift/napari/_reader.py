@@ -121,7 +121,7 @@ def read_table(path: Path) -> list[LayerData]:
         If the table's row/col hold anything but finite numbers.
     """
     from blobsift.io import read_image, read_table
-    from blobsift.store import Project
+    from blobsift.project import Project
     from blobsift.types import Candidates, Label
 
     frame = read_table(path)

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from blobsift.napari._layers import points_layer
-from blobsift.store import ModelRecord, Project
+from blobsift.project import Project
+from blobsift.store import ModelRecord
 from blobsift.types import ProgressEvent
 
 __all__ = ["ModelSteps"]

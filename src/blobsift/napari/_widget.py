@@ -38,7 +38,8 @@ from blobsift.detect import DetectSettings
 from blobsift.exceptions import BlobsiftError, InvalidInputError, ProjectError
 from blobsift.napari._layers import colours, points_candidates, project_points
 from blobsift.napari._training import ModelSteps
-from blobsift.store import ModelRecord, Project, default_who
+from blobsift.project import Project
+from blobsift.store import ModelRecord, default_who
 from blobsift.types import Label
 
 if TYPE_CHECKING:

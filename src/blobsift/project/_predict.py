@@ -82,12 +82,12 @@ class PredictMixin(TrainMixin):
 
         from blobsift.batch import (
             COLUMNS,
-            _check_run,
-            _collect_warnings,
-            _journal_record,
-            _parquet_beside,
-            _sift,
-            _Sink,
+            PredictionSink,
+            check_run,
+            collect_warnings,
+            journal_record,
+            parquet_beside,
+            run_images,
         )
 
         model_id, model_path = self._resolve_model(model)
@@ -113,13 +113,14 @@ class PredictMixin(TrainMixin):
                     "or `blobsift import-candidates` first."
                 )
         settings: dict[str, Any] = {}
+        plan = None
         if outside:
             detect_runs = [r for r in self.detection_runs() if r["source"] == "detect"]
             latest = detect_runs[-1]["settings"] if detect_runs else DetectSettings().as_dict()
             settings = {**latest, **detect_settings}
-            _check_run(sifter, scheduler, settings)
-        parquet = None if output is None else _parquet_beside(Path(output))
-        sink = None if output is None else _Sink(Path(output), resume=False)
+            _, plan = check_run(sifter, scheduler, settings)
+        parquet = None if output is None else parquet_beside(Path(output))
+        sink = None if output is None else PredictionSink(Path(output), resume=False)
         total = len(inside) + len(outside)
         records: list[dict[str, Any]] = []
         parts: list[Any] = []  # the project images' tables, in order
@@ -141,19 +142,19 @@ class PredictMixin(TrainMixin):
         try:
             for image_record in inside:
                 start = time.perf_counter()
-                with _collect_warnings() as caught:
+                with collect_warnings() as caught:
                     found = self.candidates(image_record.id)
                     pixels = self.read_image(image_record)
                     probability = score_candidates(pixels, found, sifter)
                 part = prediction_table(image_record.name, found, probability, threshold)
                 part.insert(1, "image_id", image_record.id)
                 seconds = time.perf_counter() - start
-                report(_journal_record(image_record.name, part, None, seconds, caught), part)
+                report(journal_record(image_record.name, part, None, seconds, caught), part)
                 parts.append(part)
-            if outside:
-                _sift(
-                    outside, sifter, sifter, scheduler, settings, None, report_external,
-                    progress, total, len(inside),
+            if plan is not None:
+                run_images(
+                    outside, sifter, plan, report_external, scheduler=scheduler,
+                    progress=progress, total=total, done=len(inside),
                 )  # fmt: skip
         except BaseException:
             if sink is not None:

@@ -1,6 +1,6 @@
 """The report of a project's model: an HTML page with PNG figures and a model card.
 
-:func:`write_report` draws, from what a :class:`~blobsift.store.Project` recorded:
+:func:`write_report` draws, from what a :class:`~blobsift.project.Project` recorded:
 
 - the precision-recall curve of the model on its held-out (out-of-fold) labels, with its
   operating point;
