@@ -25,9 +25,9 @@ from blobsift import store
 from blobsift.cli import main
 from blobsift.crops import extract_crops
 from blobsift.exceptions import BlobsiftError, ImageReadError, InvalidInputError
-from blobsift.io import read_image
+from blobsift.io import read_candidates, read_image
 from blobsift.project import AlreadyImportedWarning, LabelConflictWarning, Project
-from blobsift.types import Candidates, read_candidates
+from blobsift.types import Candidates
 from project_helpers import new_project, write_images
 
 

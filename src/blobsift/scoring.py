@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from blobsift import crops as _crops  # looked up at each call: a patched cutter is used
 from blobsift._validation import CROP_SIZE
+from blobsift.crops import extract_crops
 from blobsift.detect import DEFAULT_TILE, DetectSettings, detect_blobs
 from blobsift.types import Candidates
 
@@ -64,7 +64,7 @@ def score_candidates(
     if tile_size is None and isinstance(image, np.ndarray):
         for start in range(0, rows.size, _CLASSIFY_CHUNK):
             chunk = slice(start, start + _CLASSIFY_CHUNK)
-            crops = _crops.extract_crops(image, np.column_stack([rows[chunk], cols[chunk]]))
+            crops = extract_crops(image, np.column_stack([rows[chunk], cols[chunk]]))
             probability[chunk] = model.predict_proba(crops)[:, 1]
         return probability
     size = DEFAULT_TILE if tile_size is None else tile_size
@@ -90,7 +90,7 @@ def score_candidates(
         for start in range(0, members.size, _CLASSIFY_CHUNK):
             chunk = members[start : start + _CLASSIFY_CHUNK]
             centres = np.column_stack([pixel_rows[chunk] - r0, pixel_cols[chunk] - c0])
-            crops = _crops.extract_crops(region, centres.astype(np.float64))
+            crops = extract_crops(region, centres.astype(np.float64))
             probability[chunk] = model.predict_proba(crops)[:, 1]
         del region
     return probability
