@@ -8,7 +8,7 @@ import importlib as _importlib
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 from typing import Any as _Any
 
-__version__ = "0.1.0"
+from blobsift._version import __version__
 
 # Public name -> module that defines it (loaded on first access).
 _LAZY = {

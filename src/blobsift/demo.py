@@ -357,7 +357,7 @@ def summary_lines(result: DemoResult) -> list[str]:
     list of str
         Lines of text (``blobsift demo`` prints them).
     """
-    from blobsift import __version__
+    from blobsift._version import __version__
 
     names = list(result.rounds[0].baselines) if result.rounds else []
     heads = "".join(f" {_short(name):>6}" for name in names)

@@ -208,7 +208,7 @@ class CropClassifier:
     # -- files --------------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str]) -> tuple[Path, Path]:
         """Save as ``path.safetensors`` (weights) + ``path.json`` (everything else)."""
-        from blobsift import __version__
+        from blobsift._version import __version__
         from blobsift.nn.serialize import save_model_file
 
         self._check_fitted()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from blobsift import __version__
+from blobsift._version import __version__
 from blobsift.classify.phases import PHASES
 from blobsift.cli._commands_model import _demo, _label, _predict, _report, _train
 from blobsift.cli._commands_project import (

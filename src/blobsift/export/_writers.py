@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from blobsift import __version__
+from blobsift._version import __version__
 from blobsift.export._points import (
     CLASS_NAMES,
     CLASSES,

@@ -20,7 +20,7 @@ _ESTIMATES = ("f1", "precision", "recall", "average_precision", "loo_average_pre
 
 def model_card(project: Any, record: Any) -> dict[str, Any]:
     """Return the model card of a model version as a JSON-friendly dict."""
-    from blobsift import __version__
+    from blobsift._version import __version__
 
     heldout = project.heldout_scores(record.id)
     images = sorted(set(heldout["image"])) if len(heldout) else []
