@@ -45,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _baselines import HoldoutRecipe, SpecRecipe
 from blobsift import Sifter
 from blobsift.classify.baselines import BrightnessCut, FeatureForest
+from blobsift.classify.pretraining import PretrainedEncoders
 from blobsift.metrics import best_threshold, precision_recall_f1
 from blobsift.report import SPEC_EXPECTED_F1, plot_learning_curve
 from blobsift.simulate import DOMAINS, LabelledCrops, simulate_crops
@@ -97,13 +98,16 @@ def run_domain(
         order = nested_order(pool.labels)
         pool = pool._replace(crops=pool.crops[order], labels=pool.labels[order])
         needs_unlabeled = any(METHODS[m][1] for m in methods)
+        # Every +U fit of this seed shares one cache, as a project's rounds do: the encoder
+        # is pre-trained on the unlabelled crops once, not once per label count.
+        encoders = PretrainedEncoders()
         unlabeled = crops_of(UNLABELED, 3000 + seed, domain).crops if needs_unlabeled else None
         test = crops_of(test_size, 2000 + seed, domain)
         grown = None
         for j, n in enumerate(sizes):
             for method in methods:
                 factory, uses_unlabeled = METHODS[method]
-                extra = {"unlabeled": unlabeled} if uses_unlabeled else {}
+                extra = {"unlabeled": unlabeled, "encoders": encoders} if uses_unlabeled else {}
                 start = time.perf_counter()
                 if method == "gallery-add +U" and grown is not None:
                     have = len(grown.gallery_.gallery_labels_)
