@@ -284,7 +284,7 @@ class CNNClassifier(CropClassifier):
         }
         self.history_ = {**history, "best_epoch": stopper.best_epoch + 1}
         self.graph_ = self._exported_graph()
-        self.cv_metrics_ = {
+        self.cv_metrics_: dict[str, Any] = {
             "f1": point.f1, "precision": point.precision, "recall": point.recall,
             "average_precision": history["val_average_precision"][stopper.best_epoch],
             "n_labels": len(labels), "n_positive": int(labels.sum()), "n_folds": len(folds),

@@ -301,7 +301,7 @@ class SiameseClassifier(CropClassifier):
         point, rule = self._gallery_threshold(labels, oof)
         self.threshold_ = point.threshold
         self.classes_ = np.array([0, 1])
-        self.cv_metrics_ = {
+        self.cv_metrics_: dict[str, Any] = {
             "f1": point.f1, "precision": point.precision, "recall": point.recall,
             "average_precision": average_precision(labels, oof),
             "loo_average_precision": average_precision(labels, leave_one_out_scores(
