@@ -342,7 +342,7 @@ def describe_threshold_rule(rule: str | None, target: float | None = None) -> st
 
 def jsonable_params(params: dict[str, Any]) -> dict[str, Any]:
     """Keep the parameters a JSON file can hold (callbacks and devices are dropped)."""
-    kept = {}
+    kept: dict[str, Any] = {}
     for name, value in params.items():
         if value is None or isinstance(value, bool | int | float | str):
             kept[name] = value

@@ -38,7 +38,7 @@ from blobsift.nn.loop import (
     summarise_logits,
     trivial_f1,
 )
-from blobsift.nn.onnx import ONNX_KEY
+from blobsift.nn.onnx import ONNX_KEY, ExportedGraph
 from blobsift.splits import feasible_folds, stratified_folds
 from blobsift.types import Progress
 
@@ -284,7 +284,7 @@ class CNNClassifier(CropClassifier):
         }
         self.history_ = {**history, "best_epoch": stopper.best_epoch + 1}
         self.graph_ = self._exported_graph()
-        self.cv_metrics_ = {
+        self.cv_metrics_: dict[str, Any] = {
             "f1": point.f1, "precision": point.precision, "recall": point.recall,
             "average_precision": history["val_average_precision"][stopper.best_epoch],
             "n_labels": len(labels), "n_positive": int(labels.sum()), "n_folds": len(folds),
@@ -352,9 +352,9 @@ class CNNClassifier(CropClassifier):
     def _ensemble(self) -> nn.Module:
         return _Ensemble(self.members_).eval()
 
-    def _exported_graph(self, graph: bytes | None = None, source: str | None = None) -> Any:
-        from blobsift.nn.onnx import ExportedGraph
-
+    def _exported_graph(
+        self, graph: bytes | None = None, source: str | None = None
+    ) -> ExportedGraph:
         crop_size = self._architecture()["crop_size"]
         return ExportedGraph(self._ensemble, crop_size, graph, source=source)
 
@@ -368,6 +368,7 @@ class CNNClassifier(CropClassifier):
             if runner is not None:
                 probs = runner.run(x.numpy()).reshape(-1)
             else:
+                assert ensemble is not None, "built above as there is no runner"
                 with torch.inference_mode():
                     probs = ensemble(x).reshape(-1).numpy()
             out[start : start + len(x)] = probs

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 from numpy.random import Generator
-from torch import Tensor, nn
+from torch import Tensor
 
 from blobsift._validation import (
     BOOLEAN,
@@ -38,8 +38,8 @@ from blobsift.metrics import OperatingPoint, average_precision, binary_counts
 from blobsift.nn.contrastive import calibrate_batch_norm, finetune_head, pretrain_encoder
 from blobsift.nn.data import network_input
 from blobsift.nn.loop import seeded
-from blobsift.nn.models import transferable_state
-from blobsift.nn.onnx import ONNX_KEY
+from blobsift.nn.models import CropEncoder, transferable_state
+from blobsift.nn.onnx import ONNX_KEY, ExportedGraph
 from blobsift.splits import feasible_folds, stratified_folds
 from blobsift.types import Progress
 
@@ -190,13 +190,11 @@ class SiameseClassifier(CropClassifier):
         size = self._architecture()["crop_size"]
         return torch.from_numpy(np.ascontiguousarray(centre_window(crops, size)))
 
-    def _new_encoder(self) -> torch.nn.Module:
-        from blobsift.nn.models import CropEncoder
-
+    def _new_encoder(self) -> CropEncoder:
         return CropEncoder(self.embedding_dim, **self._architecture())
 
     @staticmethod
-    def _embed(encoder: torch.nn.Module, windows: torch.Tensor) -> np.ndarray:
+    def _embed(encoder: CropEncoder, windows: torch.Tensor) -> np.ndarray:
         encoder.eval()
         parts = []
         with torch.inference_mode():
@@ -268,13 +266,13 @@ class SiameseClassifier(CropClassifier):
         return self
 
     def _fit_gallery(
-        self, encoder: nn.Module, windows: Tensor, labels: np.ndarray, rng: Generator, seed: int
+        self, encoder: CropEncoder, windows: Tensor, labels: np.ndarray, rng: Generator, seed: int
     ) -> None:
         """Train the head on labelled pairs, fold by fold then on all; set the gallery."""
         features = self._view_features(encoder, windows, seed)
         label_tensor = torch.from_numpy(labels)
 
-        def trained(index: np.ndarray) -> torch.nn.Module:
+        def trained(index: np.ndarray) -> CropEncoder:
             model = copy.deepcopy(encoder)
             if self.finetune_steps > 0:
                 finetune_head(
@@ -285,7 +283,7 @@ class SiameseClassifier(CropClassifier):
                 )  # fmt: skip
             return model
 
-        def embed(model: torch.nn.Module, index: np.ndarray) -> np.ndarray:
+        def embed(model: CropEncoder, index: np.ndarray) -> np.ndarray:
             with torch.inference_mode():
                 return model.embed_features(features[index, 0]).numpy()
 
@@ -303,7 +301,7 @@ class SiameseClassifier(CropClassifier):
         point, rule = self._gallery_threshold(labels, oof)
         self.threshold_ = point.threshold
         self.classes_ = np.array([0, 1])
-        self.cv_metrics_ = {
+        self.cv_metrics_: dict[str, Any] = {
             "f1": point.f1, "precision": point.precision, "recall": point.recall,
             "average_precision": average_precision(labels, oof),
             "loo_average_precision": average_precision(labels, leave_one_out_scores(
@@ -333,7 +331,7 @@ class SiameseClassifier(CropClassifier):
         return cache.fetch(pretraining_key(pool, settings), train, folder=self.pretrain_cache)
 
     def _view_features(
-        self, encoder: torch.nn.Module, windows: torch.Tensor, seed: int
+        self, encoder: CropEncoder, windows: torch.Tensor, seed: int
     ) -> torch.Tensor:
         """Body features of each crop and of augmented views of it: (n, views, F).
 
@@ -396,9 +394,9 @@ class SiameseClassifier(CropClassifier):
         return self
 
     # -- prediction ---------------------------------------------------------------------
-    def _exported_graph(self, graph: bytes | None = None, source: str | None = None) -> Any:
-        from blobsift.nn.onnx import ExportedGraph
-
+    def _exported_graph(
+        self, graph: bytes | None = None, source: str | None = None
+    ) -> ExportedGraph:
         return ExportedGraph(
             lambda: self.encoder_, self._architecture()["crop_size"], graph, source=source
         )
@@ -478,6 +476,7 @@ class SiameseClassifier(CropClassifier):
         config_entry(spec, "name", f"{where}architecture.", one_of("crop_encoder"))
         config_entry(spec, "config", f"{where}architecture.", one_of(expected))
         encoder = build_model(spec["name"], spec["config"])
+        assert isinstance(encoder, CropEncoder), "the name was checked: 'crop_encoder'"
         state = {k[len("encoder.") :]: v for k, v in tensors.items() if k.startswith("encoder.")}
         load_state_exactly(encoder, state, "encoder")
         pretrained = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 
@@ -55,7 +55,7 @@ PROBE_OPTIONS: dict[str, Any] = {"n_folds": 2, "epochs": 10, "refit": False}
 #: 1,000 labels the full ensemble scored 0.011 and 0.023 above its probe. The allowance is
 #: twice the larger gain, so a probe within reach still leads to the full fit.
 PROBE_ALLOWANCE = 0.05
-_PHASE_CLASSES: dict[str, type[CropClassifier]] = {
+_PHASE_CLASSES: dict[str, type[SiameseClassifier] | type[CNNClassifier]] = {
     SiameseClassifier.kind: SiameseClassifier,
     CNNClassifier.kind: CNNClassifier,
 }
@@ -138,6 +138,8 @@ class Sifter(CropClassifier):
     """
 
     kind = "sifter"
+    estimator_: SiameseClassifier | CNNClassifier
+    gallery_: SiameseClassifier | None
     _parameter_constraints = {  # noqa: RUF012 (read-only)
         "phase": one_of(*PHASES),
         "random_state": SEED,
@@ -209,7 +211,13 @@ class Sifter(CropClassifier):
         """Split ``options`` between the phase classifiers (see the class docstring)."""
         return _route_options(self.options)
 
-    def _phase_estimator(self, kind: str) -> CropClassifier:
+    @overload
+    def _phase_estimator(self, kind: Literal["siamese"]) -> SiameseClassifier: ...
+    @overload
+    def _phase_estimator(self, kind: Literal["cnn"]) -> CNNClassifier: ...
+    @overload
+    def _phase_estimator(self, kind: str) -> SiameseClassifier | CNNClassifier: ...
+    def _phase_estimator(self, kind: str) -> SiameseClassifier | CNNClassifier:
         shared = {
             "random_state": self.random_state,
             "target_precision": self.target_precision,
@@ -218,12 +226,13 @@ class Sifter(CropClassifier):
         }
         return _PHASE_CLASSES[kind](**{**shared, **self._phase_options()[kind]})
 
-    def _phase_callback(self, kind: str) -> Any:
-        if self.callback is None:
+    def _phase_callback(self, kind: str) -> Progress | None:
+        callback = self.callback
+        if callback is None:
             return None
 
         def forward(event: ProgressEvent) -> None:
-            self.callback(replace(event, values={**event.values, "phase": kind}))
+            callback(replace(event, values={**event.values, "phase": kind}))
 
         return forward
 
@@ -233,7 +242,7 @@ class Sifter(CropClassifier):
         y: Any,
         *,
         unlabeled: Any = None,
-        history: Sequence[tuple[int, float]] = (),
+        history: Sequence[PhaseRecord | tuple[int, float]] = (),
         encoders: PretrainedEncoders | None = None,
     ) -> Sifter:
         """Fit the phase classifier(s) on raw crops ``X`` (n, 64, 64) and labels ``y`` (n,).
@@ -270,7 +279,7 @@ class Sifter(CropClassifier):
         """
         self._validate_params()  # parameter and option errors before any training
         crops, labels = self._check_fit_input(X, y)
-        history = phase_records(history)
+        records = phase_records(history)
         self.gallery_ = None
         self.phase_scores_: dict[str, float] = {}
         if self.phase in ("auto", "siamese") or unlabeled is not None:
@@ -285,29 +294,31 @@ class Sifter(CropClassifier):
             )
         if self.phase == "auto":
             current = PhaseRecord(len(labels), self.phase_scores_["siamese"], int(labels.sum()))
-            phase, reason = recommend_phase([*history, current])
+            phase, reason = recommend_phase([*records, current])
             if phase == "cnn":
-                phase, reason = self._worth_phase2([*history, current], crops, labels, reason)
+                phase, reason = self._worth_phase2([*records, current], crops, labels, reason)
         else:
             phase, reason = self.phase, f"phase={self.phase!r} was requested."
-        self.estimator_ = self.gallery_
+        estimator: SiameseClassifier | CNNClassifier | None = self.gallery_
         if phase == "cnn":
             cnn = self._phase_estimator("cnn")
             cnn.fit(crops, labels, initial_weights=self._pretrained_start(cnn))
             self.phase_scores_["cnn"] = float(cnn.cv_metrics_[PHASE_SCORES["cnn"]])
-            self.estimator_ = cnn
+            estimator = cnn
             if self.phase == "auto" and (
                 self.phase_scores_["cnn"] < self.phase_scores_["siamese"] + SWITCH_MARGIN
             ):
-                phase, self.estimator_ = "siamese", self.gallery_
+                phase, estimator = "siamese", self.gallery_
                 reason += (
                     f" But Phase 2's held-out score ({self.phase_scores_['cnn']:.3f}) does not "
                     f"beat Phase 1's ({self.phase_scores_['siamese']:.3f}) by {SWITCH_MARGIN}, "
                     "so Phase 1 is kept."
                 )
         record = PhaseRecord.from_fit(len(labels), int(labels.sum()), phase, self.phase_scores_)
-        self.phase_history_ = history if record is None else [*history, record]
+        self.phase_history_ = records if record is None else [*records, record]
         self.phase_, self.phase_reason_ = phase, reason
+        assert estimator is not None, "Phase 1 is trained unless Phase 2 was"
+        self.estimator_ = estimator
         self.threshold_ = self.estimator_.threshold_
         self.classes_ = np.array([0, 1])
         return self
@@ -417,7 +428,7 @@ class Sifter(CropClassifier):
     @staticmethod
     def _restore_phase(
         tensors: dict[str, Any], config: dict[str, Any], *, where: str, source: str
-    ) -> CropClassifier:
+    ) -> SiameseClassifier | CNNClassifier:
         kind = config_entry(config, "kind", where, one_of(*_PHASE_CLASSES))
         return _PHASE_CLASSES[kind]._from_config(tensors, config, where=where, source=source)
 
@@ -434,16 +445,18 @@ class Sifter(CropClassifier):
                 f"{where}threshold ({self.threshold_}) differs from {where}estimator.threshold "
                 f"({self.estimator_.threshold_}), which decides."
             )
-        self.gallery_ = self.estimator_ if self.estimator_.kind == "siamese" else None
+        # The kind picks the class (_PHASE_CLASSES): kind "siamese" is a SiameseClassifier.
+        self.gallery_ = self.estimator_ if isinstance(self.estimator_, SiameseClassifier) else None
         if "gallery" in config:
             prefix = "gallery."
             own = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
-            self.gallery_ = self._restore_phase(
+            gallery = self._restore_phase(
                 own, config_entry(config, "gallery", where, MAPPING), where=f"{where}gallery.",
                 source=source,
             )  # fmt: skip
-            if self.gallery_.kind != "siamese":
+            if not isinstance(gallery, SiameseClassifier):
                 raise ModelFileError(f"{where}gallery.kind must be 'siamese'.")
+            self.gallery_ = gallery
         self.phase_ = config_entry(config, "phase", where, one_of(self.estimator_.kind))
         self.phase_reason_ = config_entry(config, "phase_reason", where, _TEXT, default="")
         history = config_entry(config, "phase_history", where, _LIST, default=[])
@@ -465,6 +478,7 @@ def _route_options(options: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """
     routed: dict[str, dict[str, Any]] = {kind: {} for kind in _PHASE_CLASSES}
     for name, value in options.items():
+        target: str | None
         kind, _, inner = name.partition("__")
         if inner:
             if kind not in _PHASE_CLASSES:

@@ -21,6 +21,7 @@ from blobsift.exceptions import InvalidInputError, SingleClassError
 from blobsift.nn.augment import Augmentation
 from blobsift.nn.data import network_input
 from blobsift.nn.loop import warmup_cosine
+from blobsift.nn.models import CropEncoder
 from blobsift.types import Progress, ProgressEvent
 
 __all__ = [
@@ -252,7 +253,7 @@ def pretrain_encoder(
 
 
 def finetune_head(
-    encoder: nn.Module,
+    encoder: CropEncoder,
     features: torch.Tensor,
     labels: torch.Tensor,
     *,

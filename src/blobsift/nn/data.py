@@ -119,5 +119,8 @@ def create_weighted_sampler(
     counts = torch.bincount(flat, minlength=2).to(torch.float64)
     weights = (1.0 / counts)[flat]
     return WeightedRandomSampler(
-        weights, num_samples=num_samples or len(flat), replacement=True, generator=generator
+        weights,  # type: ignore[arg-type]  # it runs torch.as_tensor on them; stub says Sequence
+        num_samples=num_samples or len(flat),
+        replacement=True,
+        generator=generator,
     )

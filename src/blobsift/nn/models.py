@@ -53,6 +53,8 @@ class _CentrePool(nn.Module):
     central 2x2 cells.
     """
 
+    weights: torch.Tensor  # a buffer, registered in __init__
+
     def __init__(self, size: int) -> None:
         super().__init__()
         offsets = torch.arange(size, dtype=torch.float32) - (size - 1) / 2
@@ -210,7 +212,7 @@ class SignalClassifier(nn.Module):
             raise InvalidInputError(
                 f"input_size must lie in [{2 ** len(channels)}, {crop_size}]; got {size}."
             )
-        self.config = {
+        self.config: dict[str, Any] = {
             "channels": list(channels),
             "hidden": hidden,
             "dropout": dropout,
@@ -251,7 +253,8 @@ class SignalClassifier(nn.Module):
                 )
             self.scale_space = nn.Sequential(bank, nn.BatchNorm1d(bank.n_features))
             n_features += bank.n_features
-        self.features.to(memory_format=torch.channels_last)
+        # Module.to takes memory_format at runtime; torch's overloads leave it out.
+        self.features.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.head = nn.Sequential(
             nn.Dropout(dropout),
             nn.Linear(n_features, hidden),
@@ -317,5 +320,7 @@ def transferable_state(encoder: nn.Module) -> dict[str, torch.Tensor]:
     Everything but the last linear layer (whose width differs).
     """
     state = encoder.state_dict()
-    last = f"head.{len(encoder.head) - 1}."
+    head = encoder.head
+    assert isinstance(head, nn.Sequential), "registered models end in a Sequential head"
+    last = f"head.{len(head) - 1}."
     return {k: v.detach().clone() for k, v in state.items() if not k.startswith(last)}

@@ -40,7 +40,7 @@ def export_onnx(model: nn.Module, crop_size: int) -> bytes:
             torch.onnx.export(
                 model,
                 (example,),
-                buffer,
+                buffer,  # type: ignore[arg-type]  # legacy exporter writes file-likes; stub says path
                 input_names=["crops"],
                 output_names=["output"],
                 dynamic_axes={"crops": {0: "batch"}, "output": {0: "batch"}},

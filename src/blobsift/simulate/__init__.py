@@ -217,10 +217,11 @@ def write_simulated_images(
     for k in range(n):
         path = folder / f"{prefix}{k}.tif"
         if domain == "spots":
-            simulated = simulate_image(seed=seed + k, **options)
-            tifffile.imwrite(path, simulated.image)
+            spots = simulate_image(seed=seed + k, **options)
+            tifffile.imwrite(path, spots.image)
+            truth[path] = spots.objects
         else:
-            simulated = simulate_difference_image(seed=seed + k, **options)
-            tifffile.imwrite(path, simulated.difference)
-        truth[path] = simulated.objects
+            difference = simulate_difference_image(seed=seed + k, **options)
+            tifffile.imwrite(path, difference.difference)
+            truth[path] = difference.objects
     return truth

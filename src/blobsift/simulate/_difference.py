@@ -278,8 +278,8 @@ def simulate_difference_image(
     stars_only = {}  # photons
     for frame, positions in (("science", sci_positions), ("reference", ref_positions)):
         floor = _WING_FLOOR * np.sqrt(setup.sky[frame])
-        stars = moffat_image(shape, positions, fluxes, *setup.psf[frame], floor)
-        stars_only[frame] = setup.sky[frame] + stars
+        light = moffat_image(shape, positions, fluxes, *setup.psf[frame], floor)
+        stars_only[frame] = setup.sky[frame] + light
     peak = {frame: moffat_peak(fluxes, *setup.psf[frame]) for frame in setup.psf}
     saturated = np.zeros(n_stars, dtype=bool)
     for frame in setup.psf:

@@ -89,7 +89,7 @@ def moffat_reach(peak: np.ndarray, alpha: float, beta: float, floor: float) -> n
     return np.ceil(alpha * np.sqrt(ratio ** (1 / beta) - 1)).astype(np.int64) + 2
 
 
-def moffat_peak(flux: np.ndarray, alpha: float, beta: float) -> np.ndarray:
+def moffat_peak(flux: float | np.ndarray, alpha: float, beta: float) -> np.ndarray:
     """Return the central intensity of Moffat stars of total ``flux``."""
     return np.asarray(flux, dtype=np.float64) * (beta - 1) / (np.pi * alpha**2)
 
