@@ -146,3 +146,23 @@ def test_write_predictions_refuses_a_folder_and_leaves_nothing(tmp_path):
     assert list((tmp_path / "out.csv").iterdir()) == []
     written = write_predictions(frame, tmp_path / "ok.csv")
     assert pd.read_csv(written[0]).columns.tolist() == list(COLUMNS)
+
+
+@pytest.mark.parametrize(
+    ("multiscales", "message"),
+    [
+        ({"a": 1}, "malformed OME"),
+        ("x", "malformed OME"),
+        ([{"datasets": []}], "malformed OME"),
+        ([{"datasets": [{"path": "nope"}]}], "missing array 'nope'"),
+        ([{"datasets": [{"path": "sub"}]}], "'sub' is not an array"),
+    ],
+)
+def test_malformed_ome_zarr_metadata_is_an_image_read_error(tmp_path, multiscales, message):
+    zarr = pytest.importorskip("zarr")
+    group = zarr.open_group(str(tmp_path / "bad.zarr"), mode="w")
+    group.create_array("0", shape=(8, 8), dtype="uint16")
+    group.create_group("sub")
+    group.attrs["multiscales"] = multiscales
+    with pytest.raises(ImageReadError, match=message):
+        read_image(tmp_path / "bad.zarr")

@@ -189,11 +189,12 @@ def check_integer(value: Any, *, name: str, low: int | None = None, high: int | 
             f"{name} must be an integer in {_interval(low, high, False, False)}; got "
             f"{value!r} ({type(value).__name__})."
         )
-    if (low is not None and value < low) or (high is not None and value > high):
+    number = int(value)
+    if (low is not None and number < low) or (high is not None and number > high):
         raise InvalidInputError(
             f"{name} must be an integer in {_interval(low, high, False, False)}; got {value}."
         )
-    return int(value)
+    return number
 
 
 def integer(

@@ -237,7 +237,8 @@ def normalise_crops(crops: Any) -> np.ndarray:
         crops = crops[:, 0]
     crops = crops.astype(np.float32, copy=False)
     if crops.shape[0] == 0:
-        return crops[:, None].copy()
+        empty: np.ndarray = crops[:, None].copy()
+        return empty
     n = len(crops)
     # The median of every other pixel in each direction: a quarter of the sorting.
     background = _lower_median(crops[:, ::2, ::2].reshape(n, -1))
@@ -249,4 +250,5 @@ def normalise_crops(crops: Any) -> np.ndarray:
     noise = np.where(noise > 1e-12, noise, np.float32(1.0)).astype(np.float32)
     scale = np.float32(_ASINH_SCALE)
     scaled = (crops - background[:, None, None]) / (scale * noise[:, None, None])
-    return (np.arcsinh(scaled) * scale)[:, None].astype(np.float32, copy=False)
+    normalised: np.ndarray = (np.arcsinh(scaled) * scale)[:, None].astype(np.float32, copy=False)
+    return normalised

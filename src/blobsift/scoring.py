@@ -88,10 +88,10 @@ def score_candidates(
         c1 = min((tile_col + 1) * size + margin, width)
         region = np.asarray(image[r0:r1, c0:c1])
         for start in range(0, members.size, _CLASSIFY_CHUNK):
-            chunk = members[start : start + _CLASSIFY_CHUNK]
-            centres = np.column_stack([pixel_rows[chunk] - r0, pixel_cols[chunk] - c0])
+            part = members[start : start + _CLASSIFY_CHUNK]
+            centres = np.column_stack([pixel_rows[part] - r0, pixel_cols[part] - c0])
             crops = extract_crops(region, centres.astype(np.float64))
-            probability[chunk] = model.predict_proba(crops)[:, 1]
+            probability[part] = model.predict_proba(crops)[:, 1]
         del region
     return probability
 
@@ -169,7 +169,8 @@ def _read_whole(image: Any) -> np.ndarray:
     if isinstance(image, np.ndarray):
         return image
     if hasattr(image, "read"):
-        return image.read()
+        pixels: np.ndarray = image.read()
+        return pixels
     return np.asarray(image[:, :])
 
 

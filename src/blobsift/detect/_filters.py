@@ -62,10 +62,16 @@ def _window_max_opencv(values: np.ndarray, radius: int) -> np.ndarray:
     """Maximum over a (2 radius + 1)-square window; pixels outside the array are ignored."""
     cv2: Any = _cv2()
     kernel = np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)
-    return cv2.dilate(values, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=-np.inf)
+    maxima: np.ndarray = cv2.dilate(
+        values, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=-np.inf
+    )
+    return maxima
 
 
 def _window_max_scipy(values: np.ndarray, radius: int) -> np.ndarray:
     from scipy import ndimage
 
-    return ndimage.maximum_filter(values, size=2 * radius + 1, mode="constant", cval=-np.inf)
+    maxima: np.ndarray = ndimage.maximum_filter(
+        values, size=2 * radius + 1, mode="constant", cval=-np.inf
+    )
+    return maxima

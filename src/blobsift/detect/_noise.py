@@ -40,7 +40,8 @@ def _pair_differences(block: np.ndarray) -> np.ndarray:
     block = np.asarray(block, dtype=np.float64)
     width = block.shape[1] - block.shape[1] % 2
     differences = (block[:, 1:width:2] - block[:, 0:width:2]).ravel()
-    return differences[np.isfinite(differences)]
+    finite: np.ndarray = differences[np.isfinite(differences)]
+    return finite
 
 
 def estimate_noise(image: Any) -> tuple[float, float]:

@@ -42,25 +42,31 @@ def _is_blob_like(layer: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.n
     trace = d_rr + d_cc
     determinant = d_rr * d_cc - d_rc**2
     ratio = _EDGE_RATIO
-    return (determinant > 0) & (trace * trace * ratio < (ratio + 1) ** 2 * determinant)
+    blob_like: np.ndarray = (determinant > 0) & (
+        trace * trace * ratio < (ratio + 1) ** 2 * determinant
+    )
+    return blob_like
 
 
 def _radius_at(level: int, min_distance: int) -> int:
-    return max(1, -(-min_distance // 2**level))
+    return max(1, -(-min_distance // (1 << level)))  # levels are >= 0
 
 
 def _gather(values: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """values[rows, cols] with indices clipped into the array."""
     height, width = values.shape
-    return values[np.clip(rows, 0, height - 1), np.clip(cols, 0, width - 1)]
+    gathered: np.ndarray = values[np.clip(rows, 0, height - 1), np.clip(cols, 0, width - 1)]
+    return gathered
 
 
 def _to_level(coordinate: np.ndarray, source: int, target: int) -> np.ndarray:
     """Nearest pixel at level ``target`` of a pixel at level ``source``."""
     if target <= source:
-        return coordinate * 2 ** (source - target)
+        finer: np.ndarray = coordinate * 2 ** (source - target)
+        return finer
     factor = 2 ** (target - source)
-    return (coordinate + factor // 2) // factor
+    coarser: np.ndarray = (coordinate + factor // 2) // factor
+    return coarser
 
 
 def _scale_space_peaks(
@@ -128,7 +134,8 @@ def _sample(values: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarra
     fr, fc = rows - r0, cols - c0
     top = values[r0, c0] * (1 - fc) + values[r0, c1] * fc
     bottom = values[r1, c0] * (1 - fc) + values[r1, c1] * fc
-    return top * (1 - fr) + bottom * fr
+    sampled: np.ndarray = top * (1 - fr) + bottom * fr
+    return sampled
 
 
 def _parabola_offset(left: np.ndarray, centre: np.ndarray, right: np.ndarray) -> np.ndarray:

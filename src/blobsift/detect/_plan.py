@@ -18,7 +18,8 @@ def _gaussian_kernel(sigma: float) -> np.ndarray:
     radius = max(1, math.ceil(_TRUNCATE * sigma))
     x = np.arange(-radius, radius + 1, dtype=np.float64)
     kernel = np.exp(-0.5 * (x / sigma) ** 2)
-    return kernel / kernel.sum()
+    normalised: np.ndarray = kernel / kernel.sum()
+    return normalised
 
 
 def _centre_pad(kernel: np.ndarray, length: int) -> np.ndarray:

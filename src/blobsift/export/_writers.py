@@ -45,7 +45,7 @@ _DS9_COLOURS = {
 _NAMESPACE = uuid.UUID("1b0b51f7-0000-4000-8000-000000000000")
 
 
-def _write_napari(points: dict[str, Any], target: str, image: ImageInfo) -> None:
+def _write_napari(points: dict[str, Any], target: Path, image: ImageInfo) -> None:
     import pandas as pd
 
     table = pd.DataFrame(
@@ -105,7 +105,7 @@ def _trackmate_texts(key: str, values: Any) -> list[str]:
     ]
 
 
-def _write_trackmate(points: dict[str, Any], target: str, image: ImageInfo) -> None:
+def _write_trackmate(points: dict[str, Any], target: Path, image: ImageInfo) -> None:
     height, width = image.shape or (0, 0)
     root = ET.Element("TrackMate", version="7.0.0")
     ET.SubElement(root, "Log").text = f"Exported by blobsift {__version__}."
@@ -192,7 +192,7 @@ def _write_trackmate(points: dict[str, Any], target: str, image: ImageInfo) -> N
     tree.write(target, encoding="UTF-8", xml_declaration=True)
 
 
-def _write_qupath(points: dict[str, Any], target: str, image: ImageInfo) -> None:
+def _write_qupath(points: dict[str, Any], target: Path, image: ImageInfo) -> None:
     features = []
     for row, col, value, measurements in zip(
         points["row"].tolist(),
@@ -217,7 +217,7 @@ def _write_qupath(points: dict[str, Any], target: str, image: ImageInfo) -> None
     Path(target).write_text(json.dumps(document, allow_nan=False), encoding="utf-8")
 
 
-def _write_ds9(points: dict[str, Any], target: str, image: ImageInfo) -> None:
+def _write_ds9(points: dict[str, Any], target: Path, image: ImageInfo) -> None:
     from astropy import units as u
     from regions import (
         CirclePixelRegion,
@@ -256,7 +256,7 @@ def _write_ds9(points: dict[str, Any], target: str, image: ImageInfo) -> None:
     Regions(shapes).write(target, format="ds9", overwrite=True)
 
 
-def _write_imagej_roi(points: dict[str, Any], target: str, image: ImageInfo) -> None:
+def _write_imagej_roi(points: dict[str, Any], target: Path, image: ImageInfo) -> None:
     from roifile import ROI_TYPE, ImagejRoi
 
     groups = {int(label): k + 1 for k, label in enumerate(CLASSES)}
@@ -278,7 +278,7 @@ def _write_imagej_roi(points: dict[str, Any], target: str, image: ImageInfo) -> 
             archive.writestr(f"{name}.roi", roi.tobytes())
 
 
-WRITERS: dict[str, Callable[[dict[str, Any], str, ImageInfo], None]] = {
+WRITERS: dict[str, Callable[[dict[str, Any], Path, ImageInfo], None]] = {
     "napari": _write_napari,
     "trackmate": _write_trackmate,
     "qupath": _write_qupath,

@@ -8,8 +8,9 @@ naming the file and the reason (:func:`fail`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 
@@ -94,8 +95,7 @@ def open_pillow(path: Path, page: Page) -> tuple[Any, str, bool, Page]:
     try:
         with Image.open(path) as image:
             frames = getattr(image, "n_frames", 1)
-            one = isinstance(page, (int, np.integer)) and not isinstance(page, bool)
-            if frames > 1 and one:
+            if frames > 1 and isinstance(page, (int, np.integer)) and not isinstance(page, bool):
                 if not -frames <= page < frames:
                     raise fail(path, f"page={page} is out of range; it has {frames} frames")
                 image.seek(int(page) % frames)
@@ -192,12 +192,15 @@ def open_zarr(path: Path) -> _Opened:
         raise fail(path, "not a readable Zarr store", error) from error
     if isinstance(node, zarr.Array):
         return node, _zarr_array_axes(node), False
-    attrs = dict(node.attrs)
-    multiscales = attrs.get("multiscales") or attrs.get("ome", {}).get("multiscales")
-    if multiscales:
-        first = multiscales[0]
-        array = node[first["datasets"][0]["path"]]
-        names = [a["name"] if isinstance(a, dict) else str(a) for a in first.get("axes", [])]
+    dataset = _ome_dataset(path, dict(node.attrs))
+    if dataset is not None:
+        array_path, names = dataset
+        try:
+            array = node[array_path]
+        except KeyError as error:
+            raise fail(path, f"OME multiscales names a missing array {array_path!r}") from error
+        if not isinstance(array, zarr.Array):
+            raise fail(path, f"OME multiscales dataset {array_path!r} is not an array")
         if len(names) != array.ndim:
             axes = _guess_axes(array.shape)
         else:
@@ -215,6 +218,44 @@ def open_zarr(path: Path) -> _Opened:
 
 
 _OME_AXES = {"x": "X", "y": "Y", "c": "C", "z": "Z", "t": "T"}
+
+
+def _ome_dataset(path: Path, attrs: Mapping[str, object]) -> tuple[str, list[str]] | None:
+    """The full-resolution array of OME multiscales metadata: (its path, the axis names).
+
+    None when ``attrs`` holds no multiscales metadata; malformed metadata fails.
+    """
+    ome = attrs.get("ome")
+    multiscales = attrs.get("multiscales") or (
+        ome.get("multiscales") if isinstance(ome, Mapping) else None
+    )
+    if not multiscales:
+        return None
+    malformed = fail(path, "malformed OME multiscales metadata")
+    if not _is_list(multiscales):
+        raise malformed
+    first = multiscales[0]
+    if not isinstance(first, Mapping):
+        raise malformed
+    datasets = first.get("datasets")
+    if not _is_list(datasets):
+        raise malformed
+    array_path = datasets[0].get("path") if isinstance(datasets[0], Mapping) else None
+    axes = first.get("axes", [])
+    if not isinstance(array_path, str) or not isinstance(axes, Sequence):
+        raise malformed
+    names: list[str] = []
+    for axis in axes:
+        name = axis.get("name") if isinstance(axis, Mapping) else str(axis)
+        if not isinstance(name, str):
+            raise malformed
+        names.append(name)
+    return array_path, names
+
+
+def _is_list(value: object) -> TypeGuard[Sequence[object]]:
+    """True for a non-empty JSON list (a sequence other than a string)."""
+    return isinstance(value, Sequence) and not isinstance(value, str) and len(value) > 0
 
 
 def _zarr_array_axes(array: Any) -> str:

@@ -96,6 +96,13 @@ class Candidates:
 
     __slots__ = ("_col", "_image", "_row", "_score", "_sigma")
 
+    # Set once in __init__ through object.__setattr__ (the class refuses normal assignment).
+    _row: np.ndarray
+    _col: np.ndarray
+    _sigma: np.ndarray
+    _score: np.ndarray
+    _image: np.ndarray | None
+
     def __init__(
         self,
         row: Any,
@@ -200,7 +207,11 @@ class Candidates:
             return False
         if (self._image is None) != (other._image is None):
             return False
-        if self._image is not None and not np.array_equal(self._image, other._image):
+        if (
+            self._image is not None
+            and other._image is not None
+            and not np.array_equal(self._image, other._image)
+        ):
             return False
         return all(
             np.array_equal(getattr(self, name), getattr(other, name), equal_nan=True)

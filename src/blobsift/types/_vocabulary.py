@@ -97,7 +97,9 @@ class ProgressEvent(Mapping[str, Any]):
     done: int
     total: int | None
     item: str | None = None
-    values: Mapping[str, Any] = field(default_factory=dict)
+    # The specification names this field ``values``; it shadows ``Mapping.values()``, so
+    # an event's measurements are ``event.values`` (a mapping), never ``event.values()``.
+    values: Mapping[str, Any] = field(default_factory=dict)  # type: ignore[assignment]
 
     def _items(self) -> dict[str, Any]:
         head = {"stage": self.stage, "done": self.done, "total": self.total}
