@@ -6,7 +6,7 @@ Label words come from :meth:`blobsift.types.Label.words`: ``signal``, ``noise``,
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field
 
@@ -15,10 +15,16 @@ from blobsift.types import Label
 
 __all__ = ["GridItem", "LabelIn", "LabelsIn", "QueueIn", "RelabelIn", "UndoIn", "Word"]
 
-#: A label word the API accepts (one of ``Label.words()``).
-Word = Literal[Label.words()]  # type: ignore[valid-type]
-#: A queue order the API accepts (one of :data:`blobsift.active.ORDERS`).
-Order = Literal[ORDERS]  # type: ignore[valid-type]
+if TYPE_CHECKING:
+    # The Literals below are built from the vocabulary at run time, which mypy cannot
+    # follow; to it they are strings (pydantic checks the words).
+    Word = str
+    Order = str
+else:
+    #: A label word the API accepts (one of ``Label.words()``).
+    Word = Literal[Label.words()]
+    #: A queue order the API accepts (one of :data:`blobsift.active.ORDERS`).
+    Order = Literal[ORDERS]
 #: A browser tab's session id (the page makes a random one per tab).
 _SESSION = Field(default=None, pattern=r"^[A-Za-z0-9_-]{8,64}$")
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import ipaddress
 import secrets
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from starlette.exceptions import HTTPException
@@ -253,7 +252,7 @@ def _with_headers(send: Send, extra: dict[str, str]) -> Send:
     added = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in extra.items()]
     names = {k for k, _ in added if k != b"set-cookie"}
 
-    async def sending(message: dict[str, Any]) -> None:
+    async def sending(message: Message) -> None:
         if message["type"] == "http.response.start":
             kept = [(k, v) for k, v in message.get("headers", []) if k.lower() not in names]
             message = {**message, "headers": [*kept, *added]}

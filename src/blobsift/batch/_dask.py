@@ -68,8 +68,9 @@ class ModelPlugin(WorkerPlugin):
 
 def _worker_task(path: str, plugin: str, plan: ScoringPlan) -> tuple[dict[str, Any], Any]:
     """One image on a Dask worker, with the model its plugin loaded."""
-    model = get_worker().plugins[plugin].model
-    return predict_one(path, model, plan, plan.n_threads or 1)
+    loaded = get_worker().plugins[plugin]
+    assert isinstance(loaded, ModelPlugin)  # run_on_cluster registers it under this name
+    return predict_one(path, loaded.model, plan, plan.n_threads or 1)
 
 
 def _client(scheduler: Any) -> tuple[Client, bool]:

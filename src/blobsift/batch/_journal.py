@@ -55,7 +55,8 @@ def collect_warnings() -> Iterator[list[str]]:
             _shown_before = warnings.showwarning
             warnings.showwarning = _route_warning
         _router_users += 1
-    _image_warnings.caught = caught = []
+    caught: list[str] = []
+    _image_warnings.caught = caught
     try:
         yield caught
     finally:

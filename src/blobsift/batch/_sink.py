@@ -104,6 +104,10 @@ class PredictionSink:
         atomic_write(self.journal, lambda tmp: tmp.write_bytes(lines), what="the journal")
         return records
 
+    def _recorded_parts(self) -> set[str]:
+        """The Parquet part files the journal records name."""
+        return {r["part"] for r in self.records if r.get("part") is not None}
+
     def _forget(self) -> None:
         """Start afresh: no records, and no partial output of an earlier run."""
         self.records = []
@@ -119,7 +123,7 @@ class PredictionSink:
             self._forget()
             return
         if self.parquet:
-            kept = {r.get("part") for r in self.records} - {None}
+            kept = self._recorded_parts()
             if not (self.partial.is_dir() or self.output.is_dir()):
                 self._forget()  # the output was removed by hand: start afresh
                 return
@@ -143,7 +147,7 @@ class PredictionSink:
         self._started = True
         if self.parquet:
             self.partial.mkdir()
-            for part in {r.get("part") for r in self.records} - {None}:
+            for part in self._recorded_parts():
                 try:
                     os.link(self.output / part, self.partial / part)  # parts never change
                 except OSError:

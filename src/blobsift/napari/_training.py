@@ -10,12 +10,16 @@ progress bar through the widget's ``training_progress`` signal.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from blobsift.napari._layers import points_layer
 from blobsift.project import Project
 from blobsift.store import ModelRecord
 from blobsift.types import ProgressEvent
+
+if TYPE_CHECKING:
+    from qtpy.QtWidgets import QComboBox, QProgressBar, QPushButton
+    from superqt import QLabeledDoubleSlider
 
 __all__ = ["ModelSteps"]
 
@@ -34,6 +38,23 @@ class ModelSteps:
     worker: Any
     root: Path | None
     train_options: dict[str, Any]
+
+    if TYPE_CHECKING:  # provided by the widget
+        phase_box: QComboBox
+        train_button: QPushButton
+        progress_bar: QProgressBar
+        predict_button: QPushButton
+        probability_slider: QLabeledDoubleSlider
+        image_box: QComboBox
+        training_progress: Any  # the widget's Signal(int, int, str)
+
+        def _project(self) -> Project: ...
+        def _chosen(self, box: QComboBox, what: str) -> Any: ...
+        def _image_record(self, project: Project, layer: Any) -> Any: ...
+        def _put_layer(self, data: tuple[Any, dict[str, Any], str]) -> Any: ...
+        def _show_candidates(self, project: Project, record: Any) -> Any: ...
+        def _show_summary(self, project: Project) -> None: ...
+        def _say(self, text: str, *, error: bool = False) -> None: ...
 
     def train(self) -> Any:
         """Train a model on the project's labels in a thread worker; returns the worker."""

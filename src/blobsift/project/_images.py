@@ -62,12 +62,12 @@ class ImagesMixin(ProjectBase):
         InvalidInputError
             If ``paths`` is empty or a single path instead of a list.
         """
-        paths = [as_path(p, name="paths") for p in reference_list(paths, name="paths")]
-        if not paths:
+        files = [as_path(p, name="paths") for p in reference_list(paths, name="paths")]
+        if not files:
             raise InvalidInputError("add_images needs at least one image path; got none.")
         known = {record.path: record for record in self.images()}
         prepared = []
-        for done, path in enumerate(paths, start=1):
+        for done, path in enumerate(files, start=1):
             if not path.exists():
                 raise ImageReadError(f"cannot read image {str(path)!r}: the file does not exist.")
             digest = content_hash(path)
@@ -81,7 +81,7 @@ class ImagesMixin(ProjectBase):
             shape = record.shape if record is not None else _readable_shape(path)
             prepared.append((path, digest, shape, _size(path)))
             if progress is not None:
-                progress(ProgressEvent("add-images", done, len(paths), item=str(path)))
+                progress(ProgressEvent("add-images", done, len(files), item=str(path)))
         self._store.add_images(prepared)
         records = {record.path: record for record in self.images()}
         return [records[path] for path, *_ in prepared]
@@ -289,8 +289,12 @@ class ImagesMixin(ProjectBase):
         todo = []
         for record in records:
             run = current.get(record.id)
-            same = run is not None and run["settings_hash"] == wanted
-            if force or not same or run["image_sha256"] != record.sha256:
+            same = (
+                run is not None
+                and run["settings_hash"] == wanted
+                and run["image_sha256"] == record.sha256
+            )
+            if force or not same:
                 todo.append(record)
         summary: dict[str, Any] = {
             "run_id": None,

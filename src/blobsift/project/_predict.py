@@ -168,7 +168,7 @@ class PredictMixin(TrainMixin):
         written: list[Path] = []
         if sink is not None:
             sink.commit()
-            written.append(Path(output))
+            written.append(sink.output)
             if parquet is not None:
                 table = frame[list(COLUMNS)]
                 write = partial(table.to_parquet, index=False)

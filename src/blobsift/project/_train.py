@@ -227,6 +227,7 @@ class TrainMixin(LabelFilesMixin):
         if model_id is not None:
             record = self.model(model_id)
             recorded = (record.threshold, record.kind, record.phase)
+            assert sifter.estimator_ is not None  # a loaded Sifter is fitted
             found = (sifter.threshold_, sifter.estimator_.kind, sifter.phase_)
             if recorded != found:
                 raise ModelFileError(

@@ -125,6 +125,13 @@ class Database:
         return self.conn.execute(sql, params).fetchone()[0]
 
 
+def inserted_id(cursor: sqlite3.Cursor) -> int:
+    """The row id an ``INSERT`` through ``cursor`` gave its new row."""
+    rowid = cursor.lastrowid
+    assert rowid is not None  # set by every successful INSERT
+    return rowid
+
+
 def connect(db: Path) -> sqlite3.Connection:
     """Open (or make) a project database: WAL, full sync, foreign keys, a version table.
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from blobsift.store._database import Database
+from blobsift.store._database import Database, inserted_id
 from blobsift.store._records import ImageRecord, image_record, nan_none, now, to_json
 from blobsift.store._schema import CURRENT_RUNS, MARK_INTERRUPTED, UNFINISHED_RUNS
 from blobsift.types import Candidates, Progress, ProgressEvent
@@ -93,12 +93,12 @@ class ImageTables(Database):
         """
         with self.write() as conn:
             conn.execute(MARK_INTERRUPTED)
-            return int(
+            return inserted_id(
                 conn.execute(
                     "INSERT INTO detection_runs (source, settings, settings_hash, status, "
                     "started_at) VALUES ('detect', ?, ?, 'running', ?)",
                     (to_json(settings), settings_hash(settings), now()),
-                ).lastrowid
+                )
             )
 
     def finish_detection(self, run_id: int) -> None:
@@ -128,12 +128,12 @@ class ImageTables(Database):
         """
         sha = {r.id: r.sha256 for r in self.images()}
         with self.write() as conn:
-            run_id = int(
+            run_id = inserted_id(
                 conn.execute(
                     "INSERT INTO detection_runs (source, settings, settings_hash, status, "
                     "started_at, finished_at) VALUES ('import', ?, ?, 'complete', ?, ?)",
                     (to_json(settings), settings_hash(settings), now(), now()),
-                ).lastrowid
+                )
             )
             unique = np.unique(image_ids)
             for done, image_id in enumerate(unique, start=1):

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from blobsift.exceptions import InvalidInputError
-from blobsift.store._database import Database
+from blobsift.store._database import Database, inserted_id
 from blobsift.store._records import default_who, now
 from blobsift.types import Progress, ProgressEvent
 
@@ -115,7 +115,7 @@ class LabelTables(Database):
                     "source, session) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (image_id, row, col, values[k], who, when, source, session),
                 )
-                event_ids.append(int(cursor.lastrowid))
+                event_ids.append(inserted_id(cursor))
                 if progress is not None and ((k + 1) % 1000 == 0 or k + 1 == n):
                     progress(ProgressEvent("label", k + 1, n))
             if file is not None:
@@ -199,7 +199,7 @@ class LabelTables(Database):
                     session,
                 ),
             )
-            return int(cursor.lastrowid)
+            return inserted_id(cursor)
 
     def last_label_event(self) -> int:
         """The id of the newest label event (0 before any)."""

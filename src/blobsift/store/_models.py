@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from blobsift.exceptions import ProjectError
-from blobsift.store._database import Database
+from blobsift.store._database import Database, inserted_id
 from blobsift.store._records import ModelRecord, isna, nan_none, now, to_json
 
 __all__ = ["ModelTables"]
@@ -46,12 +46,12 @@ class ModelTables(Database):
         row["settings"] = to_json(row["settings"])
         names = list(row)
         with self.write() as conn:
-            model_id = int(
+            model_id = inserted_id(
                 conn.execute(
                     f"INSERT INTO models ({', '.join(names)}) VALUES "
                     f"({', '.join('?' * len(names))})",
                     [row[name] for name in names],
-                ).lastrowid
+                )
             )
             if heldout is not None:
                 table, labels, scores = heldout
@@ -140,19 +140,21 @@ class ModelTables(Database):
         ``frame`` has the prediction columns and ``image_id`` (None outside the project).
         """
         with self.write() as conn:
-            run_id = conn.execute(
-                "INSERT INTO prediction_runs (model_id, model_path, created_at, settings, "
-                "n_images, n_candidates, n_signal) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    model_id,
-                    str(model_path),
-                    now(),
-                    to_json(settings),
-                    n_images,
-                    len(frame),
-                    int(frame["decision"].sum()) if len(frame) else 0,
-                ),
-            ).lastrowid
+            run_id = inserted_id(
+                conn.execute(
+                    "INSERT INTO prediction_runs (model_id, model_path, created_at, settings, "
+                    "n_images, n_candidates, n_signal) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        model_id,
+                        str(model_path),
+                        now(),
+                        to_json(settings),
+                        n_images,
+                        len(frame),
+                        int(frame["decision"].sum()) if len(frame) else 0,
+                    ),
+                )
+            )
             conn.executemany(
                 "INSERT INTO predictions (run_id, image_id, image, row, col, sigma, score, "
                 "probability, decision) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -173,7 +175,7 @@ class ModelTables(Database):
                     )
                 ),
             )
-        return int(run_id)
+        return run_id
 
     def prediction_runs(self) -> list[dict[str, Any]]:
         """Every recorded prediction run (id, model, when, counts)."""
