@@ -99,9 +99,9 @@ def test_cluster_gives_the_serial_result(client, images, model_file, serial):
     assert list(dict.fromkeys(frame["image"])) == images
     assert all(event.stage == "predict" for event in seen)
     assert seen[0].done == 0
-    assert "dashboard" in seen[0].values
+    assert "dashboard" in seen[0].details
     assert [event.done for event in seen[1:]] == list(range(1, N_IMAGES + 1))
-    assert all(event.values["status"] == "done" for event in seen[1:])
+    assert all(event.details["status"] == "done" for event in seen[1:])
 
 
 def test_cluster_takes_a_fitted_sifter_and_a_scheduler_address(cluster, images, model_file):
@@ -158,7 +158,7 @@ def test_a_worker_killed_mid_run_still_completes_every_image_once(
     killed = []
 
     def kill_one_worker(event):
-        if killed or event.done < 1 or "dashboard" in event.values:
+        if killed or event.done < 1 or "dashboard" in event.details:
             return
         busy = [address for address, tasks in client.processing().items() if tasks]
         address = busy[0] if busy else next(iter(pids))

@@ -57,11 +57,11 @@ def test_progress_bars_follow_progress_events(capsys):
     from blobsift.types import ProgressEvent
 
     bars = _Bars(enabled=True)
-    bars(ProgressEvent(stage="predict", done=0, total=3, values={"dashboard": "http://h:8787"}))
+    bars(ProgressEvent(stage="predict", done=0, total=3, details={"dashboard": "http://h:8787"}))
     for epoch in (1, 2):
         values = {"epoch": epoch, "total_epochs": 5, "train_loss": 0.1, "val_f1": 0.5 + epoch / 10}
-        bars(ProgressEvent(stage="epoch", done=epoch, total=5, values=values))
-    bars(ProgressEvent(stage="pretrain", done=10, total=None, values={"loss": 1.0}))
+        bars(ProgressEvent(stage="epoch", done=epoch, total=5, details=values))
+    bars(ProgressEvent(stage="pretrain", done=10, total=None, details={"loss": 1.0}))
     shown = {stage: (bar.n, bar.total, bar.desc, bar.unit) for stage, bar in bars.bars.items()}
     assert shown == {
         "predict": (0, 3, "predict", "image"),

@@ -149,5 +149,5 @@ def test_sifter_forwards_progress_events_with_the_phase(data):
     epochs = [event for event in events if event.stage == "epoch"]
     assert [event.done for event in epochs] == [1, 2]
     keys = {"epoch", "total_epochs", "train_loss", "val_f1", "is_best", "phase"}
-    assert keys <= set(epochs[0].values)
-    assert "loss" in next(event for event in events if event.stage == "pretrain").values
+    assert keys <= set(epochs[0].details)
+    assert "loss" in next(event for event in events if event.stage == "pretrain").details

@@ -179,8 +179,8 @@ def run_demo(
         Called with a :class:`~blobsift.types.ProgressEvent` as the demo goes: the stages
         of :class:`~blobsift.project.Project` (``"detect"``, ``"epoch"``, ``"predict"`` ...)
         and of the report (``"report"``, ``"overlays"``); and the demo's own: ``"round"``
-        before each round (``done`` rounds begun of ``total``; values ``labels``,
-        ``positives``) and ``"scored"`` after it (values: the fields of its
+        before each round (``done`` rounds begun of ``total``; details ``labels``,
+        ``positives``) and ``"scored"`` after it (details: the fields of its
         :class:`DemoRound`).
     **train_options
         Further ``Project.train`` options (e.g. ``epochs``, ``pretrain``).
@@ -247,7 +247,7 @@ def run_demo(
                     stage="round",
                     done=k,
                     total=len(counts),
-                    values={"labels": count, "positives": positives},
+                    details={"labels": count, "positives": positives},
                 )
             )
             start = time.perf_counter()
@@ -279,7 +279,7 @@ def run_demo(
                 )
             )
             report(
-                ProgressEvent(stage="scored", done=k, total=len(counts), values=asdict(rounds[-1]))
+                ProgressEvent(stage="scored", done=k, total=len(counts), details=asdict(rounds[-1]))
             )
         written = write_predictions(frame, root / "predictions" / "new-images.csv")
         written += write_overlays(
@@ -457,12 +457,10 @@ def _labelling_order(candidates: Any, labels: np.ndarray, radius: float, seed: i
     each other in one image only the one found first is labelled, since the project would
     join their labels into one position.
     """
-    from scipy.spatial import cKDTree
+    from blobsift.positions import close_pairs
 
     keep = np.ones(len(candidates), dtype=bool)
     positions = candidates[["row", "col"]].to_numpy()
-    for where in candidates.groupby("image_id").indices.values():
-        pairs = cKDTree(positions[where]).query_pairs(radius, output_type="ndarray")
-        keep[where[pairs[:, 1]]] = False
+    keep[close_pairs(positions, candidates["image_id"].to_numpy(), radius)[:, 1]] = False
     pool = np.random.default_rng(seed).permutation(np.flatnonzero(keep))
     return pool[nested_order(labels[pool])]

@@ -3,7 +3,9 @@
 A label is stored at a position, not at a candidate: candidates may be detected again
 with other settings, imported from another detector, or not exist at all. Whenever a label
 (or a true position) has to be paired with a candidate, the pairing is done here: one to
-one, nearest first, within a radius in pixels.
+one, nearest first, within a radius in pixels. The other questions of proximity live here
+too: the nearest candidate to one position (:func:`nearest_within`) and the pairs of
+candidates of one image that lie within the radius of each other (:func:`close_pairs`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import numpy as np
 
 from blobsift.types import Label
 
-__all__ = ["PositionIndex", "match_labels", "match_positions"]
+__all__ = ["PositionIndex", "close_pairs", "match_labels", "match_positions", "nearest_within"]
 
 
 def match_positions(a: np.ndarray, b: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
@@ -104,3 +106,53 @@ class PositionIndex:
                     if d <= self.radius and d < best_d:
                         best, best_d = (r, c), d
         return best
+
+
+def nearest_within(positions: np.ndarray, row: float, col: float, radius: float) -> int | None:
+    """The row of ``positions`` nearest to (row, col) if it lies within ``radius``, else None.
+
+    Parameters
+    ----------
+    positions : (n, 2) array
+        Positions as (row, col).
+    row, col : float
+        The position asked about.
+    radius : float
+        Largest distance, in pixels.
+    """
+    points = np.asarray(positions, dtype=np.float64).reshape(-1, 2)
+    if not len(points):
+        return None
+    distance = np.hypot(points[:, 0] - row, points[:, 1] - col)
+    best = int(np.argmin(distance))
+    return best if distance[best] <= radius else None
+
+
+def close_pairs(positions: np.ndarray, groups: np.ndarray, radius: float) -> np.ndarray:
+    """Every pair of positions in one group (an image) within ``radius`` of each other.
+
+    Parameters
+    ----------
+    positions : (n, 2) array
+        Positions as (row, col).
+    groups : (n,) array
+        The group (image) of each position; positions of different groups never pair.
+    radius : float
+        Largest distance of a pair, in pixels.
+
+    Returns
+    -------
+    (k, 2) int64 array
+        Row indices ``(i, j)`` with ``i < j``, ordered by ``i`` then ``j``.
+    """
+    from scipy.spatial import cKDTree
+
+    points = np.asarray(positions, dtype=np.float64).reshape(-1, 2)
+    labels = np.asarray(groups)
+    pairs = [np.empty((0, 2), np.int64)]
+    for value in np.unique(labels):
+        mine = np.flatnonzero(labels == value)
+        found = cKDTree(points[mine]).query_pairs(radius, output_type="ndarray")
+        pairs.append(np.sort(mine[found], axis=1).astype(np.int64))
+    out = np.concatenate(pairs)
+    return out[np.lexsort((out[:, 1], out[:, 0]))]

@@ -12,7 +12,7 @@ import numpy as np
 from blobsift.active import crop_descriptors
 from blobsift.crops import crops_for, extract_crops
 from blobsift.exceptions import InvalidInputError
-from blobsift.positions import match_labels
+from blobsift.positions import close_pairs, match_labels, nearest_within
 from blobsift.project import Project
 from blobsift.scoring import score_candidates
 from blobsift.store import ImageRecord
@@ -139,11 +139,9 @@ class CandidatePool:
     def find(self, image_id: int, row: float, col: float) -> int | None:
         """The candidate nearest to a position of an image, within ``match_radius``."""
         mine = np.flatnonzero(self.image_id == image_id)
-        if not len(mine):
-            return None
-        distance = np.hypot(self.row[mine] - row, self.col[mine] - col)
-        best = int(np.argmin(distance))
-        return int(mine[best]) if distance[best] <= self.match_radius else None
+        points = np.column_stack([self.row[mine], self.col[mine]])
+        best = nearest_within(points, row, col, self.match_radius)
+        return None if best is None else int(mine[best])
 
     def crop(self, k: int) -> np.ndarray:
         """The 64x64 crop of candidate ``k``."""
@@ -256,19 +254,12 @@ def _groups(image_id: np.ndarray, row: np.ndarray, col: np.ndarray, radius: floa
     """Group ids of candidates linked by chains of distances up to ``radius`` (per image)."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
-    from scipy.spatial import cKDTree
 
     n = len(image_id)
-    pairs = [np.empty((0, 2), np.int64)]
-    for value in np.unique(image_id):
-        mine = np.flatnonzero(image_id == value)
-        found = cKDTree(np.column_stack([row[mine], col[mine]])).query_pairs(
-            radius, output_type="ndarray"
-        )
-        pairs.append(mine[found])
-    links = np.concatenate(pairs)
+    links = close_pairs(np.column_stack([row, col]), image_id, radius)
     graph = coo_matrix((np.ones(len(links)), (links[:, 0], links[:, 1])), shape=(n, n))
-    return connected_components(graph, directed=False)[1].astype(np.int64)
+    labels: np.ndarray = connected_components(graph, directed=False)[1].astype(np.int64)
+    return labels
 
 
 def _finite(value: float) -> float | None:

@@ -121,17 +121,17 @@ class TrainingJob:
 
     def _progress(self, event: ProgressEvent) -> None:
         """Publish a ``Project.train`` progress event (Phase 1 steps or Phase 2 epochs)."""
-        values = event.values
-        loss = values.get("train_loss") if event.stage == "epoch" else values.get("loss")
+        details = event.details
+        loss = details.get("train_loss") if event.stage == "epoch" else details.get("loss")
         self._publish(
             {
                 "phase": "progress",
-                "model_phase": values.get("phase"),
+                "model_phase": details.get("phase"),
                 "stage": event.stage,
                 "done": event.done,
                 "total": event.total,
                 "loss": loss,
-                "val_f1": values.get("val_f1"),
+                "val_f1": details.get("val_f1"),
             }
         )
 

@@ -100,7 +100,7 @@ def run_on_cluster(
 
     ``model`` is a model file or a fitted Sifter, sent once to each worker; each task
     uses ``plan.n_threads`` cores (default one). ``progress`` first receives the dashboard
-    link (``values["dashboard"]``) with ``skipped`` of ``total`` images done.
+    link (``details["dashboard"]``) with ``skipped`` of ``total`` images done.
     """
     threads = int(plan.n_threads or 1)
     client, own = _client(scheduler)
@@ -113,7 +113,7 @@ def run_on_cluster(
         client.register_plugin(ModelPlugin(name, weights, config, threads), name=name)
         if progress is not None:
             link = getattr(client, "dashboard_link", None)
-            event = ProgressEvent("predict", skipped, total, values={"dashboard": link})
+            event = ProgressEvent("predict", skipped, total, details={"dashboard": link})
             progress(event)
         futures = [
             client.submit(

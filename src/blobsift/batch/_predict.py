@@ -137,7 +137,7 @@ def run_images(
     source : Sifter or path-like, optional
         What travels to the cluster: the model file, or by default the model itself.
     progress : callable, optional
-        On a cluster, first called with the dashboard link (``values["dashboard"]``).
+        On a cluster, first called with the dashboard link (``details["dashboard"]``).
     total, done : int
         Images in the whole run, and done before ``todo`` (for that first event).
     """
@@ -196,8 +196,8 @@ def predict_images(
         2048, smaller ones whole. The result does not depend on it.
     progress : callable, optional
         Called with a :class:`~blobsift.types.ProgressEvent` of stage ``"predict"`` after
-        each image (``done``, ``total``, ``item`` the image, ``values["status"]``); on a
-        cluster first with ``values["dashboard"]``, the dashboard link.
+        each image (``done``, ``total``, ``item`` the image, ``details["status"]``); on a
+        cluster first with ``details["dashboard"]``, the dashboard link.
     **detect_settings
         :class:`~blobsift.detect.DetectSettings` by name (``threshold``, ``sigma_min``,
         ...), and ``n_threads`` / ``backend`` of :func:`blobsift.detect_blobs`.
@@ -244,7 +244,7 @@ def predict_images(
         done += 1
         if progress is not None:
             status = {"status": record["status"]}
-            progress(ProgressEvent("predict", done, total, item=record["image"], values=status))
+            progress(ProgressEvent("predict", done, total, item=record["image"], details=status))
 
     try:
         source = model if isinstance(model, (str, os.PathLike)) else local_model

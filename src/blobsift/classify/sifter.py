@@ -98,7 +98,7 @@ class Sifter(CropClassifier):
     callback : callable or None
         Progress callback, called with the phases' :class:`~blobsift.types.ProgressEvent`
         (stage "pretrain", "finetune" or "epoch"; ``done`` of ``total``; the phase's own
-        values) with ``values["phase"]`` added: "siamese" or "cnn".
+        values) with ``details["phase"]`` added: "siamese" or "cnn".
     **options
         Further arguments of the phase classifiers: ``siamese__name=value`` or
         ``cnn__name=value`` for one of them; a plain ``name=value`` goes to the CNN if it
@@ -232,7 +232,7 @@ class Sifter(CropClassifier):
             return None
 
         def forward(event: ProgressEvent) -> None:
-            callback(replace(event, values={**event.values, "phase": kind}))
+            callback(replace(event, details={**event.details, "phase": kind}))
 
         return forward
 

@@ -40,7 +40,7 @@ class _Bars:
             return
         from tqdm import tqdm
 
-        dashboard = event.values.get("dashboard")
+        dashboard = event.details.get("dashboard")
         if dashboard:
             tqdm.write(f"Dask dashboard: {dashboard}", file=sys.stderr)
         bar = self.bars.get(event.stage)
@@ -54,7 +54,7 @@ class _Bars:
             )
         if event.total is not None and bar.total != event.total:
             bar.total = event.total
-        val_f1 = event.values.get("val_f1")
+        val_f1 = event.details.get("val_f1")
         if val_f1 is not None:
             bar.set_postfix(val_f1=f"{val_f1:.3f}")
         bar.update(event.done - bar.n)

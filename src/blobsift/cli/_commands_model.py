@@ -152,14 +152,14 @@ def _demo(args: argparse.Namespace) -> int:
             bars.close()
             if bars.enabled:
                 tqdm.write(
-                    f"round {event.done}/{event.total}: {event.values['labels']} labels "
-                    f"({event.values['positives']} signal), training ...",
+                    f"round {event.done}/{event.total}: {event.details['labels']} labels "
+                    f"({event.details['positives']} signal), training ...",
                     file=sys.stderr,
                 )
         elif event.stage == "scored":
             bars.close()
             if bars.enabled:
-                scored = event.values
+                scored = event.details
                 tqdm.write(
                     f"  model {scored['model_id']} ({scored['phase']}, "
                     f"{scored['seconds']:.0f} s): F1 {scored['f1']:.3f} on the new images",

@@ -188,7 +188,7 @@ def _optimise(
         losses.append(float(loss.detach()))
         if callback is not None and ((step + 1) % 10 == 0 or step + 1 == steps):
             callback(
-                ProgressEvent(stage=stage, done=step + 1, total=steps, values={"loss": losses[-1]})
+                ProgressEvent(stage=stage, done=step + 1, total=steps, details={"loss": losses[-1]})
             )
     module.eval()
     return losses

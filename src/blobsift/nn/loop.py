@@ -337,7 +337,7 @@ class EpochRecord:
 
     def event(self) -> ProgressEvent:
         """The progress event of this epoch: stage ``"epoch"``, the specification's keys."""
-        values = {
+        details = {
             "epoch": self.epoch,
             "total_epochs": self.total_epochs,
             "train_loss": self.train_loss,
@@ -346,7 +346,9 @@ class EpochRecord:
             "is_best": self.is_best,
             "lr": self.lr,
         }
-        return ProgressEvent(stage="epoch", done=self.epoch, total=self.total_epochs, values=values)
+        return ProgressEvent(
+            stage="epoch", done=self.epoch, total=self.total_epochs, details=details
+        )
 
 
 def run_epochs(

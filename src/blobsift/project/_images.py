@@ -256,7 +256,7 @@ class ImagesMixin(ProjectBase):
             Detect again even where the same settings already ran.
         progress : callable, optional
             Called with a ``ProgressEvent("detect", done, total, item=image name,
-            values={"candidates": n})`` per image.
+            details={"candidates": n})`` per image.
         n_threads : int, optional
             Threads for :func:`blobsift.detect_blobs`.
         **settings
@@ -315,8 +315,8 @@ class ImagesMixin(ProjectBase):
             summary["images"] += 1
             summary["candidates"] += len(found)
             if progress is not None:
-                values = {"candidates": len(found)}
-                progress(ProgressEvent("detect", done, len(todo), record.name, values))
+                details = {"candidates": len(found)}
+                progress(ProgressEvent("detect", done, len(todo), record.name, details))
         self._store.finish_detection(run_id)
         return summary
 

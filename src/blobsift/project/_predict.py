@@ -47,7 +47,7 @@ class PredictMixin(TrainMixin):
             A model id or file; default the latest model.
         progress : callable, optional
             Called with a ``ProgressEvent("predict", done, total, item=image,
-            values={"status": ...})`` per image.
+            details={"status": ...})`` per image.
         record : bool
             Record the predictions in the database (after ``output`` is complete).
         scheduler : None, str or distributed.Client
@@ -131,8 +131,8 @@ class PredictMixin(TrainMixin):
             if sink is not None:
                 sink.add(entry, frame)
             if progress is not None:
-                values = {"status": entry["status"]}
-                progress(ProgressEvent("predict", len(records), total, entry["image"], values))
+                details = {"status": entry["status"]}
+                progress(ProgressEvent("predict", len(records), total, entry["image"], details))
 
         def report_external(entry: dict[str, Any], frame: Any) -> None:
             report(entry, frame)

@@ -83,29 +83,27 @@ class ProgressEvent(Mapping[str, Any]):
         The unit belongs to the stage: images, labels, optimiser steps, epochs, figures.
     item : str, optional
         The unit just finished, where it has a name (an image, a figure).
-    values : mapping, optional
-        What the stage measured, e.g. ``loss``, ``train_loss``, ``val_f1``, ``is_best``,
+    details : mapping, optional
+        What the stage measured or reports, e.g. ``loss``, ``train_loss``, ``val_f1``, ``is_best``,
         ``phase``, ``candidates``, ``status`` or a Dask ``dashboard`` link.
 
     Notes
     -----
     An event reads like the dictionary the specification's ``callback`` receives:
-    ``event["done"]``, ``event["val_f1"]`` (every field, then every value, is a key).
+    ``event["done"]``, ``event["val_f1"]`` (every field, then every detail, is a key).
     """
 
     stage: str
     done: int
     total: int | None
     item: str | None = None
-    # The specification names this field ``values``; it shadows ``Mapping.values()``, so
-    # an event's measurements are ``event.values`` (a mapping), never ``event.values()``.
-    values: Mapping[str, Any] = field(default_factory=dict)  # type: ignore[assignment]
+    details: Mapping[str, Any] = field(default_factory=dict)
 
     def _items(self) -> dict[str, Any]:
         head = {"stage": self.stage, "done": self.done, "total": self.total}
         if self.item is not None:
             head["item"] = self.item
-        return {**head, **self.values}
+        return {**head, **self.details}
 
     def __getitem__(self, key: str) -> Any:
         return self._items()[key]
