@@ -12,7 +12,6 @@ STAMP := $(VENV)/.installed
 
 $(BASE):
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
 	# torch first: 2.13.0 is a local CPU build here; anything else pulls CUDA wheels.
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	touch $(BASE)
@@ -23,6 +22,8 @@ $(DEMO_STAMP): pyproject.toml $(BASE)
 	touch $(DEMO_STAMP)
 
 $(STAMP): pyproject.toml $(BASE)
+	# --group (the dev tools) needs pip 25.1 or newer; the demo does not.
+	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[all,napari]" --group dev
 	touch $(STAMP) $(DEMO_STAMP)
 
