@@ -1,3 +1,4 @@
+import io
 import json
 import os
 import shutil
@@ -13,8 +14,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
+from PIL import Image
 
 from blobsift.app import create_app
+from blobsift.app.imaging import centre_ticks
 from blobsift.crops import extract_crops
 from blobsift.project import Project
 from web_helpers import FAST_TRAINING, make_project
@@ -125,6 +128,29 @@ def test_crops_and_context_are_pngs_served_by_id_only(blank):
             assert response.json()["detail"] in (f"no candidate {bad!r} in this project.",
                                                  "Not Found")  # fmt: skip
         assert client.get(f"/api/crop/{cid}.png?high=101").status_code == 422
+
+
+def test_marked_crop_has_ticks_around_the_centre_and_the_raw_crop_elsewhere(blank):
+    with TestClient(create_app(blank), base_url=LOCAL) as client:
+        cid = client.post("/api/queue", json={"n": 1}).json()["items"][0]["id"]
+        raw = np.asarray(Image.open(io.BytesIO(client.get(f"/api/crop/{cid}.png").content)))
+        response = client.get(f"/api/crop/{cid}.png?mark=true")
+    assert response.headers["content-type"] == "image/png"
+    marked = np.asarray(Image.open(io.BytesIO(response.content)).convert("RGB")).astype(int)
+    assert raw.shape == (64, 64)
+    assert marked.shape == (64, 64, 3)
+    ticks = np.zeros((64, 64), dtype=bool)
+    for top, left, bottom, right in centre_ticks(64):
+        ticks[top : bottom + 1, left : right + 1] = True
+    # four one-pixel ticks on the centre row and column, off the centre pixel itself
+    assert ticks.sum() == 4 * max(2, 64 // 12)
+    rows, cols = np.nonzero(ticks)
+    assert set(rows[cols != 32]) == {32}
+    assert set(cols[rows != 32]) == {32}
+    assert not ticks[30:35, 30:35].any()
+    # coloured (not grey) at the ticks, the untouched grey crop everywhere else
+    assert (marked[ticks] == (255, 64, 160)).all()
+    assert (marked[~ticks] == raw[~ticks][:, None]).all()
 
 
 def test_contrast_control_changes_the_crop(blank):

@@ -127,7 +127,7 @@ def test_keyboard_labelling_undo_reload_and_grid(page, tmp_path, shots):
         assert page.eval_on_selector("#crop", "image => image.style.transform") == "scale(2)"
         page.keyboard.press("-")
         page.keyboard.press("]")  # more contrast: white at the 99th percentile
-        assert "?high=99&s=" in page.get_attribute("#crop", "src")
+        assert "?high=99&mark=true&s=" in page.get_attribute("#crop", "src")  # centre ticks
         page.wait_for_function("() => document.querySelector('#crop').naturalWidth === 64")
         counts = "signal 3noise 7unsure 1unlabelled "
         page.wait_for_function(
@@ -150,6 +150,9 @@ def test_keyboard_labelling_undo_reload_and_grid(page, tmp_path, shots):
         page.wait_for_function("() => document.querySelectorAll('#grid .thumb').length > 30")
         thumbs = page.query_selector_all("#grid .thumb")
         grid_ids = [thumb.get_attribute("data-id") for thumb in thumbs]
+        # every thumbnail is the crop with ticks around the candidate, as in the single view
+        assert all("&mark=true&" in thumb.query_selector("img").get_attribute("src")
+                   for thumb in thumbs)  # fmt: skip
         assert labelled[-1][0] in grid_ids
         assert not {c for c, _ in labelled[:-1]} & set(grid_ids)
         page.click(f"#grid .thumb[data-id='{grid_ids[0]}']")

@@ -26,9 +26,9 @@ def _png(data: bytes) -> Response:
 
 
 @router.get("/api/crop/{cid}.png")
-def crop(cid: str, state: State, high: High = 99.5) -> Response:
-    """The crop of a candidate."""
-    return _png(crop_png(state.pool.crop(state.pool.index(cid)), high=high))
+def crop(cid: str, state: State, high: High = 99.5, mark: bool = False) -> Response:
+    """The crop of a candidate; ``mark`` draws ticks around its centre (the candidate)."""
+    return _png(crop_png(state.pool.crop(state.pool.index(cid)), high=high, mark=mark))
 
 
 @router.get("/api/context/{cid}.png")

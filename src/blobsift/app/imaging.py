@@ -7,7 +7,7 @@ import io
 import numpy as np
 from PIL import Image, ImageDraw
 
-__all__ = ["context_png", "crop_png", "stretch"]
+__all__ = ["centre_ticks", "context_png", "crop_png", "stretch"]
 
 #: Side, in image pixels, of the region shown around a candidate.
 CONTEXT_SIZE = 192
@@ -46,21 +46,61 @@ def _png(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def crop_png(crop: np.ndarray, *, high: float = 99.5) -> bytes:
-    """A crop as a grey-scale PNG, contrast-stretched between its 1st and ``high`` percentile.
+def centre_ticks(size: int) -> list[tuple[int, int, int, int]]:
+    """The four short ticks that mark the centre of a ``size`` x ``size`` crop.
+
+    The candidate sits at pixel ``(size // 2, size // 2)`` of its crop (see
+    :func:`~blobsift.crops.extract_crops`). The ticks point at it from above, below, left
+    and right, leaving a gap around it so that the spot itself stays visible.
+
+    Parameters
+    ----------
+    size : int
+        Side of the crop, in pixels.
+
+    Returns
+    -------
+    list of (top, left, bottom, right)
+        Each tick as an inclusive pixel box, one pixel wide.
+    """
+    centre = size // 2
+    gap = max(2, size // 10)
+    length = max(2, size // 12)
+    near, far = centre - gap, centre - gap - length + 1
+    after, beyond = centre + gap, centre + gap + length - 1
+    return [
+        (far, centre, near, centre),  # above
+        (after, centre, beyond, centre),  # below
+        (centre, far, centre, near),  # left
+        (centre, after, centre, beyond),  # right
+    ]
+
+
+def crop_png(crop: np.ndarray, *, high: float = 99.5, mark: bool = False) -> bytes:
+    """A crop as a PNG, contrast-stretched between its 1st and ``high`` percentile.
 
     Parameters
     ----------
     crop : (h, w) array
     high : float
         Upper percentile mapped to white (lower values show faint structure brighter).
+    mark : bool
+        Draw :func:`centre_ticks` (in the context view's mark colour, so the PNG is RGB)
+        to show which spot of the crop is the candidate; otherwise a grey-scale PNG.
 
     Returns
     -------
     bytes
         The PNG file.
     """
-    return _png(Image.fromarray(stretch(crop, 1.0, high), mode="L"))
+    grey = Image.fromarray(stretch(crop, 1.0, high), mode="L")
+    if not mark:
+        return _png(grey)
+    picture = grey.convert("RGB")
+    draw = ImageDraw.Draw(picture)
+    for top, left, bottom, right in centre_ticks(min(crop.shape)):
+        draw.rectangle((left, top, right, bottom), fill=_MARK)
+    return _png(picture)
 
 
 def context_png(

@@ -64,7 +64,8 @@ function toast(text, error = false) {
 
 // Image URLs carry the server's session: cacheable, and never stale after a restart.
 const session = () => (state.status ? state.status.session : "");
-const cropUrl = (id) => `/api/crop/${id}.png?high=${state.high}&s=${session()}`;
+// The crop with ticks around its centre: which spot is asked about (grid and single view).
+const cropUrl = (id) => `/api/crop/${id}.png?high=${state.high}&mark=true&s=${session()}`;
 const contextUrl = (id) => `/api/context/${id}.png?s=${session()}`;
 const fmt = (x, digits = 3) => (x === null || x === undefined ? "–" : Number(x).toFixed(digits));
 // DOM builders: strings among the children become text nodes, never markup.
