@@ -90,6 +90,8 @@ def test_status_counts_candidates_and_labels(blank):
     assert status["labels"] == {"signal": 0, "noise": 0, "unsure": 0}
     assert status["latest"] is None
     assert status["phase2"]["labels_to_go"] == status["phase2"]["min_labels"] > 0
+    assert status["phase2"]["labels"] == 0
+    assert status["phase1"] == {"min_per_class": 2, "signal": 0, "noise": 0, "available": False}
     assert status["orders"][0] == "useful"
 
 
@@ -162,6 +164,20 @@ def test_contrast_control_changes_the_crop(blank):
 
 
 # ---------------------------------------------------------------------------- writing
+def test_status_says_when_phase_1_becomes_available(client):
+    ids = [item["id"] for item in client.post("/api/queue", json={"n": 5}).json()["items"]]
+    words = ["signal", "noise", "noise", "unsure", "signal"]
+    seen = []
+    for cid, word in zip(ids, words, strict=True):
+        assert client.post("/api/label", json={"id": cid, "label": word}).status_code == 200
+        status = client.get("/api/status").json()
+        seen.append((status["phase1"]["signal"], status["phase1"]["noise"],
+                     status["phase1"]["available"], status["phase2"]["labels"]))  # fmt: skip
+    # unsure labels count for neither; Phase 1 needs 2 of each class
+    assert seen == [(1, 0, False, 1), (1, 1, False, 2), (1, 2, False, 3), (1, 2, False, 3),
+                    (2, 2, True, 4)]  # fmt: skip
+
+
 def test_a_label_is_committed_before_the_response(client, fresh):
     cid = client.post("/api/queue", json={"n": 1}).json()["items"][0]["id"]
     answer = client.post("/api/label", json={"id": cid, "label": "signal"}).json()

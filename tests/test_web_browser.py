@@ -102,6 +102,8 @@ def test_keyboard_labelling_undo_reload_and_grid(page, tmp_path, shots):
     project = make_project(tmp_path)
     with running_server(project, who="browser") as server:
         open_app(page, server.url)
+        before = "Phase 1 (Siamese gallery) from 2 signal and 2 noise labels: 0 signal, 0 noise"
+        assert before in page.inner_text("#model")
         labelled, seconds = [], []
         for key in "snnsnnnsnnun":
             cid = shown(page)
@@ -132,6 +134,10 @@ def test_keyboard_labelling_undo_reload_and_grid(page, tmp_path, shots):
         counts = "signal 3noise 7unsure 1unlabelled "
         page.wait_for_function(
             "t => document.querySelector('#counts').textContent.startsWith(t)", arg=counts
+        )
+        page.wait_for_function(
+            "t => document.querySelector('#model').textContent.includes(t)",
+            arg="Phase 1 (Siamese gallery): available (3 signal, 7 noise)",
         )
         page.screenshot(path=shots / "label-view.png")
         where = positions(server.url, [cid for cid, _ in labelled])

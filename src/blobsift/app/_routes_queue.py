@@ -15,6 +15,7 @@ from blobsift.app._models import QueueIn
 from blobsift.app._state import State
 from blobsift.app.training import model_summary
 from blobsift.classify.phases import PHASE2_MIN_LABELS
+from blobsift.classify.sifter import Sifter
 from blobsift.types import Label
 
 __all__ = ["router"]
@@ -30,7 +31,8 @@ def status(state: State) -> dict[str, Any]:
     counts = current.counts()
     models = [model_summary(record) for record in state.models]
     latest = models[-1] if models else None
-    decided = int(counts.get(Label.SIGNAL, 0) + counts.get(Label.NOISE, 0))
+    signal, noise = int(counts.get(Label.SIGNAL, 0)), int(counts.get(Label.NOISE, 0))
+    decided = signal + noise
     return {
         "project": state.root.name,
         "who": state.who,
@@ -43,8 +45,16 @@ def status(state: State) -> dict[str, Any]:
         "latest": latest,
         "scored_by": state.pool.model_id,
         "threshold": threshold if proba is not None else None,
+        # Phase 1 trains once each class has the fewest labels a fit accepts.
+        "phase1": {
+            "min_per_class": Sifter.min_per_class,
+            "signal": signal,
+            "noise": noise,
+            "available": min(signal, noise) >= Sifter.min_per_class,
+        },
         "phase2": {
             "min_labels": PHASE2_MIN_LABELS,
+            "labels": decided,
             "labels_to_go": max(0, PHASE2_MIN_LABELS - decided),
         },
         "training": {"running": state.job.running, **state.job.state},

@@ -119,12 +119,23 @@ async function refreshStatus() {
   if (!status.training.running && status.training.phase === "idle") renderTraining(null);
 }
 
+// When Phase 1 can train: once each class has the fewest labels a fit accepts.
+function phase1Line(status) {
+  const p = status.phase1;
+  const name = phaseName("siamese");
+  if (p.available) return el("div", { textContent: `${name}: available (${p.signal} signal, ${p.noise} noise)` });
+  const short = [["signal", p.signal], ["noise", p.noise]].filter(([, n]) => n < p.min_per_class);
+  const need = short.map(([word]) => `${p.min_per_class} ${word}`).join(" and ");
+  const have = short.length === 1 ? `${short[0][1]}` : `${p.signal} signal, ${p.noise} noise`;
+  return el("div", {}, [`${name} from ${need} labels: `, bold(have), " so far"]);
+}
+
 function phase2Line(status) {
   const p = status.phase2;
   return p.labels_to_go > 0
     ? el("div", {}, [`Phase 2 (direct CNN) from ${p.min_labels} signal/noise labels: `,
-      bold(p.labels_to_go), " to go"])
-    : el("div", { textContent: `Phase 2 (direct CNN) available: ${p.min_labels}+ labels` });
+      bold(p.labels_to_go), ` to go (${p.labels} so far)`])
+    : el("div", { textContent: `Phase 2 (direct CNN) available: ${p.min_labels}+ labels (${p.labels} so far)` });
 }
 
 function renderModel(status) {
@@ -132,6 +143,7 @@ function renderModel(status) {
   if (!m) {
     $("model").replaceChildren(
       el("div", { className: "empty" }, ["no model yet: label a few of each class, then press ", kbd("t")]),
+      phase1Line(status),
       phase2Line(status),
     );
     return;
@@ -151,6 +163,7 @@ function renderModel(status) {
     el("div", {}, [`model #${m.model_id} · `, bold(phaseName(m.model_phase)),
       ` · ${m.n_labels} labels (${m.n_positive} signal)`]),
     el("div", { className: "dim", textContent: m.phase_reason || "" }),
+    phase1Line(status),
     phase2Line(status),
   );
   if (since > 0) $("model").append(el("div", {}, [`${since} new label(s) since · `, kbd("t"), " to retrain"]));
