@@ -177,7 +177,7 @@ def simulate_cells_image(
     coverage = ndimage.gaussian_filter(smooth_field(shape, rng, scale=max(8, min(shape) // 3)), 2)
     tissue = coverage > np.quantile(coverage, rng.uniform(0.15, 0.45))
     edge = ndimage.gaussian_filter(tissue.astype(np.float64), 1.5)
-    texture = 0.6 + 0.8 * smooth_field(shape, rng, scale=3)  # chromatin-like granularity
+    texture = 0.85 + 0.3 * smooth_field(shape, rng, scale=4)  # chromatin-like granularity
     nuclei, labels, nucleus_records = _nuclei(shape, rng, tissue, n_nuclei, nucleus_diameter)
     brightness = np.zeros(n_nuclei + 1)
     brightness[1:] = rng.uniform(1.0, 4.0, size=n_nuclei)
