@@ -23,6 +23,8 @@ Modules
 - :mod:`~blobsift.simulate._difference`: the difference domain's frames and truth
   (:func:`simulate_difference_image`); :mod:`~blobsift.simulate._subtraction` observes and
   subtracts them; :mod:`~blobsift.simulate._difference_crops` names and cuts candidates.
+- :mod:`~blobsift.simulate._cells`: spots on a realistic cell background (nuclei,
+  cytoplasm, tissue edges, saturation, spot clusters: :func:`simulate_cells_image`).
 - :mod:`~blobsift.simulate._draw`: the shapes both domains draw (PSFs, tracks, pixels).
 - :mod:`~blobsift.simulate._labelled`: :class:`LabelledCrops` and the crop pool both
   domains fill.
@@ -42,6 +44,7 @@ import pandas as pd
 
 from blobsift._validation import CROP_SIZE, check_choice, check_in_range
 from blobsift.exceptions import InvalidInputError
+from blobsift.simulate._cells import BACKGROUNDS, CellsImage, simulate_cells_image
 from blobsift.simulate._difference import (
     DIFFERENCE_DECOY_KINDS,
     DifferenceImage,
@@ -53,13 +56,16 @@ from blobsift.simulate._spots import DECOY_KINDS, SimulatedImage, simulate_image
 from blobsift.simulate._truth import truth_labels
 
 __all__ = [
+    "BACKGROUNDS",
     "DECOY_KINDS",
     "DIFFERENCE_DECOY_KINDS",
     "DOMAINS",
+    "CellsImage",
     "DifferenceImage",
     "LabelledCrops",
     "SimulatedImage",
     "candidate_kinds",
+    "simulate_cells_image",
     "simulate_crops",
     "simulate_difference_image",
     "simulate_image",
