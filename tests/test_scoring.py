@@ -75,3 +75,34 @@ def test_no_candidates_give_an_empty_table():
     assert list(table.columns) == list(PREDICTION_COLUMNS)
     assert len(table) == 0
     assert score_candidates(flat, np.empty((0, 2)), _Brightness()).shape == (0,)
+
+
+def test_candidates_classified_in_chunks_score_as_in_one_call(picture, monkeypatch):
+    import blobsift.scoring as scoring
+
+    class _Counting(_Brightness):
+        def __init__(self):
+            self.calls = []
+
+        def predict_proba(self, crops):
+            self.calls.append(len(crops))
+            return super().predict_proba(crops)
+
+    found = detect_blobs(picture, DetectSettings(threshold=5.0))
+    expected = _Brightness().predict_proba(extract_crops(picture, found))[:, 1]
+    monkeypatch.setattr(scoring, "_CLASSIFY_CHUNK", 7)
+    model = _Counting()
+    np.testing.assert_array_equal(score_candidates(picture, found, model), expected)
+    assert model.calls == [min(7, len(found) - start) for start in range(0, len(found), 7)]
+    assert len(model.calls) > 2
+
+
+def test_the_classify_chunk_is_whole_onnxruntime_batches():
+    import inspect
+
+    import blobsift.scoring as scoring
+    from blobsift.nn.onnx import OnnxRunner
+
+    # chunks made of whole batches feed the network the batches of one call on all crops
+    batch = inspect.signature(OnnxRunner.run).parameters["batch_size"].default
+    assert scoring._CLASSIFY_CHUNK % batch == 0

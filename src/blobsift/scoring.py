@@ -31,7 +31,10 @@ __all__ = [
 PREDICTION_COLUMNS = ("image", "row", "col", "sigma", "score", "probability", "decision")
 #: Images up to this many pixels are read, detected and cut whole; larger ones by tiles.
 WHOLE_IMAGE_PIXELS = 8192 * 8192
-_CLASSIFY_CHUNK = 4096  # crops classified at once (64 MB of float32)
+# Crops cut and classified at once: 16 MB of float32 64 x 64 crops, plus the model's window
+# and normalisation temporaries (each a few times that). A multiple of onnxruntime's batch
+# (256), so that the batches the network sees are the same as for one call on every crop.
+_CLASSIFY_CHUNK = 1024
 
 
 def score_candidates(
