@@ -377,7 +377,7 @@ class SiameseClassifier(CropClassifier):
 
         Parameters
         ----------
-        X : array of shape (n, 64, 64)
+        X : array of shape (n, 64, 64) or (n, C, 64, 64)
             Raw crops (NaN or inf refused).
         y : array of shape (n,)
             Their 0/1 labels.
@@ -430,7 +430,7 @@ class SiameseClassifier(CropClassifier):
 
         Parameters
         ----------
-        X : array of shape (n, 64, 64)
+        X : array of shape (n, 64, 64) or (n, C, 64, 64)
             Raw crops.
         k : int
             Neighbours to return (at most the gallery size).
