@@ -35,7 +35,9 @@ def as_array(value: Any, name: str, what: str) -> np.ndarray:
         ) from None
 
 
-def check_crops(crops: Any, *, name: str = "X", size: int = CROP_SIZE) -> np.ndarray:
+def check_crops(
+    crops: Any, *, name: str = "X", size: int = CROP_SIZE, channels: bool = False
+) -> np.ndarray:
     """Return ``crops`` as a C-contiguous float32 array of shape (n, size, size).
 
     Parameters
@@ -47,12 +49,16 @@ def check_crops(crops: Any, *, name: str = "X", size: int = CROP_SIZE) -> np.nda
         The parameter name used in error messages.
     size : int
         The expected side length of a crop.
+    channels : bool
+        Also accept crops of several channels, (n, C, size, size), returned as they are
+        (C > 1) or as (n, size, size) (C = 1).
 
     Raises
     ------
     InvalidInputError
-        If the shape is not (n, size, size), the dtype is not real (bool, integer or
-        float), or a value is NaN, inf or beyond ``MAX_CROP_MAGNITUDE``.
+        If the shape is not (n, size, size) (or (n, C, size, size) with ``channels``), the
+        dtype is not real (bool, integer or float), or a value is NaN, inf or beyond
+        ``MAX_CROP_MAGNITUDE``.
     """
     array = as_array(crops, name, f"a numeric array of shape (n, {size}, {size})")
     if array.dtype.kind not in _REAL_KINDS:
@@ -62,10 +68,17 @@ def check_crops(crops: Any, *, name: str = "X", size: int = CROP_SIZE) -> np.nda
         )
     if array.ndim == 4 and array.shape[1] == 1:
         array = array[:, 0]
-    if array.ndim != 3 or array.shape[1:] != (size, size):
+    several = channels and array.ndim == 4 and array.shape[1] > 1
+    if not several and (array.ndim != 3 or array.shape[1:] != (size, size)):
+        allowed = f" or (n, C, {size}, {size})" if channels else ""
         raise InvalidInputError(
-            f"{name} must have shape (n, {size}, {size}); got {array.shape}. "
+            f"{name} must have shape (n, {size}, {size}){allowed}; got {array.shape}. "
             f"Use extract_crops(image, candidates, size={size}) to make crops."
+        )
+    if several and array.shape[2:] != (size, size):
+        raise InvalidInputError(
+            f"{name} must have shape (n, C, {size}, {size}); got {array.shape}. "
+            f"Use extract_crops(image, candidates, size={size}) on each channel."
         )
     if array.size and array.dtype.kind == "f":
         bad = ~np.isfinite(array)
@@ -85,6 +98,33 @@ def check_crops(crops: Any, *, name: str = "X", size: int = CROP_SIZE) -> np.nda
                 "overflows there. Rescale those crops before calling."
             )
     return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def crop_channels(crops: np.ndarray) -> int:
+    """The number of channels of checked crops: 1 for (n, H, W), C for (n, C, H, W)."""
+    return 1 if crops.ndim == 3 else int(crops.shape[1])
+
+
+def check_channels(crops: np.ndarray, expected: int, *, name: str = "X") -> None:
+    """Raise :class:`InvalidInputError` unless checked crops have ``expected`` channels.
+
+    Parameters
+    ----------
+    crops : ndarray
+        Crops returned by :func:`check_crops` (``channels=True``).
+    expected : int
+        The channels the model was trained on.
+    name : str
+        The parameter name used in the message.
+    """
+    found = crop_channels(crops)
+    if found != expected:
+        shape = f"(n, {expected}, H, W)" if expected > 1 else "(n, H, W)"
+        raise InvalidInputError(
+            f"{name} has {found} channel(s) per crop but the model was trained on crops of "
+            f"{expected} channel(s); pass crops of shape {shape}, in the channel order it "
+            "was trained on."
+        )
 
 
 def check_labels(labels: Any, n: int | None = None, *, name: str = "y") -> np.ndarray:

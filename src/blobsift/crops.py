@@ -222,17 +222,25 @@ def normalise_crops(crops: Any) -> np.ndarray:
     hot pixels and cosmic rays hundreds of sigmas bright do not dominate. The output is
     invariant to any positive gain and offset applied to the raw crop.
 
+    Crops of several channels are normalised per crop and per channel: each channel of
+    each crop on its own scale.
+
     Parameters
     ----------
-    crops : array of shape (B, H, W) or (B, 1, H, W)
+    crops : array of shape (B, H, W) or (B, C, H, W)
         Raw intensities (any real dtype).
 
     Returns
     -------
-    ndarray of shape (B, 1, H, W), float32
-        What the networks are fed (``torch.from_numpy`` makes it their input tensor).
+    ndarray of shape (B, C, H, W), float32
+        What the networks are fed (``torch.from_numpy`` makes it their input tensor); C is
+        1 for (B, H, W) crops.
     """
     crops = np.asarray(crops)
+    if crops.ndim == 4 and crops.shape[1] != 1:
+        batch, channels, height, width = crops.shape
+        flat = normalise_crops(crops.reshape(batch * channels, height, width))
+        return flat.reshape(batch, channels, height, width)
     if crops.ndim == 4:
         crops = crops[:, 0]
     crops = crops.astype(np.float32, copy=False)

@@ -13,9 +13,12 @@ from blobsift._validation import (
     MAPPING,
     Constraint,
     check_both_classes,
+    check_channels,
     check_crops,
     check_labels,
     check_params,
+    crop_channels,
+    integer,
     real,
 )
 from blobsift.exceptions import InvalidInputError, ModelFileError, NotFittedError
@@ -63,6 +66,9 @@ class CropClassifier:
 
     classes_: np.ndarray
     threshold_: float
+    #: Channels of each crop the model was fitted on (1 for a model file that does not
+    #: record it: single-channel files from before channels were introduced).
+    n_channels_: int = 1
 
     # -- parameters ---------------------------------------------------------------------
     @classmethod
@@ -115,10 +121,28 @@ class CropClassifier:
 
     # -- fitting ------------------------------------------------------------------------
     def _check_fit_input(self, X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:  # noqa: N803
-        crops = check_crops(X, name="X")
+        crops = check_crops(X, name="X", channels=True)
         labels = check_labels(y, len(crops), name="y")
         check_both_classes(labels, name="y", minimum=self.min_per_class)
+        self.n_channels_ = crop_channels(crops)
         return crops, labels
+
+    def _check_crops(self, X: Any, name: str = "X") -> np.ndarray:  # noqa: N803
+        """``X`` as checked crops with the channels this model was fitted on."""
+        crops = check_crops(X, name=name, channels=True)
+        check_channels(crops, self.n_channels_, name=name)
+        return crops
+
+    def _with_channels(self, architecture: dict[str, Any]) -> dict[str, Any]:
+        """``architecture`` with this model's ``in_channels`` (absent for one channel)."""
+        network = {k: v for k, v in architecture.items() if k != "in_channels"}
+        if self.n_channels_ != 1:
+            network["in_channels"] = self.n_channels_
+        return network
+
+    def _restore_channels(self, network: dict[str, Any], where: str) -> None:
+        """Set ``n_channels_`` from a model file's network config (1 when absent)."""
+        self.n_channels_ = config_entry(network, "in_channels", where, integer(1), default=1)
 
     def _choose_threshold(
         self, labels: np.ndarray, scores: np.ndarray
@@ -186,11 +210,17 @@ class CropClassifier:
 
         Parameters
         ----------
-        X : array of shape (n, 64, 64)
-            Raw crops of any real dtype.
+        X : array of shape (n, 64, 64) or (n, C, 64, 64)
+            Raw crops of any real dtype, with the channels the model was fitted on.
+
+        Raises
+        ------
+        InvalidInputError
+            If ``X`` is not crops, or its crops have another number of channels than
+            the model's (the message names both).
         """
         self._check_fitted()
-        crops = check_crops(X, name="X")
+        crops = self._check_crops(X)
         positive = self._positive_proba(crops).astype(np.float64)
         return np.column_stack([1.0 - positive, positive])
 

@@ -190,7 +190,8 @@ class CNNClassifier(CropClassifier):
 
     # -- fitting ------------------------------------------------------------------------
     def _architecture(self) -> dict[str, Any]:
-        return {**DEFAULT_ARCHITECTURE, **(self.architecture or {})}
+        """The network's configuration; ``in_channels`` follows the crops (see ``fit``)."""
+        return self._with_channels({**DEFAULT_ARCHITECTURE, **(self.architecture or {})})
 
     def _window(self, crops: np.ndarray) -> np.ndarray:
         """The part of each crop the network is fed (its ``crop_size`` window)."""
@@ -244,8 +245,9 @@ class CNNClassifier(CropClassifier):
 
         Parameters
         ----------
-        X : array of shape (n, 64, 64)
-            Raw crops of any real dtype (normalised internally).
+        X : array of shape (n, 64, 64) or (n, C, 64, 64)
+            Raw crops of any real dtype (normalised internally, per crop and channel);
+            the networks take C input channels, and predictions need crops of C too.
         y : array of shape (n,)
             Labels: 1 signal, 0 noise; at least 2 of each.
         initial_weights : dict, optional
@@ -356,7 +358,9 @@ class CNNClassifier(CropClassifier):
         self, graph: bytes | None = None, source: str | None = None
     ) -> ExportedGraph:
         crop_size = self._architecture()["crop_size"]
-        return ExportedGraph(self._ensemble, crop_size, graph, source=source)
+        return ExportedGraph(
+            self._ensemble, crop_size, graph, source=source, channels=self.n_channels_
+        )
 
     def _positive_proba(self, crops: np.ndarray) -> np.ndarray:
         runner = self.graph_.runner(self.backend)
@@ -403,6 +407,7 @@ class CNNClassifier(CropClassifier):
         spec = config_entry(config, "architecture", where, MAPPING)
         config_entry(spec, "name", f"{where}architecture.", one_of("signal_classifier"))
         config_entry(spec, "config", f"{where}architecture.", MAPPING)
+        self._restore_channels(spec["config"], f"{where}architecture.config.")
         n_members = config_entry(config, "n_members", where, integer(1))
         stored = {k.split(".", 1)[0] for k in tensors if k.startswith("member")}
         if stored != {f"member{i}" for i in range(n_members)}:

@@ -18,7 +18,6 @@ from blobsift._validation import (
     PATH,
     SEED,
     check_choice,
-    check_crops,
     check_labels,
     integer,
     one_of,
@@ -184,7 +183,8 @@ class SiameseClassifier(CropClassifier):
 
     # -- the encoder --------------------------------------------------------------------
     def _architecture(self) -> dict[str, Any]:
-        return {**ENCODER_ARCHITECTURE, **(self.architecture or {})}
+        """The encoder's configuration; ``in_channels`` follows the crops (see ``fit``)."""
+        return self._with_channels({**ENCODER_ARCHITECTURE, **(self.architecture or {})})
 
     def _window(self, crops: np.ndarray) -> torch.Tensor:
         size = self._architecture()["crop_size"]
@@ -221,11 +221,12 @@ class SiameseClassifier(CropClassifier):
 
         Parameters
         ----------
-        X : array of shape (n, 64, 64)
-            Raw labelled crops; they form the gallery.
+        X : array of shape (n, 64, 64) or (n, C, 64, 64)
+            Raw labelled crops; they form the gallery. The encoder takes C input
+            channels, and predictions need crops of C too.
         y : array of shape (n,)
             Labels: 1 signal, 0 noise; at least 2 of each.
-        unlabeled : array of shape (m, 64, 64), optional
+        unlabeled : array of shape (m, 64, 64) or (m, C, 64, 64), optional
             Unlabelled candidate crops for self-supervised pre-training (a random 4,000
             are used when there are more).
         encoders : PretrainedEncoders, optional
@@ -248,7 +249,7 @@ class SiameseClassifier(CropClassifier):
         """
         self._validate_params()
         crops, labels = self._check_fit_input(X, y)
-        pool = None if unlabeled is None else check_crops(unlabeled, name="unlabeled")
+        pool = None if unlabeled is None else self._check_crops(unlabeled, name="unlabeled")
         rng = np.random.default_rng(self.random_state)
         init_seed, pretrain_seed, view_seed = (int(s) for s in rng.integers(2**31 - 1, size=3))
         windows = self._window(crops)
@@ -376,7 +377,7 @@ class SiameseClassifier(CropClassifier):
 
         Parameters
         ----------
-        X : array of shape (n, 64, 64)
+        X : array of shape (n, 64, 64) or (n, C, 64, 64)
             Raw crops (NaN or inf refused).
         y : array of shape (n,)
             Their 0/1 labels.
@@ -386,7 +387,7 @@ class SiameseClassifier(CropClassifier):
         self
         """
         self._check_fitted()
-        crops = check_crops(X, name="X")
+        crops = self._check_crops(X)
         labels = check_labels(y, len(crops), name="y")
         embeddings = self._embed_crops(crops)
         self.gallery_embeddings_ = np.concatenate([self.gallery_embeddings_, embeddings])
@@ -398,8 +399,9 @@ class SiameseClassifier(CropClassifier):
         self, graph: bytes | None = None, source: str | None = None
     ) -> ExportedGraph:
         return ExportedGraph(
-            lambda: self.encoder_, self._architecture()["crop_size"], graph, source=source
-        )
+            lambda: self.encoder_, self._architecture()["crop_size"], graph, source=source,
+            channels=self.n_channels_,
+        )  # fmt: skip
 
     def _embed_crops(self, crops: np.ndarray) -> np.ndarray:
         """Embed raw crops with the final encoder, on onnxruntime unless told otherwise."""
@@ -417,7 +419,7 @@ class SiameseClassifier(CropClassifier):
     def transform(self, X: Any) -> np.ndarray:  # noqa: N803
         """Return the unit-length embedding of each crop, shape (n, embedding_dim)."""
         self._check_fitted()
-        return self._embed_crops(check_crops(X, name="X"))
+        return self._embed_crops(self._check_crops(X))
 
     def _positive_proba(self, crops: np.ndarray) -> np.ndarray:
         queries = self._embed_crops(crops)
@@ -428,7 +430,7 @@ class SiameseClassifier(CropClassifier):
 
         Parameters
         ----------
-        X : array of shape (n, 64, 64)
+        X : array of shape (n, 64, 64) or (n, C, 64, 64)
             Raw crops.
         k : int
             Neighbours to return (at most the gallery size).
@@ -472,6 +474,8 @@ class SiameseClassifier(CropClassifier):
         from blobsift.nn.serialize import load_state_exactly
 
         spec = config_entry(config, "architecture", where, MAPPING)
+        network = config_entry(spec, "config", f"{where}architecture.", MAPPING)
+        self._restore_channels(network, f"{where}architecture.config.")
         expected = {**self._architecture(), "embedding_dim": self.embedding_dim}
         config_entry(spec, "name", f"{where}architecture.", one_of("crop_encoder"))
         config_entry(spec, "config", f"{where}architecture.", one_of(expected))

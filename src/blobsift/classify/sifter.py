@@ -245,12 +245,14 @@ class Sifter(CropClassifier):
         history: Sequence[PhaseRecord | tuple[int, float]] = (),
         encoders: PretrainedEncoders | None = None,
     ) -> Sifter:
-        """Fit the phase classifier(s) on raw crops ``X`` (n, 64, 64) and labels ``y`` (n,).
+        """Fit the phase classifier(s) on raw crops ``X`` (n, [C,] 64, 64) and labels ``y``.
 
         Parameters
         ----------
-        X : array of shape (n, 64, 64)
-            Raw labelled crops.
+        X : array of shape (n, 64, 64) or (n, C, 64, 64)
+            Raw labelled crops, of one channel or of C (e.g. science, reference and
+            difference); each channel is normalised on its own, and predictions need
+            crops of the same C.
         y : array of shape (n,)
             Labels: 1 signal, 0 noise; at least 2 of each.
         unlabeled : array of shape (m, 64, 64), optional
@@ -440,6 +442,7 @@ class Sifter(CropClassifier):
         self.estimator_ = self._restore_phase(
             tensors, inner, where=f"{where}estimator.", source=source
         )
+        self.n_channels_ = self.estimator_.n_channels_
         if self.estimator_.threshold_ != self.threshold_:
             raise ModelFileError(
                 f"{where}threshold ({self.threshold_}) differs from {where}estimator.threshold "

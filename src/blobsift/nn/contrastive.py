@@ -215,8 +215,8 @@ def pretrain_encoder(
     Parameters
     ----------
     encoder : nn.Module
-        Maps (B, 1, H, W) normalised crops to unit-length (B, D) embeddings.
-    crops : Tensor of shape (N, H, W)
+        Maps (B, C, H, W) normalised crops to unit-length (B, D) embeddings.
+    crops : Tensor of shape (N, H, W) or (N, C, H, W)
         Raw unlabelled crops; at least 2.
     steps, batch_size, temperature, learning_rate, weight_decay
         The optimisation recipe (AdamW, 10% warm-up then cosine decay, clipping at 1).

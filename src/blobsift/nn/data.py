@@ -30,7 +30,7 @@ def _as_label_tensor(labels: torch.Tensor | np.ndarray, n: int | None = None) ->
 
 
 def network_input(crops: torch.Tensor | np.ndarray) -> torch.Tensor:
-    """Raw crops (B, H, W) as the (B, 1, H, W) float32 tensor a network is fed.
+    """Raw crops (B, H, W) or (B, C, H, W) as the (B, C, H, W) float32 network input.
 
     The normalisation is :func:`blobsift.crops.normalise_crops`; this only moves the
     crops between torch and numpy around it.

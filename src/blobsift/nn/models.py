@@ -186,11 +186,15 @@ class SignalClassifier(nn.Module):
     outputs : int
         Width of the last layer: 1 for a classifier's logit; more for an embedding
         (see :class:`CropEncoder`).
+    in_channels : int
+        Channels of each crop (e.g. 3 for science, reference and difference images). The
+        scale-space branch describes each channel; it is recorded in ``config`` only when
+        it is not 1, so single-channel model files read as before.
 
     Notes
     -----
-    ``forward`` takes (B, 1, H, W) or (B, H, W) normalised crops and returns logits of
-    shape (B, outputs).
+    ``forward`` takes (B, in_channels, H, W) normalised crops (or (B, H, W) for one
+    channel) and returns logits of shape (B, outputs).
     """
 
     def __init__(
@@ -203,8 +207,11 @@ class SignalClassifier(nn.Module):
         head: str = "flatten",
         scale_features: bool = False,
         outputs: int = 1,
+        in_channels: int = 1,
     ) -> None:
         super().__init__()
+        if isinstance(in_channels, bool) or not isinstance(in_channels, int) or in_channels < 1:
+            raise InvalidInputError(f"in_channels must be a positive integer; got {in_channels!r}.")
         if head not in ("flatten", "centre"):
             raise InvalidInputError(f"head must be 'flatten' or 'centre'; got {head!r}.")
         size = crop_size if input_size is None else input_size
@@ -222,11 +229,13 @@ class SignalClassifier(nn.Module):
             "scale_features": scale_features,
             "outputs": outputs,
         }
+        if in_channels != 1:
+            self.config["in_channels"] = in_channels
+        self.in_channels = in_channels
         self.crop_size = crop_size
         self.margin = (crop_size - size) // 2
         self.size = size
         layers: list[nn.Module] = []
-        in_channels = 1
         for out_channels in channels:
             layers += [
                 nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
@@ -243,7 +252,7 @@ class SignalClassifier(nn.Module):
         else:
             pool, n_features = nn.Flatten(), in_channels * size * size
         self.pool = pool
-        self.scale_space: nn.Module | None = None
+        self.scale_space: nn.Sequential | None = None
         if scale_features:
             bank = ScaleSpaceFeatures()
             if crop_size < bank.min_size:
@@ -251,8 +260,9 @@ class SignalClassifier(nn.Module):
                     f"scale_features needs crops of at least {bank.min_size} pixels; "
                     f"got crop_size={crop_size}."
                 )
-            self.scale_space = nn.Sequential(bank, nn.BatchNorm1d(bank.n_features))
-            n_features += bank.n_features
+            width = bank.n_features * self.in_channels
+            self.scale_space = nn.Sequential(bank, nn.BatchNorm1d(width))
+            n_features += width
         # Module.to takes memory_format at runtime; torch's overloads leave it out.
         self.features.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.head = nn.Sequential(
@@ -278,7 +288,13 @@ class SignalClassifier(nn.Module):
         # Channels-last runs the conv and pool layers 1.5-4x faster on CPUs.
         features = self.pool(self.features(centre.contiguous(memory_format=torch.channels_last)))
         if self.scale_space is not None:
-            features = torch.cat([features, self.scale_space(crops)], dim=1)
+            if self.in_channels == 1:
+                described = self.scale_space(crops)
+            else:  # each channel on its own, channel 0's features first
+                bank, norm = self.scale_space[0], self.scale_space[1]
+                planes = bank(crops.flatten(0, 1).unsqueeze(1))
+                described = norm(planes.unflatten(0, (-1, self.in_channels)).flatten(1))
+            features = torch.cat([features, described], dim=1)
         return features
 
 

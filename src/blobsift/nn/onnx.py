@@ -20,15 +20,17 @@ _PROBE_CROPS = 8  # normalised random crops on which a stored graph must match i
 _PROBE_TOLERANCE = 1e-4  # onnxruntime and torch agree to about 1e-6 on the same weights
 
 
-def export_onnx(model: nn.Module, crop_size: int) -> bytes:
-    """Serialise ``model`` (normalised crops (B, 1, S, S) -> (B, K) output) to ONNX bytes.
+def export_onnx(model: nn.Module, crop_size: int, channels: int = 1) -> bytes:
+    """Serialise ``model`` (normalised crops (B, C, S, S) -> (B, K) output) to ONNX bytes.
+
+    ``channels`` is C, the channels of each crop.
 
     The batch axis is dynamic. The model is exported in eval mode; its training mode is
     restored afterwards.
     """
     was_training = model.training
     model.eval()
-    example = torch.zeros(2, 1, crop_size, crop_size)
+    example = torch.zeros(2, channels, crop_size, crop_size)
     buffer = io.BytesIO()
     try:
         with warnings.catch_warnings():
@@ -75,7 +77,7 @@ class OnnxRunner:
         self._input = self._session.get_inputs()[0].name
 
     def run(self, crops: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        """Return the model output for normalised crops (N, 1, S, S): shape (N, outputs)."""
+        """Return the model output for normalised crops (N, C, S, S): shape (N, outputs)."""
         outputs = [
             self._session.run(None, {self._input: crops[start : start + batch_size]})[0]
             for start in range(0, len(crops), batch_size)
@@ -94,9 +96,11 @@ class ExportedGraph:
     Parameters
     ----------
     build : callable
-        Returns the torch module to export ((B, 1, S, S) normalised crops in).
+        Returns the torch module to export ((B, C, S, S) normalised crops in).
     crop_size : int
         S.
+    channels : int
+        C, the channels of each crop.
     graph : bytes, optional
         An already exported graph (from a model file).
     source : str, optional
@@ -110,9 +114,11 @@ class ExportedGraph:
         graph: bytes | None = None,
         *,
         source: str | None = None,
+        channels: int = 1,
     ) -> None:
         self._build = build
         self._crop_size = crop_size
+        self._channels = channels
         self._graph = graph
         self._unchecked = graph is not None
         self._source = source
@@ -122,7 +128,7 @@ class ExportedGraph:
     def graph(self) -> bytes:
         """The ONNX bytes (exported now if not yet)."""
         if self._graph is None:
-            self._graph = export_onnx(self._build(), self._crop_size)
+            self._graph = export_onnx(self._build(), self._crop_size, self._channels)
         return self._graph
 
     def runner(self, backend: str) -> OnnxRunner | None:
@@ -152,7 +158,8 @@ class ExportedGraph:
 
     def _check_against_weights(self, runner: OnnxRunner) -> None:
         generator = torch.Generator().manual_seed(0)
-        probe = torch.randn(_PROBE_CROPS, 1, self._crop_size, self._crop_size, generator=generator)
+        shape = (_PROBE_CROPS, self._channels, self._crop_size, self._crop_size)
+        probe = torch.randn(shape, generator=generator)
         model = self._build()
         was_training = model.training
         model.eval()

@@ -52,7 +52,8 @@ __all__ = ["evaluate_classifier", "train_classifier"]
 def _to_crop_tensor(crops: Any, name: str) -> torch.Tensor:
     if isinstance(crops, torch.Tensor):
         crops = crops.detach().cpu().numpy()
-    return torch.from_numpy(check_crops(crops, name=name, size=np.asarray(crops).shape[-1]))
+    size = np.asarray(crops).shape[-1]
+    return torch.from_numpy(check_crops(crops, name=name, size=size, channels=True))
 
 
 def evaluate_classifier(
@@ -71,8 +72,8 @@ def evaluate_classifier(
     Parameters
     ----------
     model : nn.Module
-        Maps (B, 1, H, W) normalised crops to (B, 1) logits.
-    crops : Tensor or array of shape (N, H, W) or (N, 1, H, W)
+        Maps (B, C, H, W) normalised crops to (B, 1) logits.
+    crops : Tensor or array of shape (N, H, W) or (N, C, H, W)
         Raw crops (normalised here unless ``normalize=False``).
     labels : Tensor or array of shape (N,) or (N, 1)
         Binary labels.
@@ -131,7 +132,7 @@ def train_classifier(
     model : nn.Module
         E.g. :class:`~blobsift.nn.models.SignalClassifier`; trained in place and left with
         its best validation state.
-    train_crops, val_crops : Tensor or array of shape (N, H, W) or (N, 1, H, W)
+    train_crops, val_crops : Tensor or array of shape (N, H, W) or (N, C, H, W)
         Raw crops; each is normalised per crop (:func:`~blobsift.crops.normalise_crops`).
     train_labels, val_labels : Tensor or array of shape (N,) or (N, 1)
         Binary labels; the training set needs both classes.
