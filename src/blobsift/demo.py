@@ -317,9 +317,7 @@ class _Baselines:
     """
 
     def __init__(self, project: Any, labelled: Any, labels: np.ndarray) -> None:
-        self.crops = crops_for(
-            labelled.reset_index(drop=True), lambda image_id: project.read_image(int(image_id))
-        )
+        self.crops = crops_for(labelled.reset_index(drop=True), project.read_image)
         self.labels = labels[: len(labelled)]
         self.features = centre_features(self.crops)
         self.new: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None

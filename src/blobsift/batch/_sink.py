@@ -20,6 +20,7 @@ import numpy as np
 
 from blobsift._atomic import atomic_write, check_output_file, publish
 from blobsift.exceptions import InvalidInputError
+from blobsift.io import read_table
 from blobsift.scoring import PREDICTION_COLUMNS
 
 __all__ = [
@@ -220,14 +221,7 @@ class PredictionSink:
 
     def read(self) -> Any:
         """The published output as one table (after :meth:`commit`)."""
-        import pandas as pd
-
-        if self.parquet:
-            parts = sorted(self.output.glob("part-*.parquet"))
-            if not parts:
-                return empty_predictions()
-            return pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
-        frame = pd.read_csv(self.output, dtype={"image": str})
+        frame = read_table(self.output)
         return empty_predictions() if frame.empty else frame.astype({"decision": np.int64})
 
 

@@ -56,13 +56,16 @@ def read_table(path: str | os.PathLike[str]) -> Any:
     Returns
     -------
     pandas.DataFrame
-        Its rows, the parts of a Parquet folder in the order of their names.
+        Its rows, the parts of a Parquet folder in the order of their names (no rows and
+        no columns for a folder without parts).
     """
     import pandas as pd
 
     path = Path(path)
     if path.suffix.lower() == ".parquet":
         parts = _parquet_parts(path)
+        if not parts:
+            return pd.DataFrame()
         return pd.concat([pd.read_parquet(part) for part in parts], ignore_index=True)
     return read_text_table(path)
 

@@ -43,7 +43,7 @@ class TrainMixin(LabelFilesMixin):
 
         columns = ["image_id", "row", "col"]
         whole = pd.concat([table[columns] for table in tables], ignore_index=True)
-        crops = crops_for(whole, lambda image_id: self.read_image(int(image_id)))
+        crops = crops_for(whole, self.read_image)
         ends = np.cumsum([len(table) for table in tables])[:-1]
         return np.split(crops, ends)
 
