@@ -166,7 +166,10 @@ def _stats(run: Run, sim: CellsImage, k: int, radius: float) -> tuple[int, np.nd
     false = np.setdiff1d(np.arange(len(top)), index_top)
     rows = np.clip(np.round(top[false, 0]).astype(int), 0, sim.image.shape[0] - 1)
     cols = np.clip(np.round(top[false, 1]).astype(int), 0, sim.image.shape[1] - 1)
-    on_nuclei = float(np.mean(sim.nuclei[rows, cols] > 0)) if len(false) else float("nan")
+    nuclei = getattr(sim, "nuclei", None)
+    if nuclei is None or not len(false):
+        return int(matched.sum()), matched, float("nan")
+    on_nuclei = float(np.mean(nuclei[rows, cols] > 0))
     return int(matched.sum()), matched, on_nuclei
 
 

@@ -1,4 +1,4 @@
-"""Multi-scale blob detection with a threshold in units of the image's own noise.
+"""Multi-scale blob detection with a threshold in units of the local noise.
 
 The detector is a difference-of-Gaussians (DoG) scale space, the classical fast
 approximation of the scale-normalised Laplacian of Gaussian:
@@ -6,31 +6,45 @@ approximation of the scale-normalised Laplacian of Gaussian:
 1. **Noise.** One robust estimate of the pixel noise for the whole image: the median
    absolute deviation of differences between neighbouring pixels on a fixed grid of small
    patches (robust to spots, smooth background and hot pixels).
-2. **Scale space.** Gaussian blurs at ``n + 1`` widths (each computed from the previous one),
+2. **Background.** A local background robust to structures larger than the spots: the
+   median over 15 x 15 pixels (of 3 x 3 block means, so it costs little), subtracted
+   first. It follows nuclei, cytoplasm, tissue edges and the flanks of saturated bodies, so
+   spots sitting on them are measured from their own base.
+3. **Scale space.** Gaussian blurs at ``n + 1`` widths (each computed from the previous one),
    and ``n`` DoG layers between neighbours, one per blob width ``sigma_min .. sigma_max``
    (spaced by at most a factor 1.75). Once a blur is 2 pixels wide the image is halved
    (every other pixel; less than 1 % aliases), so coarse layers cost a quarter: a small
    pyramid, one level deep. Each layer is divided by its own noise level (the pixel noise
-   times the filter's L2 norm) so that its values are signal-to-noise ratios: the threshold
-   means the same thing at every scale and on every image, whatever its brightness, offset
-   or gain. A DoG matched to the
+   times the filter's L2 norm), then by its **local spread**: the robust noise of the layer
+   in blocks of 8 x 8 pixels (a median over 5 x 5 blocks of mean absolute values, never
+   below the global estimate). So the values are signal-to-noise ratios relative to the
+   noise and clutter where the blob sits (a textured bright nucleus is noisier at every
+   scale than the empty slide beside it): the threshold means the same thing at every
+   scale and on every image, whatever its brightness, offset or gain. A DoG matched to the
    blob width has about 92 % of the signal-to-noise ratio of the ideal matched filter.
-3. **Peaks.** Maxima of the scale space: a pixel that is the maximum of the
-   ``(2 min_distance + 1)``-square window around it (at least 3 x 3 pixels of its level) in
-   its own layer and in the finer and coarser neighbouring layers, above ``threshold``. So a
-   faint spot beside a large bright blob still peaks at its own scale. Ridges and edges
-   (cosmic-ray tracks, rings) are dropped by the Hessian test of SIFT (ratio of principal
-   curvatures below 5), plateaus keep their first pixel in raster order, and a pixel
-   peaking in several layers counts once.
-4. **Refinement.** Sub-pixel position from a parabola through the 3 x 3 neighbourhood in
-   the peak's layer, and ``sigma`` from a parabola across neighbouring layers (sampled
-   bilinearly at the refined position).
+4. **Peaks.** Maxima of each layer: a pixel that is the maximum of the
+   ``(2 min_distance + 1)``-square window around it (at least 3 x 3 pixels of its level),
+   above ``threshold``. A peak that is also the maximum of that window in the finer and
+   coarser neighbouring layers (a maximum of the scale space) scores its value. One that a
+   neighbouring scale dominates (a spot in a dense cluster, or beside a larger bright
+   structure) still counts, at 0.4 times its value, unless it is below the coarser layer at
+   its own pixel or a maximum of the scale space of a neighbouring layer lies within 2
+   pixels (the same blob at another scale). Ridges and edges (cosmic-ray tracks, rings) are
+   dropped by the Hessian test of SIFT (ratio of principal curvatures below 5), plateaus
+   keep their first pixel in raster order, and a pixel found several times counts once.
+5. **Description.** In layers of the global noise (so that a blob's width does not depend on
+   the clutter around it): the layer with the largest value at the peak (its own scale)
+   gives the sub-pixel position (a parabola through the 3 x 3 neighbourhood) and ``sigma``
+   (a parabola across the neighbouring layers, sampled bilinearly at the position), unless
+   its vertex lies more than 1 pixel away (a larger structure outshines the peak at that
+   scale): then the layer the peak was found in does.
 
 The image is processed in overlapping tiles (in parallel threads) whose halo covers every
-filter and whose origins sit on the pyramid's grid, so the result does not depend on the
-tiling (up to float32 rounding: positions agree to 1e-3 px). With OpenCV installed (the ``fast``
-extra, ``opencv-python-headless``) the filters run through ``cv2``; otherwise through
-``scipy.ndimage`` with the same kernels and borders (same candidates, about 4x slower).
+filter and local map and whose origins sit on the pyramid's and the block grids, so the
+result does not depend on the tiling (up to float32 rounding: positions agree to 1e-3 px).
+With OpenCV installed (the ``fast`` extra, ``opencv-python-headless``) the filters run
+through ``cv2``; otherwise through ``scipy.ndimage`` and numpy with the same kernels and
+borders (same candidates, about 4x slower).
 
 Modules
 -------
@@ -39,12 +53,14 @@ Modules
     command-line help).
 ``_noise``
     :func:`estimate_noise`: background level and pixel noise (step 1).
+``_local``
+    The local background and the local spread of a layer on a grid of blocks (steps 2-3).
 ``_plan``
-    The scale-space plan: kernels, pyramid levels, noise normalisation, halo (step 2).
+    The scale-space plan: kernels, pyramid levels, noise normalisation, halo (step 3).
 ``_filters``
     The OpenCV and scipy filter backends.
 ``_peaks``
-    Peaks of the scale space, the Hessian blob test and sub-pixel vertices (steps 3-4).
+    Peaks of the scale space, the Hessian blob test and sub-pixel vertices (steps 4-5).
 ``_tiles``
     One tile from pixels to refined peaks, and the tiling of an image.
 """
@@ -64,7 +80,11 @@ from blobsift.detect._filters import (
     _blur_scipy,
     _difference_numpy,
     _difference_opencv,
+    _median_opencv,
+    _median_scipy,
     _resolve_backend,
+    _upsample_numpy,
+    _upsample_opencv,
     _window_max_opencv,
     _window_max_scipy,
 )
@@ -158,7 +178,8 @@ def detect_blobs(
     -------
     Candidates
         Sub-pixel ``row``, ``col``, blob ``sigma`` and ``score`` (the signal-to-noise
-        ratio), ordered by descending score. Empty for a constant image.
+        ratio over the local noise; 0.4 times it for a peak dominated by a neighbouring
+        scale), ordered by descending score. Empty for a constant image.
 
     Raises
     ------
@@ -208,6 +229,8 @@ def detect_blobs(
         blur=_blur_opencv if backend == "opencv" else _blur_scipy,
         window_max=_window_max_opencv if backend == "opencv" else _window_max_scipy,
         difference=_difference_opencv if backend == "opencv" else _difference_numpy,
+        median=_median_opencv if backend == "opencv" else _median_scipy,
+        upsample=_upsample_opencv if backend == "opencv" else _upsample_numpy,
         subtract_background=dtype.itemsize > 2 and dtype != np.float32,
     )
     tiles = _tiles(shape, tile_size, n_threads, context.plan.align)

@@ -1,7 +1,7 @@
-"""Filter backends: Gaussian blur, difference and window maximum by OpenCV or scipy.
+"""Filter backends: blur, difference, window maximum, median and upsampling.
 
-Both backends use the same kernels and borders, so they find the same candidates; OpenCV
-(the ``fast`` extra) is about 4x faster.
+Each by OpenCV or by scipy/numpy: both use the same kernels and borders, so they find the
+same candidates; OpenCV (the ``fast`` extra) is about 4x faster.
 """
 
 from __future__ import annotations
@@ -75,3 +75,42 @@ def _window_max_scipy(values: np.ndarray, radius: int) -> np.ndarray:
         values, size=2 * radius + 1, mode="constant", cval=-np.inf
     )
     return maxima
+
+
+def _median_opencv(values: np.ndarray) -> np.ndarray:
+    """Median over a 5 x 5 window, replicating the border (float32)."""
+    cv2: Any = _cv2()
+    median: np.ndarray = cv2.medianBlur(values, 5)
+    return median
+
+
+def _median_scipy(values: np.ndarray) -> np.ndarray:
+    from scipy import ndimage
+
+    median: np.ndarray = ndimage.median_filter(values, size=5, mode="nearest")
+    return median
+
+
+def _upsample_opencv(grid: np.ndarray, factor: int) -> np.ndarray:
+    """Bilinear upsampling by an integer factor; grid values sit at block centres."""
+    cv2: Any = _cv2()
+    height, width = grid.shape
+    size = (width * factor, height * factor)
+    upsampled: np.ndarray = cv2.resize(grid, size, interpolation=cv2.INTER_LINEAR)
+    return upsampled
+
+
+def _linear_weights(length: int, factor: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    position = np.clip((np.arange(length * factor) + 0.5) / factor - 0.5, 0, length - 1)
+    low = np.minimum(np.floor(position).astype(np.int64), max(length - 2, 0))
+    high = np.minimum(low + 1, length - 1)
+    return low, high, (position - low).astype(np.float32)
+
+
+def _upsample_numpy(grid: np.ndarray, factor: int) -> np.ndarray:
+    """The same interpolation as :func:`_upsample_opencv` (OpenCV's pixel-centre mapping)."""
+    r0, r1, wr = _linear_weights(grid.shape[0], factor)
+    c0, c1, wc = _linear_weights(grid.shape[1], factor)
+    across = grid[:, c0] * (1 - wc) + grid[:, c1] * wc
+    upsampled: np.ndarray = across[r0] * (1 - wr[:, None]) + across[r1] * wr[:, None]
+    return upsampled.astype(np.float32, copy=False)

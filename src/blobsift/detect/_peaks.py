@@ -7,6 +7,9 @@ import numpy as np
 from blobsift.detect._plan import _Plan, _TileContext
 
 _EDGE_RATIO = 5.0  # largest ratio of principal curvatures of a blob (ridges have more)
+_DOMINATED_SCORE = 0.4  # score of a peak dominated by a neighbouring scale, per unit value
+_SHIFT = 1.0  # pixels a peak's vertex may move when described at another scale
+_CLEARANCE = 2  # pixels between a dominated peak and a scale-space maximum of another layer
 
 
 def _neighbour_values(
@@ -76,9 +79,14 @@ def _scale_space_peaks(
 
     ``row``/``col`` are pixels at the layer's own level. A peak is the maximum of the window
     of radius ``min_distance`` (in full-resolution pixels, at least one pixel of its level)
-    around it in its own layer and in the neighbouring layers (finer and coarser scale, at
-    the nearest pixel of their level), passes the Hessian blob test, and is the first pixel
-    of a plateau in raster order.
+    around it in its own layer, passes the Hessian blob test, and is the first pixel of a
+    plateau in raster order. Its ``score`` is its ``value`` if it is also the maximum of
+    that window in the neighbouring layers (finer and coarser scale, at the nearest pixel of
+    their level): a maximum of the scale space. A peak dominated by a neighbouring scale (a
+    spot in a dense cluster, or on a brighter structure, whose blend peaks at a coarser
+    scale) is kept with ``_DOMINATED_SCORE`` times its value, if it is not below the coarser
+    layer at its own pixel and no maximum of the scale space of a neighbouring layer lies
+    within ``_CLEARANCE`` pixels (that would be the same blob seen at another scale).
     """
     n = len(layers)
     maxima: dict[int, np.ndarray] = {}
@@ -89,37 +97,54 @@ def _scale_space_peaks(
             maxima[i] = settings.window_max(layers[i], radius)
         return maxima[i]
 
-    found: list[tuple[np.ndarray, ...]] = []
+    found: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
     for i in range(n):
         maxima.pop(i - 2, None)  # bounded memory: at most three window maxima at a time
         layer, level = layers[i], plan.levels[i]
-        width = layer.shape[1]
         flat = layer.ravel()
         above = np.flatnonzero(flat > settings.threshold)
-        if above.size == 0:
-            continue
         values = flat[above]
         keep = values >= window_max(i).ravel()[above]
         above, values = above[keep], values[keep]
-        rows, cols = np.divmod(above, width)
-        keep = np.ones(rows.size, dtype=bool)
+        rows, cols = np.divmod(above, layer.shape[1])
+        maximal = np.ones(rows.size, dtype=bool)
+        kept = values * _DOMINATED_SCORE > settings.threshold
         for j in (i - 1, i + 1):
             if 0 <= j < n:
                 other = plan.levels[j]
                 r, c = _to_level(rows, level, other), _to_level(cols, level, other)
-                keep &= values >= _gather(window_max(j), r, c)
-        rows, cols, values = rows[keep], cols[keep], values[keep]
+                maximal &= values >= _gather(window_max(j), r, c)
+                if j > i:
+                    kept &= values >= _gather(layers[j], r, c)
+        keep = maximal | kept
+        rows, cols, values, maximal = rows[keep], cols[keep], values[keep], maximal[keep]
         keep = _is_blob_like(layer, rows, cols)
         radius = _radius_at(level, settings.min_distance)
         for dr in range(-radius, 1):  # plateaus keep their first pixel in raster order
             for dc in range(-radius, radius + 1 if dr < 0 else 0):
                 keep &= values != _neighbour_values(layer, rows, cols, dr, dc)
-        count = int(keep.sum())
-        found.append((rows[keep], cols[keep], np.full(count, i), values[keep].astype(np.float64)))
-    if not found:
-        empty = np.empty(0, dtype=np.int64)
-        return empty, empty, empty, np.empty(0)
-    rows, cols, layer_index, score = (np.concatenate(parts) for parts in zip(*found, strict=True))
+        found.append((rows[keep], cols[keep], values[keep], maximal[keep]))
+    maxima.clear()
+
+    # Dominated peaks next to a scale-space maximum of a neighbouring layer are dropped.
+    near_maximum = []
+    for j, (rows, cols, _, maximal) in enumerate(found):
+        marks = np.zeros(layers[j].shape, dtype=np.float32)
+        marks[rows[maximal], cols[maximal]] = 1.0
+        near_maximum.append(settings.window_max(marks, _radius_at(plan.levels[j], _CLEARANCE)))
+    parts: list[tuple[np.ndarray, ...]] = []
+    for i, (rows, cols, values, maximal) in enumerate(found):
+        keep = maximal.copy()
+        alone = ~maximal
+        for j in (i - 1, i + 1):
+            if 0 <= j < n:
+                level, other = plan.levels[i], plan.levels[j]
+                r, c = _to_level(rows, level, other), _to_level(cols, level, other)
+                alone &= _gather(near_maximum[j], r, c) == 0
+        keep |= alone
+        score = np.where(maximal, values, values * _DOMINATED_SCORE)[keep]
+        parts.append((rows[keep], cols[keep], np.full(score.size, i), score.astype(np.float64)))
+    rows, cols, layer_index, score = (np.concatenate(p) for p in zip(*parts, strict=True))
     return rows, cols, layer_index, score
 
 
@@ -145,3 +170,105 @@ def _parabola_offset(left: np.ndarray, centre: np.ndarray, right: np.ndarray) ->
         offset = np.where(curvature < 0, 0.5 * (left - right) / curvature, 0.0)
     offset = np.where(np.isfinite(left) & np.isfinite(right), offset, 0.0)
     return np.clip(offset, -0.5, 0.5)
+
+
+def _vertices(
+    layers: list[np.ndarray],
+    plan: _Plan,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    layer_index: np.ndarray,
+) -> tuple[np.ndarray, ...]:
+    """Refined (row, col, sigma, pixel row, pixel col) of peaks at pixels of their layer.
+
+    Each peak is refined in its layer ``layer_index``, around its pixel (``rows``/``cols``
+    at that layer's level): the position is the vertex of a parabola through the 3 x 3
+    neighbourhood (returned at full resolution, with the pixel); ``sigma`` the vertex of
+    a parabola across the neighbouring layers, sampled bilinearly at that position.
+    """
+    n = len(layers)
+    size = 2 ** np.asarray(plan.levels, dtype=np.int64)[layer_index]
+    row = np.zeros(rows.size)
+    col = np.zeros(rows.size)
+    value = np.zeros(rows.size)
+    lower = np.full(rows.size, np.nan)
+    upper = np.full(rows.size, np.nan)
+    for i in np.unique(layer_index).tolist():
+        here = layer_index == i
+        layer, r, c = layers[i], rows[here], cols[here]
+        v = layer[r, c].astype(np.float64)
+        value[here] = v
+        d_row = _parabola_offset(
+            _neighbour_values(layer, r, c, -1, 0).astype(np.float64),
+            v,
+            _neighbour_values(layer, r, c, 1, 0).astype(np.float64),
+        )
+        d_col = _parabola_offset(
+            _neighbour_values(layer, r, c, 0, -1).astype(np.float64),
+            v,
+            _neighbour_values(layer, r, c, 0, 1).astype(np.float64),
+        )
+        row[here], col[here] = (r + d_row) * size[here], (c + d_col) * size[here]
+        for j, target in ((i - 1, lower), (i + 1, upper)):
+            if 0 <= j < n:
+                other = 2 ** plan.levels[j]
+                target[here] = _sample(layers[j], row[here] / other, col[here] / other)
+    sigma = plan.sigmas[layer_index] * plan.step ** _parabola_offset(lower, value, upper)
+    return row, col, sigma, rows * size, cols * size
+
+
+def _brightest_near(
+    layer: np.ndarray, level: int, pixel_row: np.ndarray, pixel_col: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Largest value near full-resolution pixels: (value, row, col) at ``level``.
+
+    Among the (up to 2 x 2) pixels of ``level`` nearest to each full-resolution pixel.
+    """
+    size = 2**level
+    height, width = layer.shape
+    best = np.full(pixel_row.size, -np.inf)
+    best_row = np.zeros(pixel_row.size, dtype=np.int64)
+    best_col = np.zeros(pixel_row.size, dtype=np.int64)
+    row_options = (pixel_row // size, -(-pixel_row // size))
+    col_options = (pixel_col // size, -(-pixel_col // size))
+    for r in row_options:
+        for c in col_options:
+            r, c = np.minimum(r, height - 1), np.minimum(c, width - 1)
+            here = layer[r, c]
+            better = here > best
+            best[better], best_row[better], best_col[better] = here[better], r[better], c[better]
+    return best, best_row, best_col
+
+
+def _describe(
+    layers: list[np.ndarray],
+    plan: _Plan,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    layer_index: np.ndarray,
+) -> tuple[np.ndarray, ...]:
+    """Position and width of peaks at pixels of their detection layer (see :func:`_vertices`).
+
+    ``layers`` are in units of the global noise, so that a blob's width does not depend on
+    the noise and clutter around it. A peak is described in the layer with the largest value
+    at its pixel (the blob's own scale), unless that layer's vertex lies more than
+    ``_SHIFT`` pixels away (a larger structure there outshines the peak at that scale): then
+    in its detection layer ``layer_index``.
+    """
+    size = 2 ** np.asarray(plan.levels, dtype=np.int64)[layer_index]
+    pixel_row, pixel_col = rows * size, cols * size
+    best = np.zeros(rows.size, dtype=np.int64)
+    best_value = np.full(rows.size, -np.inf)
+    base_row, base_col = np.zeros_like(rows), np.zeros_like(cols)
+    for i, layer in enumerate(layers):
+        value, r, c = _brightest_near(layer, plan.levels[i], pixel_row, pixel_col)
+        better = value > best_value
+        best[better], best_value[better] = i, value[better]
+        base_row[better], base_col[better] = r[better], c[better]
+    described = _vertices(layers, plan, base_row, base_col, best)
+    moved = np.hypot(described[0] - pixel_row, described[1] - pixel_col) > _SHIFT
+    if moved.any():
+        own = _vertices(layers, plan, rows[moved], cols[moved], layer_index[moved])
+        for values, replacement in zip(described, own, strict=True):
+            values[moved] = replacement
+    return described

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from blobsift.detect._local import BACKGROUND_BLOCK, BACKGROUND_REACH, SPREAD_BLOCK, SPREAD_REACH
+
 _TRUNCATE = 2.5  # Gaussian kernels reach this many sigmas
 _MAX_SCALE_STEP = 1.75  # largest ratio between neighbouring blob widths
 _DECIMATE_AT = 1.0  # halve the resolution when the blur reaches this many new pixels
@@ -57,7 +59,7 @@ class _Plan:
     levels: tuple[int, ...]  # (n,) pyramid level of each layer (pixel size 2**level)
     inv_norms: np.ndarray  # (n,) 1 / L2 norm of each DoG kernel
     halo: int  # pixels of context a tile needs on each side (a multiple of ``align``)
-    align: int  # tile origins are multiples of this (2**deepest level)
+    align: int  # tile origins are multiples of this (the pyramid's and the block grids')
 
 
 def _upsample(kernel: np.ndarray, factor: int) -> np.ndarray:
@@ -99,8 +101,10 @@ def _make_plan(sigma_min: float, sigma_max: float, min_distance: int) -> _Plan:
     # Layer i = B_i - B_(i+1), computed at the level of B_(i+1).
     levels = tuple(blur_levels[i + 1] for i in range(n))
     norms = np.array([_dog_norm(effective[i], effective[i + 1]) for i in range(n)])
-    align = 2 ** max(levels)
-    halo = reach + (min_distance + 3) * align
+    pixel = 2 ** max(levels)  # the coarsest layer's pixel size
+    align = math.lcm(pixel, BACKGROUND_BLOCK, SPREAD_BLOCK)
+    # The background reaches into the blurs, whose layers reach into their spread maps.
+    halo = BACKGROUND_REACH + reach + SPREAD_REACH + (min_distance + 3) * pixel
     halo = -(-halo // align) * align
     return _Plan(sigmas, step, tuple(increments), tuple(decimate), levels, 1.0 / norms, halo, align)
 
@@ -120,4 +124,6 @@ class _TileContext:
     blur: Callable[[np.ndarray, np.ndarray, np.ndarray], None]
     window_max: Callable[[np.ndarray, int], np.ndarray]
     difference: Callable[[np.ndarray, np.ndarray, float, np.ndarray], None]
+    median: Callable[[np.ndarray], np.ndarray]
+    upsample: Callable[[np.ndarray, int], np.ndarray]
     subtract_background: bool

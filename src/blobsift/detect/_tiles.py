@@ -8,12 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from blobsift.detect._peaks import (
-    _neighbour_values,
-    _parabola_offset,
-    _sample,
-    _scale_space_peaks,
-)
+from blobsift.detect._local import SPREAD_BLOCK, local_background, local_spread
+from blobsift.detect._peaks import _describe, _scale_space_peaks
 from blobsift.detect._plan import _TileContext
 
 #: Default tile side (pixels) for images processed tile by tile, and the smallest allowed.
@@ -70,9 +66,13 @@ def _detect_tile(
             tile[non_finite_mask] = fill if np.isfinite(fill) else 0.0
             non_finite = int(non_finite_mask[r0 - e0 : r1 - e0, c0 - f0 : c1 - f0].sum())
 
+    background = local_background(tile, settings)
+    tile = np.subtract(tile, background, out=background)  # a new array: the image is kept
+
     n = plan.sigmas.size
     scale = 1.0 / settings.noise
-    layers: list[np.ndarray] = []
+    unscaled: list[np.ndarray] = []  # in units of the global noise: for the description
+    layers: list[np.ndarray] = []  # in units of the local spread: for the detection
     current = np.empty_like(tile)
     settings.blur(tile, plan.increments[0], current)
     del tile
@@ -83,23 +83,30 @@ def _detect_tile(
         settings.blur(current, plan.increments[i + 1], following)
         layer = np.empty_like(current)
         settings.difference(current, following, plan.inv_norms[i] * scale, layer)
-        layers.append(layer)
+        unscaled.append(layer)
+        block = SPREAD_BLOCK // 2 ** plan.levels[i]
+        layers.append(layer / local_spread(layer, block, settings))
         current = following
         if plan.decimate[i + 1]:
             current = np.ascontiguousarray(current[::2, ::2])
     del current
 
     rows, cols, layer_index, score = _scale_space_peaks(layers, plan, settings)
-    factor = 2 ** np.asarray(plan.levels, dtype=np.int64)[layer_index]
-    pixel_row, pixel_col = rows * factor + e0, cols * factor + f0  # full-resolution pixel
-    keep = (pixel_row >= r0) & (pixel_row < r1) & (pixel_col >= c0) & (pixel_col < c1)
+    del layers
+    row, col, sigma, pixel_row, pixel_col = _describe(unscaled, plan, rows, cols, layer_index)
+    keep = np.ones(score.size, dtype=bool)
+    if non_finite_mask is not None:
+        factor = 2 ** np.asarray(plan.levels, dtype=np.int64)[layer_index]
+        keep &= ~non_finite_mask[rows * factor, cols * factor]
+        keep &= ~non_finite_mask[pixel_row, pixel_col]
+    # The tile's own candidates: those whose described pixel lies in its core.
+    row, col, pixel_row, pixel_col = row + e0, col + f0, pixel_row + e0, pixel_col + f0
+    keep &= (pixel_row >= r0) & (pixel_row < r1) & (pixel_col >= c0) & (pixel_col < c1)
     b = settings.border
     if b > 0:
         keep &= (pixel_row >= b) & (pixel_row < height - b) & (pixel_col >= b)
         keep &= pixel_col < width - b
-    if non_finite_mask is not None:
-        keep &= ~non_finite_mask[pixel_row - e0, pixel_col - f0]
-    # A pixel peaking in several layers counts once, at its strongest.
+    # A pixel found in several layers (or by several peaks) counts once, at its strongest.
     order = np.flatnonzero(keep)
     order = order[np.lexsort((layer_index[order], -score[order]))]
     flat_pixel = pixel_row[order] * width + pixel_col[order]
@@ -112,43 +119,13 @@ def _detect_tile(
                 : settings.max_candidates
             ]
         ]
-    rows, cols, layer_index, score = rows[chosen], cols[chosen], layer_index[chosen], score[chosen]
-    factor, pixel_row, pixel_col = factor[chosen], pixel_row[chosen], pixel_col[chosen]
-
-    # Sub-pixel refinement in the peak's layer, and of the scale across layers.
-    d_row = np.zeros(rows.size)
-    d_col = np.zeros(rows.size)
-    lower = np.full(rows.size, np.nan)
-    upper = np.full(rows.size, np.nan)
-    for i in np.unique(layer_index).tolist():
-        here = layer_index == i
-        r, c, v = rows[here], cols[here], score[here]
-        layer = layers[i]
-        d_row[here] = _parabola_offset(
-            _neighbour_values(layer, r, c, -1, 0).astype(np.float64),
-            v,
-            _neighbour_values(layer, r, c, 1, 0).astype(np.float64),
-        )
-        d_col[here] = _parabola_offset(
-            _neighbour_values(layer, r, c, 0, -1).astype(np.float64),
-            v,
-            _neighbour_values(layer, r, c, 0, 1).astype(np.float64),
-        )
-        position_row = (r + d_row[here]) * 2 ** plan.levels[i]
-        position_col = (c + d_col[here]) * 2 ** plan.levels[i]
-        for j, target in ((i - 1, lower), (i + 1, upper)):
-            if 0 <= j < n:
-                size = 2 ** plan.levels[j]
-                target[here] = _sample(layers[j], position_row / size, position_col / size)
-    d_scale = _parabola_offset(lower, score, upper)
-    sigma = plan.sigmas[layer_index] * plan.step**d_scale
     return _TileResult(
-        row=(rows + d_row) * factor + e0,
-        col=(cols + d_col) * factor + f0,
-        pixel_row=pixel_row,
-        pixel_col=pixel_col,
-        sigma=sigma,
-        score=score,
+        row=row[chosen],
+        col=col[chosen],
+        pixel_row=pixel_row[chosen],
+        pixel_col=pixel_col[chosen],
+        sigma=sigma[chosen],
+        score=score[chosen],
         peaks=total,
         non_finite=non_finite,
     )
