@@ -4,8 +4,8 @@ One simulated image (``blobsift.simulate.simulate_image``: spots down to the det
 plus hot pixels, cosmic rays and out-of-focus blobs), every method held to the same budget
 of ``3 x`` the true spot count, and recall = the share of true spots with a candidate within
 ``--radius`` pixels. ``detect_blobs`` runs with ``max_candidates=budget``, once with its
-default threshold and once with a threshold low enough that the budget binds; methods
-without a candidate cap get their threshold bisected until they return at most the budget.
+default threshold and once with threshold 1.5; methods without a candidate cap get their
+threshold bisected until they return at most the budget.
 skimage ``blob_log`` and ``blob_dog`` always run (same sigma range, their other defaults);
 ``sep`` and a plain OpenCV DoG run when installed. Speed ratios are relative to the first
 ``detect_blobs`` row in the same run. Last, ``extract_crops`` cuts 3,000 crops.
@@ -35,7 +35,7 @@ import pandas as pd
 from scipy.spatial import cKDTree
 
 from blobsift.crops import extract_crops
-from blobsift.detect import CandidateBudgetWarning, detect_blobs, estimate_noise
+from blobsift.detect import CandidateBudgetWarning, DetectSettings, detect_blobs, estimate_noise
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SIGMA_MIN, SIGMA_MAX = 1.0, 3.0
@@ -140,7 +140,8 @@ def main() -> None:
         )
 
     # -- detect_blobs: default settings, budget as max_candidates ---------------------------
-    for threshold, note in ((4.0, "defaults (threshold 4)"), (2.0, "threshold 2: budget binds")):
+    default = DetectSettings().threshold
+    for threshold, note in ((default, f"defaults (threshold {default:g})"), (1.5, "threshold 1.5")):
 
         def ours(threshold: float = threshold) -> np.ndarray:
             with warnings.catch_warnings():
