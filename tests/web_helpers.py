@@ -34,7 +34,7 @@ def make_project(
     paths = write_images(root / "data", n_images, seed=0, prefix=prefix)
     with Project.create(root / "project") as project:
         project.add_images(paths)
-        project.detect(threshold=4.5)
+        project.detect(threshold=2.8)
         if truth_labels:
             table = label_candidates(
                 project.candidates(), objects_of(n_images, seed=0, prefix=prefix)
