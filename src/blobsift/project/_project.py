@@ -43,9 +43,9 @@ class Project(PredictMixin):
         """Return a summary: images, candidates, labels, models, predictions.
 
         ``detect_channel`` and ``channels`` say how the images are read (None and 1 for
-        2D images). ``unfinished_detection_runs`` counts runs still ``running`` (one in progress, or one
-        killed since the last run started); ``interrupted_detection_runs`` those that a
-        later run found unfinished.
+        2D images). ``unfinished_detection_runs`` counts runs still ``running`` (one in
+        progress, or one killed since the last run started); ``interrupted_detection_runs``
+        those that a later run found unfinished.
 
         Parameters
         ----------
