@@ -136,11 +136,12 @@ class ChannelsMixin(ProjectBase):
             )
         return count
 
-    def _record_count(self, count: int) -> None:
-        """Record the channels of the images once the first image of a stack project is in."""
+    def _count_setting(self, count: int | None) -> tuple[str, Any] | None:
+        """The setting to store with new images: a stack project's first images' channels."""
         channels = self._channels()
-        if channels and channels.get("count") is None:
-            self._store.set_setting(_KEY, {**channels, "count": count})
+        if count is None or not channels or channels.get("count") is not None:
+            return None
+        return _KEY, {**channels, "count": count}
 
     def read_file(self, path: str | os.PathLike[str]) -> np.ndarray:
         """Read an image file as this project reads its images, without any hash check.

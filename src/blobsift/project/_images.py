@@ -90,9 +90,7 @@ class ImagesMixin(ChannelsMixin):
             prepared.append((path, digest, shape, _size(path)))
             if progress is not None:
                 progress(ProgressEvent("add-images", done, len(files), item=str(path)))
-        self._store.add_images(prepared)
-        if count is not None:
-            self._record_count(count)
+        self._store.add_images(prepared, self._count_setting(count))
         records = {record.path: record for record in self.images()}
         return [records[path] for path, *_ in prepared]
 

@@ -8,7 +8,13 @@ from typing import Any
 from blobsift.store._database import Database
 from blobsift.store._records import to_json
 
-__all__ = ["SettingsTable"]
+__all__ = ["UPSERT_SETTING", "SettingsTable"]
+
+#: Store a setting (key, JSON value), replacing what was there.
+UPSERT_SETTING = (
+    "INSERT INTO project_settings (key, value) VALUES (?, ?) "
+    "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+)
 
 
 class SettingsTable(Database):
@@ -27,8 +33,4 @@ class SettingsTable(Database):
             if value is None:
                 conn.execute("DELETE FROM project_settings WHERE key = ?", (key,))
             else:
-                conn.execute(
-                    "INSERT INTO project_settings (key, value) VALUES (?, ?) "
-                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                    (key, to_json(value)),
-                )
+                conn.execute(UPSERT_SETTING, (key, to_json(value)))
