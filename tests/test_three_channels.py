@@ -231,3 +231,16 @@ def test_an_old_project_reads_as_2d_images_and_keeps_its_labels(tmp_path, monkey
         "SELECT name FROM sqlite_master WHERE type = 'table'"
     )
     assert "project_settings" in {name for (name,) in tables}
+
+
+def test_a_gallery_of_three_channel_crops_is_three_crops_wide(tmp_path):
+    from blobsift.report._figures import plot_crop_gallery
+
+    rng = np.random.default_rng(0)
+    crops = rng.normal(size=(2, 3, 64, 64)).astype(np.float32)
+    with Image.open(plot_crop_gallery(crops, ["a", "b"], tmp_path / "wide.png")) as png:
+        wide = png.size
+    with Image.open(plot_crop_gallery(crops[:, 0], ["a", "b"], tmp_path / "one.png")) as png:
+        single = png.size
+    assert wide[1] == single[1]
+    assert wide[0] > 2.2 * single[0]
