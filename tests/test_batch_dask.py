@@ -342,3 +342,28 @@ def test_a_large_image_is_read_in_tiles_with_bounded_memory(model_file, tmp_path
     found = np.round(frame[["row", "col"]].to_numpy())
     hits = (np.abs(found[:, None, :] - spots[None]).max(axis=2) <= 1).any(axis=0)
     assert hits.all()
+
+
+def test_cluster_scores_stacks_of_channels_as_here(client, tmp_path):
+    """A model of (science, reference, difference) crops on triplet stacks, on workers."""
+    from blobsift.simulate import simulate_difference_image
+
+    data = simulate_crops(80, positive_fraction=0.3, seed=2, domain="difference")
+    sifter = Sifter(phase="cnn", random_state=0, epochs=2).fit(data.triplets, data.labels)
+    paths = []
+    for seed in range(2):
+        simulated = simulate_difference_image((160, 192), seed=seed)
+        stack = np.stack([simulated.science, simulated.reference, simulated.difference])
+        np.save(tmp_path / f"triplet{seed}.npy", stack)
+        paths.append(str(tmp_path / f"triplet{seed}.npy"))
+    here = predict_images(paths, sifter, detect_channel=2, **DETECT)
+    assert here.attrs["failed"] == {}
+    assert len(here) > 20
+    there = predict_images(paths, sifter, scheduler=client, detect_channel=2, **DETECT)
+    _assert_same(there, here)
+    # a 2D image where a stack of 3 is expected fails with the model's channel message
+    np.save(tmp_path / "flat.npy", simulated.difference)
+    failed = predict_images([str(tmp_path / "flat.npy")], sifter, detect_channel=0, **DETECT)
+    assert "1 channel(s) per crop but the model was trained on crops of 3" in next(
+        iter(failed.attrs["failed"].values())
+    )

@@ -101,10 +101,41 @@ def test_order_follows_candidates():
 
 def test_bad_input_raises_clear_errors():
     with pytest.raises(InvalidInputError, match="2D"):
-        extract_crops(np.zeros((3, 10, 10)), np.zeros((1, 2)))
+        extract_crops(np.zeros((2, 3, 10, 10)), np.zeros((1, 2)))
     with pytest.raises(InvalidInputError, match="shape"):
         extract_crops(np.zeros((10, 10)), np.zeros(3))
     with pytest.raises(InvalidInputError, match="finite"):
         extract_crops(np.zeros((10, 10)), np.array([[np.nan, 1.0]]))
     with pytest.raises(InvalidInputError, match="size"):
         extract_crops(np.zeros((10, 10)), np.zeros((1, 2)), size=0)
+
+
+def test_a_stack_gives_crops_of_every_channel_at_the_same_positions():
+    image = _ramp()
+    stack = np.stack([image, -image, 2 * image])
+    positions = np.array([[50.2, 60.7], [1.0, 118.0], [99.0, 0.4]])  # inside, two borders
+    crops = extract_crops(stack, positions, size=16)
+    assert crops.shape == (3, 3, 16, 16)
+    assert crops.dtype == np.float32
+    for channel, factor in enumerate((1, -1, 2)):
+        np.testing.assert_array_equal(
+            crops[:, channel], factor * extract_crops(image, positions, 16)
+        )
+    assert extract_crops(stack, np.empty((0, 2))).shape == (0, 3, 64, 64)
+
+
+def test_crops_for_cuts_stacks_and_refuses_mixed_channels():
+    import pandas as pd
+
+    from blobsift.crops import crops_for
+
+    image = _ramp()
+    images = {"a": np.stack([image, image + 1]), "b": np.stack([image + 2, image + 3])}
+    table = pd.DataFrame({"image": ["b", "a", "b"], "row": [10.0, 20, 30], "col": [5.0, 6, 7]})
+    crops = crops_for(table, images.__getitem__, image_column="image", size=8)
+    assert crops.shape == (3, 2, 8, 8)
+    np.testing.assert_array_equal(crops[1], extract_crops(images["a"], [[20.0, 6]], 8)[0])
+    np.testing.assert_array_equal(crops[2], extract_crops(images["b"], [[30.0, 7]], 8)[0])
+    images["b"] = image
+    with pytest.raises(InvalidInputError, match="channels"):
+        crops_for(table, images.__getitem__, image_column="image", size=8)

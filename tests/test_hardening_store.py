@@ -27,6 +27,7 @@ from blobsift.crops import extract_crops
 from blobsift.exceptions import BlobsiftError, ImageReadError, InvalidInputError
 from blobsift.io import read_candidates, read_image
 from blobsift.project import AlreadyImportedWarning, LabelConflictWarning, Project
+from blobsift.project._channels import ChannelsMixin
 from blobsift.types import Candidates
 from project_helpers import new_project, write_images
 
@@ -290,6 +291,8 @@ def test_the_schema_2_migration_keeps_every_row_and_reference(tmp_path, images, 
     with monkeypatch.context() as old:  # a database written by the version-1 code
         old.setattr(store, "MIGRATIONS", {1: store.MIGRATIONS[1]})
         old.setattr(store, "SCHEMA_VERSION", 1)
+        # the version-1 code had no project settings (schema 4): its projects read 2D images
+        old.setattr(ChannelsMixin, "_channels", lambda self: {})
         with Project.create(tmp_path / "p") as project:
             project.add_images(images)
             with pytest.raises(KeyboardInterrupt):

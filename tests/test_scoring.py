@@ -106,3 +106,59 @@ def test_the_classify_chunk_is_whole_onnxruntime_batches():
     # chunks made of whole batches feed the network the batches of one call on all crops
     batch = inspect.signature(OnnxRunner.run).parameters["batch_size"].default
     assert scoring._CLASSIFY_CHUNK % batch == 0
+
+
+class _TripletBrightness:
+    """A stand-in model of (n, 3, 64, 64) crops: the brightness of their third channel."""
+
+    threshold_ = 0.5
+
+    def predict_proba(self, crops):
+        assert crops.ndim == 4
+        assert crops.shape[1] == 3
+        return _Brightness().predict_proba(crops[:, 2])
+
+
+class _LazyStack(_Lazy):
+    """A (C, H, W) stack read only by slicing: ``[k]`` one channel, ``[:, rows, cols]``."""
+
+    def __getitem__(self, key):
+        return _Lazy(self._array[key]) if isinstance(key, int) else self._array[key]
+
+
+@pytest.fixture(scope="module")
+def triplet():
+    from blobsift.simulate import simulate_difference_image
+
+    simulated = simulate_difference_image((260, 300), seed=4)
+    return np.stack([simulated.science, simulated.reference, simulated.difference])
+
+
+def test_a_stack_is_detected_on_one_channel_and_cut_from_all(triplet):
+    model = _TripletBrightness()
+    whole = score_image(triplet, model, name="t", detect_channel=2)
+    found = detect_blobs(triplet[2], DetectSettings())
+    assert len(whole) == len(found) > 20
+    np.testing.assert_array_equal(whole[["row", "col"]], np.column_stack([found.row, found.col]))
+    expected = model.predict_proba(extract_crops(triplet, found))[:, 1]
+    np.testing.assert_array_equal(whole["probability"], expected)
+    for other in (
+        score_image(triplet, model, name="t", detect_channel=2, tile_size=64),
+        score_image(_LazyStack(triplet), model, name="t", detect_channel=2),
+        score_image(_LazyStack(triplet), model, name="t", detect_channel=2, tile_size=100),
+    ):
+        np.testing.assert_array_equal(other["probability"], whole["probability"])
+        np.testing.assert_allclose(other[["row", "col"]], whole[["row", "col"]], atol=1e-6)
+    tiled = score_candidates(_LazyStack(triplet), found, model, tile_size=50)
+    np.testing.assert_array_equal(tiled, expected)
+
+
+def test_the_detection_channel_is_checked(triplet, picture):
+    from blobsift.exceptions import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match=r"detect_channel=0\.\.2"):
+        score_image(triplet, _TripletBrightness())
+    with pytest.raises(InvalidInputError, match="out of range: the image has 3 channels"):
+        score_image(triplet, _TripletBrightness(), detect_channel=3)
+    with pytest.raises(InvalidInputError, match="needs a stack"):
+        score_image(picture, _Brightness(), detect_channel=0)

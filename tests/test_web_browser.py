@@ -386,3 +386,35 @@ def test_two_tabs_undo_their_own_labels_and_see_an_import(browser, tmp_path):
     assert where[second] in current
     assert where[first] not in current
     assert sorted(stored["who"]) == ["importer", "importer", "same-login"]
+
+
+def test_three_channels_show_side_by_side(page, tmp_path, shots):
+    from blobsift.simulate import write_simulated_images
+
+    images = write_simulated_images(
+        tmp_path / "data", 2, domain="difference", triplets=True, shape=(128, 128)
+    )
+    with Project.create(tmp_path / "project", detect_channel=2) as project:
+        project.add_images(list(images))
+        project.detect(threshold=5.0)
+    with running_server(tmp_path / "project", who="browser") as server:
+        open_app(page, server.url)
+        page.wait_for_function("() => document.querySelector('#crop').naturalWidth > 0")
+        size = page.evaluate(
+            "() => { const c = document.querySelector('#crop');"
+            " const r = c.getBoundingClientRect();"
+            " return [c.naturalWidth, c.naturalHeight, r.width, r.height]; }"
+        )
+        assert size == [3 * 64, 64, 3 * 256, 256]  # three crops wide, square pixels
+        page.screenshot(path=shots / "label-view-3-channels.png")
+        page.keyboard.press("2")
+        page.wait_for_function("() => document.querySelectorAll('#grid .thumb img').length > 5")
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('#grid .thumb img')].every(i => i.naturalWidth)"
+        )
+        widths = page.evaluate(
+            "() => [...document.querySelectorAll('#grid .thumb img')]"
+            ".map(i => [i.naturalWidth, i.getBoundingClientRect().width])"
+        )
+        assert {tuple(w) for w in widths} == {(3 * 64, 3 * 64)}
+        page.screenshot(path=shots / "grid-view-3-channels.png")

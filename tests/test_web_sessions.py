@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 from blobsift import store
 from blobsift.app import create_app
 from blobsift.project import Project
+from blobsift.project._channels import ChannelsMixin
 from web_helpers import make_project
 
 LOCAL = "http://127.0.0.1"
@@ -76,6 +77,8 @@ def test_a_version_1_database_gains_the_session_column_and_keeps_its_labels(tmp_
     with monkeypatch.context() as old:
         old.setattr(store, "MIGRATIONS", {1: store.MIGRATIONS[1]})
         old.setattr(store, "SCHEMA_VERSION", 1)
+        # the version-1 code had no project settings (schema 4): its projects read 2D images
+        old.setattr(ChannelsMixin, "_channels", lambda self: {})
         root = make_project(tmp_path, n_images=1)
     db = sqlite3.connect(root / "project.db")
     with db:

@@ -78,10 +78,14 @@ def extract_crops(image: np.ndarray, candidates: Any, size: int = CROP_SIZE) -> 
     ``(size // 2, size // 2)`` of its crop. Windows that reach past the image border are
     filled by mirror reflection (without repeating the edge pixel).
 
+    A stack of aligned channels (C, H, W) gives crops of every channel at the same
+    positions.
+
     Parameters
     ----------
-    image : (H, W) array
-        A 2D image of any real dtype.
+    image : (H, W) or (C, H, W) array
+        A 2D image, or a stack of channels (:func:`blobsift.io.read_stack`), of any real
+        dtype.
     candidates : Candidates or (n, 2) array
         Positions as (row, col).
     size : int
@@ -89,15 +93,15 @@ def extract_crops(image: np.ndarray, candidates: Any, size: int = CROP_SIZE) -> 
 
     Returns
     -------
-    crops : (n, size, size) float32 array
-        One crop per candidate, in the candidates' order; ``(0, size, size)`` when there
-        are no candidates.
+    crops : (n, size, size) or (n, C, size, size) float32 array
+        One crop per candidate, in the candidates' order; ``(0, size, size)`` (or
+        ``(0, C, size, size)``) when there are no candidates.
     """
-    image = as_array(image, "image", "a 2D array (H, W)")
-    if image.ndim != 2:
+    image = as_array(image, "image", "a 2D array (H, W) or a stack (C, H, W)")
+    if image.ndim not in (2, 3):
         raise InvalidInputError(
-            f"image must be 2D (H, W); got shape {image.shape}. Use read_image(path) or "
-            "pick a channel first."
+            f"image must be 2D (H, W) or a stack of channels (C, H, W); got shape "
+            f"{image.shape}. Use read_image(path), read_stack(path) or pick a channel first."
         )
     if image.dtype.kind not in "biuf":
         raise InvalidInputError(
@@ -105,26 +109,28 @@ def extract_crops(image: np.ndarray, candidates: Any, size: int = CROP_SIZE) -> 
         )
     size = check_integer(size, name="size", low=1)
     rows, cols = _centres(candidates)
-    crops = np.empty((rows.size, size, size), dtype=np.float32)
+    crops = np.empty((rows.size, *image.shape[:-2], size, size), dtype=np.float32)
     if rows.size == 0:
         return crops
     if image.size == 0:
         raise InvalidInputError(f"image is empty (shape {image.shape}); nothing to crop.")
     half = size // 2
     top, left = rows - half, cols - half
-    height, width = image.shape
+    height, width = image.shape[-2:]
     inside = (top >= 0) & (left >= 0) & (top + size <= height) & (left + size <= width)
     # Whole windows: one slice copy each (about 2x faster than a fancy-indexed gather).
     for index, r, c in zip(
         np.flatnonzero(inside).tolist(), top[inside].tolist(), left[inside].tolist(), strict=True
     ):
-        crops[index] = image[r : r + size, c : c + size]
+        crops[index] = image[..., r : r + size, c : c + size]
     border = np.flatnonzero(~inside)
     if border.size:
         offsets = np.arange(size)
         row_index = _reflect(top[border, None] + offsets, height)
         col_index = _reflect(left[border, None] + offsets, width)
-        crops[border] = image[row_index[:, :, None], col_index[:, None, :]]
+        # (C, n, size, size) for a stack: the candidates' axis goes first.
+        gathered = image[..., row_index[:, :, None], col_index[:, None, :]]
+        crops[border] = np.moveaxis(gathered, -3, 0)
     return crops
 
 
@@ -162,7 +168,8 @@ def crops_for(
         Columns ``row``, ``col`` and ``image_column`` (what ``reader`` takes to read the
         image: an id, a name, a path).
     reader : callable
-        ``reader(image) -> (H, W) array``.
+        ``reader(image) -> (H, W) array``, or ``(C, H, W)`` stacks of channels: every
+        image of the table must then have the same C.
     image_column : str
         The column naming each row's image.
     size : int
@@ -170,13 +177,27 @@ def crops_for(
 
     Returns
     -------
-    crops : (len(table), size, size) float32 array
+    crops : (len(table), size, size) or (len(table), C, size, size) float32 array
+
+    Raises
+    ------
+    InvalidInputError
+        If the images differ in their number of channels.
     """
     crops = np.empty((len(table), size, size), dtype=np.float32)
     positions = table[["row", "col"]].to_numpy(dtype=np.float64)
     groups: dict[Hashable, np.ndarray] = table.groupby(image_column, sort=True).indices
-    for image, rows in groups.items():
-        crops[rows] = extract_crops(reader(image), positions[rows], size)
+    for number, (image, rows) in enumerate(groups.items()):
+        cut = extract_crops(reader(image), positions[rows], size)
+        if number == 0 and cut.shape[1:] != crops.shape[1:]:
+            crops = np.empty((len(table), *cut.shape[1:]), dtype=np.float32)
+        if cut.shape[1:] != crops.shape[1:]:
+            raise InvalidInputError(
+                f"the images of the table differ in their channels: image {image!r} gives "
+                f"crops of shape {cut.shape[1:]}, an earlier one {crops.shape[1:]}. Every "
+                "image must have the same number of channels."
+            )
+        crops[rows] = cut
     return crops
 
 

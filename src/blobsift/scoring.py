@@ -3,7 +3,8 @@
 Everything that scores candidates goes through here: batch prediction (here or on a Dask
 cluster), :meth:`blobsift.project.Project.predict`, the report's detection figure and the
 labelling app's queue. An image that fits in memory is cut and classified whole; a larger
-one (or a lazy array) tile by tile, so memory stays bounded.
+one (or a lazy array) tile by tile, so memory stays bounded. A stack of aligned channels
+(C, H, W) is detected on one channel (``detect_channel``) and cut from all of them.
 
 The model is anything with ``predict_proba(crops) -> (n, 2)`` and ``threshold_``.
 """
@@ -14,9 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from blobsift._validation import CROP_SIZE
+from blobsift._validation import CROP_SIZE, check_integer
 from blobsift.crops import extract_crops
 from blobsift.detect import DEFAULT_TILE, DetectSettings, detect_blobs
+from blobsift.exceptions import InvalidInputError
 from blobsift.types import Candidates
 
 __all__ = [
@@ -44,11 +46,13 @@ def score_candidates(
 
     Parameters
     ----------
-    image : (H, W) array or lazy array
+    image : (H, W) or (C, H, W) array, or lazy array
         An in-memory array is cut whole (``tile_size`` None); a lazy one (with ``shape``
-        and 2D slicing, e.g. :func:`blobsift.io.open_image`) or any image with
+        and 2D slicing, e.g. :func:`blobsift.io.open_image`, or a stack sliced
+        ``[:, rows, cols]``, e.g. :func:`blobsift.io.open_stack`) or any image with
         ``tile_size`` set is cut tile by tile, each tile read once with a margin so that
         every crop is the one :func:`~blobsift.crops.extract_crops` cuts from the whole.
+        A stack of channels gives the model (n, C, 64, 64) crops.
     candidates : Candidates, DataFrame or (n, 2) array
         Positions (``row``, ``col``).
     model : estimator
@@ -71,7 +75,7 @@ def score_candidates(
             probability[chunk] = model.predict_proba(crops)[:, 1]
         return probability
     size = DEFAULT_TILE if tile_size is None else tile_size
-    height, width = image.shape
+    height, width = image.shape[-2:]
     pixel_rows = np.floor(rows + 0.5).astype(np.int64)
     pixel_cols = np.floor(cols + 0.5).astype(np.int64)
     n_across = -(-width // size)
@@ -89,7 +93,8 @@ def score_candidates(
         r1 = min((tile_row + 1) * size + margin, height)
         c0 = max(tile_col * size - margin, 0)
         c1 = min((tile_col + 1) * size + margin, width)
-        region = np.asarray(image[r0:r1, c0:c1])
+        stacked = len(image.shape) == 3
+        region = np.asarray(image[:, r0:r1, c0:c1] if stacked else image[r0:r1, c0:c1])
         for start in range(0, members.size, _CLASSIFY_CHUNK):
             part = members[start : start + _CLASSIFY_CHUNK]
             centres = np.column_stack([pixel_rows[part] - r0, pixel_cols[part] - c0])
@@ -127,15 +132,17 @@ def score_image(
     tile_size: int | None = None,
     n_threads: int | None = None,
     backend: str = "auto",
+    detect_channel: int | None = None,
 ) -> Any:
     """Detect the candidates of one image and score them: the whole step.
 
     Parameters
     ----------
-    image : (H, W) array or lazy array
-        An in-memory image, or a lazy one (:func:`blobsift.io.open_image`). A lazy image
-        of up to :data:`WHOLE_IMAGE_PIXELS` pixels is read whole when ``tile_size`` is
-        None; a larger one is read tile by tile (memory bounded by the tile).
+    image : (H, W) or (C, H, W) array or lazy array
+        An in-memory image, or a lazy one (:func:`blobsift.io.open_image`, or
+        :func:`blobsift.io.open_stack` for a stack of channels). A lazy image of up to
+        :data:`WHOLE_IMAGE_PIXELS` pixels is read whole when ``tile_size`` is None; a
+        larger one is read tile by tile (memory bounded by the tile).
     model : estimator
         ``predict_proba(crops) -> (n, 2)`` and ``threshold_``.
     settings : DetectSettings, optional
@@ -148,33 +155,71 @@ def score_image(
         Detector threads (default: the CPUs available).
     backend : {"auto", "opencv", "scipy"}
         The detector's filter implementation (see :func:`~blobsift.detect.detect_blobs`).
+    detect_channel : int, optional
+        For a stack (C, H, W): the channel candidates are detected on (e.g. the
+        difference image of a science/reference/difference triplet); the crops are cut
+        from every channel. Required for a stack, refused for a 2D image.
 
     Returns
     -------
     pandas.DataFrame
         :data:`PREDICTION_COLUMNS`, one row per candidate, in the detector's order.
+
+    Raises
+    ------
+    InvalidInputError
+        If ``detect_channel`` is missing for a stack, given for a 2D image, or out of
+        range.
     """
     settings = settings or DetectSettings()
-    height, width = image.shape
+    height, width = image.shape[-2:]
+    channel = _detection_channel(image.shape, detect_channel)
     if tile_size is None and height * width <= WHOLE_IMAGE_PIXELS:
         pixels = _read_whole(image)
-        found = detect_blobs(pixels, settings, n_threads=n_threads, backend=backend)
+        plane = pixels if channel is None else pixels[channel]
+        found = detect_blobs(plane, settings, n_threads=n_threads, backend=backend)
         probability = score_candidates(pixels, found, model)
     else:
         size = DEFAULT_TILE if tile_size is None else tile_size
-        found = detect_blobs(image, settings, tile_size=size, n_threads=n_threads, backend=backend)
+        plane = image if channel is None else image[channel]
+        found = detect_blobs(plane, settings, tile_size=size, n_threads=n_threads, backend=backend)
         probability = score_candidates(image, found, model, tile_size=size)
     return prediction_table(name, found, probability, float(model.threshold_))
 
 
+def _detection_channel(shape: tuple[int, ...], detect_channel: Any) -> int | None:
+    """The channel to detect on: None for a 2D image, ``detect_channel`` of a stack."""
+    if len(shape) == 2:
+        if detect_channel is not None:
+            raise InvalidInputError(
+                f"detect_channel={detect_channel!r} needs a stack of channels (C, H, W); the "
+                f"image is 2D {tuple(shape)}. Leave detect_channel=None, or read the image "
+                "with read_stack / open_stack."
+            )
+        return None
+    count = int(shape[0])
+    if detect_channel is None:
+        raise InvalidInputError(
+            f"the image is a stack of {count} channels {tuple(shape)}; pass "
+            f"detect_channel=0..{count - 1} to say which one candidates are detected on."
+        )
+    channel = check_integer(detect_channel, name="detect_channel", low=0)
+    if channel >= count:
+        raise InvalidInputError(
+            f"detect_channel={channel} is out of range: the image has {count} channels "
+            f"{tuple(shape)}; choose 0..{count - 1}."
+        )
+    return channel
+
+
 def _read_whole(image: Any) -> np.ndarray:
-    """The pixels of an in-memory image, an opened file (``read()``) or any 2D lazy array."""
+    """The pixels of an in-memory image, an opened file (``read()``) or a lazy array."""
     if isinstance(image, np.ndarray):
         return image
     if hasattr(image, "read"):
         pixels: np.ndarray = image.read()
         return pixels
-    return np.asarray(image[:, :])
+    return np.asarray(image[:, :, :] if len(image.shape) == 3 else image[:, :])
 
 
 def _column(candidates: Any, name: str) -> np.ndarray:

@@ -27,16 +27,16 @@ def _png(data: bytes) -> Response:
 
 @router.get("/api/crop/{cid}.png")
 def crop(cid: str, state: State, high: High = 99.5, mark: bool = False) -> Response:
-    """The crop of a candidate; ``mark`` draws ticks around its centre (the candidate)."""
+    """The crop of a candidate (its channels side by side); ``mark`` ticks its centre."""
     return _png(crop_png(state.pool.crop(state.pool.index(cid)), high=high, mark=mark))
 
 
 @router.get("/api/context/{cid}.png")
 def context(cid: str, state: State) -> Response:
-    """The region of its image around a candidate."""
+    """The region of its image around a candidate (of the detection channel, for stacks)."""
     pool = state.pool
     k = pool.index(cid)
-    pixels = pool.images(int(pool.image_id[k]))
+    pixels = pool.detection_image(int(pool.image_id[k]))
     return _png(context_png(pixels, pool.row[k], pool.col[k]))
 
 

@@ -39,6 +39,7 @@ def status(state: State) -> dict[str, Any]:
         "session": state.session,
         "problem": state.problem,
         "candidates": len(state.pool),
+        "channels": state.channels,
         "unlabelled": int(state.pool.open_for_labels(current.of_candidate).sum()),
         "labels": {label.word: int(counts.get(label, 0)) for label in Label.given()},
         "models": models,

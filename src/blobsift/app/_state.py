@@ -62,6 +62,8 @@ class AppState:
         self.stream_seconds = stream_seconds
         self.project = SerialisedProject(root)
         self.pool = self.project.call(CandidatePool.load)
+        #: channels of every crop (shown side by side); 1 for 2D images
+        self.channels: int = self.project.call(lambda p: p.n_channels) or 1
         self.hub = EventHub()
         self.labels = CurrentLabels(self.project, self.pool, self._labelled_elsewhere)
         self.job = TrainingJob(root, self.hub, self._after_training, train_options)

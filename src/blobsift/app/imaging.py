@@ -79,27 +79,34 @@ def centre_ticks(size: int) -> list[tuple[int, int, int, int]]:
 def crop_png(crop: np.ndarray, *, high: float = 99.5, mark: bool = False) -> bytes:
     """A crop as a PNG, contrast-stretched between its 1st and ``high`` percentile.
 
+    A crop of C channels (science, reference, difference, ...) shows them side by side,
+    C crops wide, each channel stretched on its own.
+
     Parameters
     ----------
-    crop : (h, w) array
+    crop : (h, w) or (C, h, w) array
     high : float
         Upper percentile mapped to white (lower values show faint structure brighter).
     mark : bool
         Draw :func:`centre_ticks` (in the context view's mark colour, so the PNG is RGB)
-        to show which spot of the crop is the candidate; otherwise a grey-scale PNG.
+        on each channel to show which spot of the crop is the candidate; otherwise a
+        grey-scale PNG.
 
     Returns
     -------
     bytes
         The PNG file.
     """
-    grey = Image.fromarray(stretch(crop, 1.0, high), mode="L")
+    planes = [crop] if crop.ndim == 2 else list(crop)
+    grey = Image.fromarray(np.hstack([stretch(plane, 1.0, high) for plane in planes]), mode="L")
     if not mark:
         return _png(grey)
     picture = grey.convert("RGB")
     draw = ImageDraw.Draw(picture)
-    for top, left, bottom, right in centre_ticks(min(crop.shape)):
-        draw.rectangle((left, top, right, bottom), fill=_MARK)
+    height, width = planes[0].shape
+    for offset in range(0, width * len(planes), width):
+        for top, left, bottom, right in centre_ticks(min(height, width)):
+            draw.rectangle((left + offset, top, right + offset, bottom), fill=_MARK)
     return _png(picture)
 
 

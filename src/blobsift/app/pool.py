@@ -42,7 +42,7 @@ class ImageCache:
         self._lock = threading.Lock()
 
     def __call__(self, image_id: int) -> np.ndarray:
-        """Return the pixels of image ``image_id`` (2D float32)."""
+        """Return the pixels of image ``image_id`` (float32, (C, H, W) for stacks)."""
         with self._lock:
             if image_id in self._pixels:
                 self._pixels.move_to_end(image_id)
@@ -73,10 +73,18 @@ class CandidatePool:
         Pixels of the project images.
     match_radius : float
         Distance within which a labelled position belongs to a candidate.
+    detect_channel : int, optional
+        In a project of stacks (images (C, H, W), crops (C, 64, 64)): the channel the
+        candidates were detected on, which the context view shows.
     """
 
     def __init__(
-        self, table: Any, descriptors: np.ndarray, images: ImageCache, match_radius: float
+        self,
+        table: Any,
+        descriptors: np.ndarray,
+        images: ImageCache,
+        match_radius: float,
+        detect_channel: int | None = None,
     ) -> None:
         self.image_id = table["image_id"].to_numpy(dtype=np.int64)
         self.image_name = table["image"].astype(str).tolist()
@@ -95,6 +103,7 @@ class CandidatePool:
         self.primary = first
         self.descriptors = np.asarray(descriptors, dtype=np.float32)
         self.images = images
+        self.detect_channel = detect_channel
         self.match_radius = float(match_radius)
         self.proba: np.ndarray | None = None
         self.threshold = 0.5
@@ -116,9 +125,12 @@ class CandidatePool:
         images = ImageCache(project, project.images())
         descriptors = np.empty((len(table), 64), np.float32)
         positions = table[["image_id", "row", "col"]]
+        channel = project.detect_channel
         for rows in _each_image(table, progress):
-            descriptors[rows] = crop_descriptors(crops_for(positions.iloc[rows], images))
-        return cls(table, descriptors, images, project.match_radius)
+            crops = crops_for(positions.iloc[rows], images)
+            # the queue's diversity: what the detection channel shows
+            descriptors[rows] = crop_descriptors(crops if channel is None else crops[:, channel])
+        return cls(table, descriptors, images, project.match_radius, channel)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -144,12 +156,17 @@ class CandidatePool:
         return None if best is None else int(mine[best])
 
     def crop(self, k: int) -> np.ndarray:
-        """The 64x64 crop of candidate ``k``."""
+        """The 64x64 crop of candidate ``k`` ((C, 64, 64) in a project of stacks)."""
         return self.crop_at(int(self.image_id[k]), self.row[k], self.col[k])
 
     def crop_at(self, image_id: int, row: float, col: float) -> np.ndarray:
-        """The 64x64 crop centred on a position of an image."""
+        """The 64x64 crop centred on a position of an image ((C, 64, 64) for stacks)."""
         return extract_crops(self.images(image_id), np.array([[row, col]]))[0]
+
+    def detection_image(self, image_id: int) -> np.ndarray:
+        """The 2D image candidates were detected on: the image, or its detection channel."""
+        pixels = self.images(image_id)
+        return pixels if self.detect_channel is None else pixels[self.detect_channel]
 
     def labels_from(
         self, table: Any, previous: np.ndarray | None = None, images: Iterable[int] = ()

@@ -75,7 +75,8 @@ def check_run(
     scheduler : None, str, distributed.Client or cluster
         Where to run (see :func:`predict_images`).
     detect_settings : mapping
-        Detection settings by name, and optionally ``n_threads`` and ``backend``.
+        Detection settings by name, and optionally ``n_threads``, ``backend`` and
+        ``detect_channel``.
     tile_size : int, optional
         Tile side (at least :data:`blobsift.detect.MIN_TILE`).
 
@@ -90,7 +91,7 @@ def check_run(
     ------
     InvalidInputError
         If a setting is unknown or out of range, or the scheduler, tile size or model
-        is not valid.
+        is not valid (a model of crops of C > 1 channels needs ``detect_channel``).
     """
     plan = ScoringPlan.from_options(detect_settings, _check_tile_size(tile_size))
     _check_scheduler(scheduler)
@@ -103,6 +104,13 @@ def check_run(
         raise InvalidInputError(
             f"model must be a fitted Sifter (or the path of a saved one); got "
             f"{type(model).__name__}."
+        )
+    channels = int(getattr(local_model, "n_channels_", 1))
+    if channels != 1 and plan.detect_channel is None:
+        raise InvalidInputError(
+            f"the model was trained on crops of {channels} channels, so its images are stacks "
+            f"of {channels} aligned channels: pass detect_channel=<the channel to detect on> "
+            "(on the command line, --detect-channel)."
         )
     return local_model, plan
 
@@ -200,7 +208,10 @@ def predict_images(
         cluster first with ``details["dashboard"]``, the dashboard link.
     **detect_settings
         :class:`~blobsift.detect.DetectSettings` by name (``threshold``, ``sigma_min``,
-        ...), and ``n_threads`` / ``backend`` of :func:`blobsift.detect_blobs`.
+        ...), ``n_threads`` / ``backend`` of :func:`blobsift.detect_blobs`, and
+        ``detect_channel``: the images are stacks of aligned channels
+        (:func:`blobsift.io.open_stack`), detected on this channel and cut from every
+        channel (for a model trained on crops of C channels).
 
     Returns
     -------

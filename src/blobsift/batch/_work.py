@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from blobsift._validation import check_integer
 from blobsift.batch._journal import collect_warnings, journal_record
 from blobsift.detect import DetectSettings
 
@@ -37,36 +38,46 @@ class ScoringPlan:
         Detector threads per image (None: the run decides).
     backend : str
         The detector's filter implementation.
+    detect_channel : int, optional
+        Images are stacks of aligned channels (:func:`blobsift.io.open_stack`), detected
+        on this channel and cut from all of them; None (default): 2D images.
     """
 
     settings: DetectSettings = field(default_factory=DetectSettings)
     tile_size: int | None = None
     n_threads: int | None = None
     backend: str = "auto"
+    detect_channel: int | None = None
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any], tile_size: int | None = None) -> ScoringPlan:
-        """A plan from keyword options: detection settings, ``n_threads``, ``backend``.
+        """A plan from keyword options: detection settings and the run's own options.
+
+        The run's own are ``n_threads``, ``backend`` and ``detect_channel``.
 
         Raises
         ------
         InvalidInputError
-            If a name is neither a detection setting nor ``n_threads`` / ``backend``, or a
-            value is out of range.
+            If a name is neither a detection setting nor ``n_threads`` / ``backend`` /
+            ``detect_channel``, or a value is out of range.
         """
         options = dict(options)
         n_threads = options.pop("n_threads", None)
         backend = options.pop("backend", "auto")
+        channel = options.pop("detect_channel", None)
+        if channel is not None:
+            channel = check_integer(channel, name="detect_channel", low=0)
         settings = DetectSettings.from_mapping(options)
-        return cls(settings, tile_size, n_threads, backend)
+        return cls(settings, tile_size, n_threads, backend, channel)
 
 
 def _score_file(path: str, model: Any, plan: ScoringPlan, threads: int) -> Any:
     """Read, detect, crop and classify one image file; return its prediction table."""
-    from blobsift.io import open_image
+    from blobsift.io import open_image, open_stack
     from blobsift.scoring import score_image
 
-    with open_image(path) as image:
+    stacked = plan.detect_channel is not None
+    with open_stack(path) if stacked else open_image(path) as image:
         return score_image(
             image,
             model,
@@ -75,6 +86,7 @@ def _score_file(path: str, model: Any, plan: ScoringPlan, threads: int) -> Any:
             tile_size=plan.tile_size,
             n_threads=threads,
             backend=plan.backend,
+            detect_channel=plan.detect_channel,
         )
 
 

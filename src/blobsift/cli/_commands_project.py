@@ -20,17 +20,30 @@ from blobsift.cli._output import _emit, _expand, _open
 def _init(args: argparse.Namespace) -> int:
     from blobsift.project import Project
 
-    with Project.create(args.project) as project:
+    with Project.create(args.project, detect_channel=args.detect_channel) as project:
         added = []
         if args.images:
             paths = _expand(args.images)
             added = _run_with_bars(args, lambda bars: project.add_images(paths, progress=bars))
         _emit(
             args,
-            {"project": str(project.root), "images": len(added)},
-            [f"created project {project.root} ({len(added)} image(s))"],
+            {
+                "project": str(project.root),
+                "images": len(added),
+                "detect_channel": project.detect_channel,
+                "channels": project.n_channels,
+            },
+            [f"created project {project.root} ({len(added)} image(s){_stacks(project)})"],
         )
     return 0
+
+
+def _stacks(project: Any) -> str:
+    """How a project of stacks reads its images, for a summary line ("" for 2D images)."""
+    if project.detect_channel is None:
+        return ""
+    count = "" if project.n_channels is None else f" of {project.n_channels} channels"
+    return f"; stacks{count}, detected on channel {project.detect_channel}"
 
 
 def _add_images(args: argparse.Namespace) -> int:
@@ -50,6 +63,8 @@ def _add_images(args: argparse.Namespace) -> int:
 def _detect(args: argparse.Namespace) -> int:
     with _open(args) as project:
         images = _expand(args.images) if args.images else None
+        if args.detect_channel is not None:
+            project.set_detect_channel(args.detect_channel)
         summary = _run_with_bars(
             args,
             lambda bars: project.detect(
@@ -159,7 +174,12 @@ def _info(args: argparse.Namespace) -> int:
     lines = [
         f"project    {info['project']} (schema {info['schema_version']})",
         f"images     {info['images']} ({info['images_missing']} missing, "
-        f"{info['images_without_candidates']} without candidates)",
+        f"{info['images_without_candidates']} without candidates)"
+        + (
+            f"; stacks of {info['channels']} channels, detected on channel {info['detect_channel']}"
+            if info["detect_channel"] is not None
+            else ""
+        ),
         f"candidates {info['candidates']} current, from {info['detection_runs']} run(s)"
         + (
             f" ({info['unfinished_detection_runs']} unfinished)"

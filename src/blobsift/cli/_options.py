@@ -111,3 +111,26 @@ def _detect_settings(args: argparse.Namespace) -> dict[str, Any]:
         if value is not None:
             settings[name] = value
     return settings
+
+
+def _add_detect_channel(parser: argparse.ArgumentParser, what: str) -> None:
+    """Add ``--detect-channel N``: a project of stacks, detected on channel N."""
+    parser.add_argument(
+        "--detect-channel",
+        type=_non_negative_int,
+        default=None,
+        metavar="N",
+        help=f"{what}: its images are stacks of aligned channels (multi-page or "
+        "multi-channel TIFF, NPY (C, H, W), FITS cube or HDUs, ...); candidates are detected "
+        "on channel N (from 0) and crops cut from every channel",
+    )
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0; got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0; got {value}")
+    return value

@@ -20,6 +20,7 @@ from blobsift.cli._commands_project import (
     _relocate,
 )
 from blobsift.cli._options import (
+    _add_detect_channel,
     _add_detect_options,
     _command,
     _counts,
@@ -52,12 +53,17 @@ def build_parser() -> argparse.ArgumentParser:
         common,
         "create a project folder",
         "Create a project folder with project.db, models/ and reports/, and optionally add images.",
-        ["blobsift init run1", "blobsift init run1 --images 'data/*.tif'"],
+        [
+            "blobsift init run1",
+            "blobsift init run1 --images 'data/*.tif'",
+            "blobsift init run1 --images 'triplets/*.fits' --detect-channel 2",
+        ],
     )
     init.add_argument("project", type=Path, help="the project folder to create")
     init.add_argument(
         "--images", nargs="+", metavar="PATTERN", help="image files or glob patterns to add"
     )
+    _add_detect_channel(init, "make a project of stacks")
     init.set_defaults(run=_init)
 
     add = _command(
@@ -111,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="detection threads (default: all CPUs)",
     )
+    _add_detect_channel(detect, "detect on channel N from now on (the project's setting)")
     _add_detect_options(detect)
     detect.set_defaults(run=_detect)
 

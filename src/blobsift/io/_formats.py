@@ -145,7 +145,12 @@ def _guess_axes(shape: tuple[int, ...]) -> str:
     return _page_letters(ndim - 2) + "YX"
 
 
-def open_fits(path: Path) -> _Opened:
+def open_fits(path: Path, *, frames: bool = False) -> _Opened:
+    """The first image HDU; with ``frames``, also every further 2D one, stacked as ``C``.
+
+    A file of several 2D image HDUs of one shape (science, reference, difference, ...)
+    is then a (C, H, W) stack; HDUs of other shapes are refused, naming them.
+    """
     try:
         from astropy.io import fits
     except ImportError:
@@ -161,14 +166,34 @@ def open_fits(path: Path) -> _Opened:
                 hdu = image_hdu(hdus)
                 if hdu is None:
                     raise fail(path, "the FITS file holds no image data (every HDU is empty)")
-                data = np.array(hdu.data)
+                planes = _fits_frames(path, hdus) if frames and hdu.data.ndim == 2 else []
+                data = np.stack(planes) if len(planes) > 1 else np.array(hdu.data)
     except ImageReadError:
         raise
     except Exception as error:
         raise fail(path, "not a readable FITS file (corrupt or truncated?)", error) from error
     if data.dtype.byteorder not in "=|":
         data = data.astype(data.dtype.newbyteorder("="))
-    return data, _page_letters(data.ndim - 2) + "YX", False
+    axes = "CYX" if frames and len(planes) > 1 else _page_letters(data.ndim - 2) + "YX"
+    return data, axes, False
+
+
+def _fits_frames(path: Path, hdus: Any) -> list[np.ndarray]:
+    """The data of every image HDU holding a 2D image, all of one shape (else refused)."""
+    found = [
+        (index, np.array(hdu.data))
+        for index, hdu in enumerate(hdus)
+        if hdu.is_image and hdu.data is not None and hdu.data.ndim >= 2
+    ]
+    shapes = {plane.shape for _, plane in found}
+    if len(shapes) > 1:
+        listed = ", ".join(f"HDU {index}: {plane.shape}" for index, plane in found[:6])
+        raise fail(
+            path,
+            f"its image HDUs are not aligned frames of one shape ({listed}); a stack needs "
+            "every image HDU of the same 2D shape",
+        )
+    return [plane for _, plane in found]
 
 
 def image_hdu(hdus: Any) -> Any | None:

@@ -14,7 +14,8 @@ from blobsift._validation import check_integer
 from blobsift.detect import DetectSettings, detect_blobs
 from blobsift.exceptions import ImageChangedError, ImageReadError, InvalidInputError
 from blobsift.positions import match_labels
-from blobsift.project._base import ProjectBase, as_path, reference_list
+from blobsift.project._base import as_path, reference_list
+from blobsift.project._channels import ChannelsMixin
 from blobsift.store import ImageRecord, content_hash, settings_hash
 from blobsift.types import Candidates, Progress, ProgressEvent
 
@@ -26,7 +27,7 @@ __all__ = ["ImagesMixin"]
 _SETTLED_NS = 2_000_000_000
 
 
-class ImagesMixin(ProjectBase):
+class ImagesMixin(ChannelsMixin):
     """The images of a project and the candidates found in them."""
 
     # -- images -------------------------------------------------------------------------
@@ -55,17 +56,21 @@ class ImagesMixin(ProjectBase):
         Raises
         ------
         ImageReadError
-            If a file is missing, not a readable 2D image, or its pixel data cannot be read
-            (truncated or corrupt); nothing is added.
+            If a file is missing, not a readable 2D image (in a project of stacks: not a
+            readable stack), or its pixel data cannot be read (truncated or corrupt);
+            nothing is added.
         ImageChangedError
             If a path is already in the project with other content.
         InvalidInputError
-            If ``paths`` is empty or a single path instead of a list.
+            If ``paths`` is empty or a single path instead of a list, or (in a project
+            of stacks) an image has other channels than the project's images or lacks
+            the detection channel.
         """
         files = [as_path(p, name="paths") for p in reference_list(paths, name="paths")]
         if not files:
             raise InvalidInputError("add_images needs at least one image path; got none.")
         known = {record.path: record for record in self.images()}
+        count = self.n_channels if known else None  # a stack project's channels, once known
         prepared = []
         for done, path in enumerate(files, start=1):
             if not path.exists():
@@ -78,11 +83,14 @@ class ImagesMixin(ProjectBase):
                     "file changed since it was added); its labels describe the old pixels. "
                     "Restore the original file, or save the new one under another name."
                 )
-            shape = record.shape if record is not None else _readable_shape(path)
+            if record is None:
+                shape, count = self._image_shape(path, count)
+            else:
+                shape = record.shape
             prepared.append((path, digest, shape, _size(path)))
             if progress is not None:
                 progress(ProgressEvent("add-images", done, len(files), item=str(path)))
-        self._store.add_images(prepared)
+        self._store.add_images(prepared, self._count_setting(count))
         records = {record.path: record for record in self.images()}
         return [records[path] for path, *_ in prepared]
 
@@ -184,11 +192,15 @@ class ImagesMixin(ProjectBase):
         return self.verify_image(record)
 
     def read_image(self, ref: Any) -> np.ndarray:
-        """Read a project image as 2D float32 after checking its content hash."""
-        from blobsift.io import read_image
+        """Read a project image after checking its content hash.
 
+        Returns
+        -------
+        (H, W) float32 array, or (C, H, W) in a project of stacks (see
+        :attr:`detect_channel`).
+        """
         record = self._checked(self.image(ref))
-        return read_image(record.path)
+        return self.read_file(record.path)
 
     def check_images(self) -> list[dict[str, Any]]:
         """Return the images whose file is missing or changed (``image``, ``problem``)."""
@@ -241,6 +253,8 @@ class ImagesMixin(ProjectBase):
     ) -> dict[str, Any]:
         """Detect candidates in project images, one transaction per image.
 
+        In a project of stacks candidates are detected on its :attr:`detect_channel`.
+
         Images whose current candidates come from a detection with the same settings are
         skipped (so an interrupted run resumes) unless ``force``. Every setting is checked
         before anything is recorded. Each call marks earlier runs still ``running`` (killed
@@ -279,7 +293,9 @@ class ImagesMixin(ProjectBase):
         checked = DetectSettings.from_mapping(settings)
         if n_threads is not None:
             check_integer(n_threads, name="n_threads", low=1)
-        stored = checked.as_dict()
+        stored: dict[str, Any] = checked.as_dict()
+        if self.detect_channel is not None:  # another channel is another detection
+            stored["detect_channel"] = self.detect_channel
         wanted = settings_hash(stored)
         if images is None:
             records = self.images()
@@ -310,7 +326,8 @@ class ImagesMixin(ProjectBase):
         run_id = self._store.start_detection(stored)
         summary["run_id"] = run_id
         for done, record in enumerate(todo, start=1):
-            found = detect_blobs(self.read_image(record), checked, n_threads=n_threads)
+            plane = self.detection_plane(self.read_image(record))
+            found = detect_blobs(plane, checked, n_threads=n_threads)
             self._store.store_candidates(run_id, record, found)
             summary["images"] += 1
             summary["candidates"] += len(found)
@@ -443,24 +460,6 @@ def _signature(record: ImageRecord) -> tuple[int, int, int, int, int] | None:
     if not record.path.is_file():
         return None  # a Zarr folder changes inside without its own times changing
     return (stat.st_size, stat.st_ino, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_dev)
-
-
-def _readable_shape(path: Path) -> tuple[int, int]:
-    """The (H, W) of an image file after reading all its pixels, in blocks of ~64 MB.
-
-    Raises
-    ------
-    ImageReadError
-        Naming the file, if it is not an image or its pixel data cannot be read.
-    """
-    from blobsift.io import open_image
-
-    with open_image(path) as lazy:
-        height, width = lazy.shape
-        step = max(1, (1 << 24) // max(1, width))
-        for start in range(0, height, step):
-            lazy[start : start + step, :]
-    return (height, width)
 
 
 def _size(path: Path) -> int:

@@ -41,8 +41,8 @@ class PredictMixin(TrainMixin):
         images : iterable of path-like, optional
             Default: every project image, scored on its current candidates. Paths of
             images outside the project are read, detected (with the latest detection
-            settings of the project, overridden by ``detect_settings``) and scored without
-            being added.
+            settings of the project, overridden by ``detect_settings``, and in a project
+            of stacks on its :attr:`detect_channel`) and scored without being added.
         model : int or path-like, optional
             A model id or file; default the latest model.
         progress : callable, optional
@@ -77,6 +77,9 @@ class PredictMixin(TrainMixin):
         ------
         OutputError
             If ``output`` cannot be written there (checked first; nothing is left behind).
+        InvalidInputError
+            If the model was trained on crops of another number of channels than the
+            project's images have (checked first).
         """
         import pandas as pd
 
@@ -92,6 +95,7 @@ class PredictMixin(TrainMixin):
 
         model_id, model_path = self._resolve_model(model)
         sifter = self.load_model(model)
+        self._check_model_channels(sifter)
         threshold = float(sifter.threshold_)
         inside: list[ImageRecord] = []
         outside: list[str] = []
@@ -118,6 +122,8 @@ class PredictMixin(TrainMixin):
             detect_runs = [r for r in self.detection_runs() if r["source"] == "detect"]
             latest = detect_runs[-1]["settings"] if detect_runs else DetectSettings().as_dict()
             settings = {**latest, **detect_settings}
+            if self.detect_channel is not None:
+                settings["detect_channel"] = self.detect_channel
             _, plan = check_run(sifter, scheduler, settings)
         parquet = None if output is None else parquet_beside(Path(output))
         sink = None if output is None else PredictionSink(Path(output), resume=False)
@@ -180,6 +186,22 @@ class PredictMixin(TrainMixin):
         frame.attrs["warnings"] = {r["image"]: r["warnings"] for r in records if r["warnings"]}
         frame.attrs["files"] = written
         return frame
+
+    def _check_model_channels(self, sifter: Any) -> None:
+        """Refuse a model of crops of other channels than this project's images give."""
+        trained = int(getattr(sifter, "n_channels_", 1))
+        channels = self.n_channels
+        if channels is not None and trained != channels:
+            stacks = (
+                f"stacks of {channels} channels (detected on channel {self.detect_channel})"
+                if self.detect_channel is not None
+                else "2D images (one channel)"
+            )
+            raise InvalidInputError(
+                f"the model was trained on crops of {trained} channel(s), but this project's "
+                f"images are {stacks}. Use a model trained on this project's images (`blobsift "
+                "train`), or a project with the channels the model was trained on."
+            )
 
     def prediction_runs(self) -> list[dict[str, Any]]:
         """Return every recorded prediction run (id, model, when, counts)."""

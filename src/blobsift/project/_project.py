@@ -42,9 +42,10 @@ class Project(PredictMixin):
     def info(self, *, verify: bool = False) -> dict[str, Any]:
         """Return a summary: images, candidates, labels, models, predictions.
 
-        ``unfinished_detection_runs`` counts runs still ``running`` (one in progress, or one
-        killed since the last run started); ``interrupted_detection_runs`` those that a
-        later run found unfinished.
+        ``detect_channel`` and ``channels`` say how the images are read (None and 1 for
+        2D images). ``unfinished_detection_runs`` counts runs still ``running`` (one in
+        progress, or one killed since the last run started); ``interrupted_detection_runs``
+        those that a later run found unfinished.
 
         Parameters
         ----------
@@ -60,6 +61,8 @@ class Project(PredictMixin):
         info: dict[str, Any] = {
             "project": str(self.root),
             "schema_version": self.schema_version,
+            "detect_channel": self.detect_channel,
+            "channels": self.n_channels,
             "images": len(images),
             "images_missing": sum(not r.path.exists() for r in images),
             "images_without_candidates": sum(r.id not in current for r in images),

@@ -107,6 +107,8 @@ def plot_crop_gallery(
     """Draw crops in a grid, each contrast-stretched on its own (1st-99.5th percentile).
 
     Ticks on the crop edges point at its centre, the candidate the label belongs to.
+    Crops of C channels, (n, C, h, w), show their channels side by side (each stretched
+    on its own), and fewer crops share a row.
 
     Returns
     -------
@@ -114,21 +116,31 @@ def plot_crop_gallery(
         The PNG written.
     """
     plt = pyplot()
+    crops = np.asarray(crops)
+    channels = crops.shape[1] if crops.ndim == 4 else 1
     n = max(len(crops), 1)
-    columns = min(columns, n)
+    columns = min(max(1, columns // channels), n)
     rows = int(np.ceil(n / columns))
+    side = 1.3 if channels == 1 else 1.1  # inches per crop; a caption fits above a strip
     fig, axes = plt.subplots(
-        rows, columns, figsize=(1.3 * columns, 1.45 * rows + 0.4), squeeze=False
+        rows, columns, figsize=(side * columns * channels, 1.45 * rows + 0.4), squeeze=False
     )
     for ax in axes.flat:
         ax.axis("off")
     for ax, crop, caption in zip(axes.flat, crops, captions, strict=False):
-        low, high = np.percentile(crop, [1, 99.5])
-        ax.imshow(crop, cmap="gray", vmin=low, vmax=max(high, low + 1e-6))
-        centre, size = (crop.shape[0] - 1) / 2, crop.shape[0]
-        for start, stop in ((-0.5, size * 0.12), (size - 0.5, size * 0.88)):
-            ax.plot([start, stop], [centre, centre], color="#ffcc00", lw=1.2)
-            ax.plot([centre, centre], [start, stop], color="#ffcc00", lw=1.2)
+        planes = [crop] if crop.ndim == 2 else list(crop)
+        size = crop.shape[-1]
+        stretched = []
+        for plane in planes:
+            low, high = np.percentile(plane, [1, 99.5])
+            stretched.append(np.clip((plane - low) / max(high - low, 1e-6), 0.0, 1.0))
+        ax.imshow(np.hstack(stretched), cmap="gray", vmin=0.0, vmax=1.0)
+        centre = (crop.shape[-2] - 1) / 2
+        for offset in range(0, size * len(planes), size):
+            across = offset + centre
+            for start, stop in ((-0.5, size * 0.12), (size - 0.5, size * 0.88)):
+                ax.plot([offset + start, offset + stop], [centre, centre], color="#ffcc00", lw=1.2)
+                ax.plot([across, across], [start, stop], color="#ffcc00", lw=1.2)
         ax.set_title(caption, fontsize=7)
     if title:
         fig.suptitle(title, fontsize=10)

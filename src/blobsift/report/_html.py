@@ -173,7 +173,7 @@ def write_report(
         probability = score_candidates(pixels, found, sifter)
         found = found.assign(decision=(probability >= record.threshold).astype(np.int64))
         plot_detections(
-            pixels,
+            project.detection_plane(pixels),
             found,
             folder / "detections.png",
             labels=project.labels(shown.id, include_unsure=False),

@@ -21,6 +21,8 @@ def write_overlays(
 ) -> list[Path]:
     """Draw each image's scored candidates on it (one PNG per image).
 
+    A stack is drawn on its detection channel (:meth:`Project.detection_plane`).
+
     Parameters
     ----------
     project : Project
@@ -39,7 +41,6 @@ def write_overlays(
         The PNGs written.
     """
     from blobsift.exceptions import InvalidInputError
-    from blobsift.io import read_image
 
     folder = Path(folder)
     written = []
@@ -48,10 +49,11 @@ def write_overlays(
         try:
             pixels = project.read_image(image)
         except InvalidInputError:  # not a project image: sifted from its path
-            pixels = read_image(image)
+            pixels = project.read_file(image)
         name = Path(str(image)).name
         title = f"{name}: {int(part['decision'].sum())} of {len(part)} candidates predicted signal"
-        written.append(plot_detections(pixels, part, folder / f"{name}.png", title=title))
+        plane = project.detection_plane(pixels)
+        written.append(plot_detections(plane, part, folder / f"{name}.png", title=title))
         if progress is not None:
             progress(ProgressEvent("overlays", done, len(groups), item=name))
     return written

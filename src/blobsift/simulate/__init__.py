@@ -184,13 +184,16 @@ def write_simulated_images(
     seed: int = 0,
     prefix: str = "sim",
     domain: str = "spots",
+    triplets: bool = False,
     **options: Any,
 ) -> dict[Path, pd.DataFrame]:
     """Write ``n`` simulated images as TIFF files and return their ground truth.
 
     Image ``k`` is ``simulate_image(seed=seed + k, **options)`` (spots), or the
     ``difference`` of ``simulate_difference_image(seed=seed + k, **options)``, written as
-    ``<folder>/<prefix><k>.tif`` (float32).
+    ``<folder>/<prefix><k>.tif`` (float32). With ``triplets`` each difference-domain
+    file is a stack of three pages: science, reference and difference (read it with
+    :func:`blobsift.io.read_stack`; detect on channel 2).
 
     Parameters
     ----------
@@ -204,6 +207,8 @@ def write_simulated_images(
         File-name prefix.
     domain : {"spots", "difference"}
         The simulated domain.
+    triplets : bool
+        Difference domain only: write science/reference/difference stacks.
     **options
         :func:`simulate_image` arguments (``shape``, ``n_spots``, ``decoys_per_spot``, ...)
         or :func:`simulate_difference_image` arguments (``shape``, ``n_transients``, ...).
@@ -217,6 +222,11 @@ def write_simulated_images(
     import tifffile
 
     check_choice(domain, DOMAINS, name="domain")
+    if triplets and domain != "difference":
+        raise InvalidInputError(
+            f"triplets=True needs domain='difference' (science, reference and difference "
+            f"frames); got domain={domain!r}."
+        )
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     truth = {}
@@ -228,6 +238,10 @@ def write_simulated_images(
             truth[path] = spots.objects
         else:
             difference = simulate_difference_image(seed=seed + k, **options)
-            tifffile.imwrite(path, difference.difference)
+            if triplets:
+                frames = (difference.science, difference.reference, difference.difference)
+                tifffile.imwrite(path, np.stack(frames), photometric="minisblack")
+            else:
+                tifffile.imwrite(path, difference.difference)
             truth[path] = difference.objects
     return truth

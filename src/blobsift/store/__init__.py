@@ -10,7 +10,8 @@ in progress and two processes writing at once wait for each other. It records:
 - **label events**, append-only (the database refuses UPDATE and DELETE), with their
   client sessions and the content hash of each imported label file;
 - **models** with the held-out score of every label they were trained on, and
-  **prediction runs** with their rows.
+  **prediction runs** with their rows;
+- **project settings** by key, such as the channels of a project of stacks.
 
 The database carries its schema version; :data:`MIGRATIONS` upgrade older databases when
 they are opened.
@@ -29,6 +30,8 @@ _labels
     The label log: events, undo, sessions, label-file imports.
 _models
     Model versions with their held-out scores, prediction runs.
+_settings
+    Settings of the whole project (its channels), by key.
 
 :class:`blobsift.project.Project` composes the store with detection, crops and models.
 """
@@ -49,6 +52,7 @@ from blobsift.store._records import (
     plain,
 )
 from blobsift.store._schema import MIGRATIONS, SCHEMA_VERSION
+from blobsift.store._settings import SettingsTable
 
 __all__ = [
     "DB_NAME",
@@ -70,7 +74,7 @@ __all__ = [
 ]
 
 
-class Store(ImageTables, LabelTables, ModelTables):
+class Store(ImageTables, LabelTables, ModelTables, SettingsTable):
     """Every table of a project database, behind one connection.
 
     Parameters

@@ -13,6 +13,7 @@ import numpy as np
 from blobsift.store._database import Database, inserted_id
 from blobsift.store._records import ImageRecord, image_record, nan_none, now, to_json
 from blobsift.store._schema import CURRENT_RUNS, MARK_INTERRUPTED, UNFINISHED_RUNS
+from blobsift.store._settings import UPSERT_SETTING
 from blobsift.types import Candidates, Progress, ProgressEvent
 
 __all__ = ["ImageTables", "settings_hash"]
@@ -38,12 +39,20 @@ class ImageTables(Database):
         """Every image, in the order they were added."""
         return [image_record(row) for row in self.query("SELECT * FROM images ORDER BY id")]
 
-    def add_images(self, prepared: Iterable[tuple[Path, str, tuple[int, int], int]]) -> None:
+    def add_images(
+        self,
+        prepared: Iterable[tuple[Path, str, tuple[int, int], int]],
+        setting: tuple[str, Any] | None = None,
+    ) -> None:
         """Record ``(path, sha256, (height, width), size_bytes)`` images in one transaction.
 
-        A path already recorded is left as it is.
+        A path already recorded is left as it is. ``setting``, a project setting (key,
+        value) that comes with the images (such as their channels), is stored in the same
+        transaction.
         """
         with self.write() as conn:
+            if setting is not None:
+                conn.execute(UPSERT_SETTING, (setting[0], to_json(setting[1])))
             for path, digest, shape, size in prepared:
                 conn.execute(
                     "INSERT OR IGNORE INTO images (path, name, sha256, height, width, size_bytes,"

@@ -161,11 +161,21 @@ _LABEL_SESSIONS = """
 ALTER TABLE label_events ADD COLUMN session TEXT;
 """
 
+#: Schema 4: settings of the whole project, by key (JSON values), such as the channels of
+#: a project of stacks. Nothing else changes: a project without them is as it was.
+_PROJECT_SETTINGS = """
+CREATE TABLE project_settings (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"""
+
 #: version -> SQL script that brings a database from ``version - 1`` to ``version``.
 MIGRATIONS: dict[int, str] = {
     1: _SCHEMA_V1,
     2: _SCHEMA_V2_RUN_STATUS_AND_LABEL_IMPORTS,
     3: _LABEL_SESSIONS,
+    4: _PROJECT_SETTINGS,
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

@@ -106,6 +106,9 @@ function preload(item) {
 async function refreshStatus() {
   const status = await api("/api/status");
   state.status = status;
+  // Crops of several channels show them side by side: the views widen to fit.
+  document.body.classList.toggle("channels", status.channels > 1);
+  document.documentElement.style.setProperty("--channels", String(status.channels));
   $("project").textContent = status.project;
   const c = status.labels;
   $("counts").replaceChildren(
