@@ -5,7 +5,9 @@ cluster), :meth:`blobsift.project.Project.predict`, the report's detection figur
 labelling app's queue. An image that fits in memory is cut and classified whole; a larger
 one (or a lazy array) tile by tile, so memory stays bounded.
 
-The model is anything with ``predict_proba(crops) -> (n, 2)`` and ``threshold_``.
+The model is anything with ``predict_proba(crops) -> (n, 2)`` and ``threshold_``; a model
+with a true ``intensity_context_`` also gets ``noise=``, the image's noise level
+(:func:`~blobsift.detect.estimate_noise`), for each crop.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import numpy as np
 
 from blobsift._validation import CROP_SIZE
 from blobsift.crops import extract_crops
-from blobsift.detect import DEFAULT_TILE, DetectSettings, detect_blobs
+from blobsift.detect import DEFAULT_TILE, DetectSettings, detect_blobs, estimate_noise
 from blobsift.types import Candidates
 
 __all__ = [
@@ -52,7 +54,9 @@ def score_candidates(
     candidates : Candidates, DataFrame or (n, 2) array
         Positions (``row``, ``col``).
     model : estimator
-        ``predict_proba(crops) -> (n, 2)``.
+        ``predict_proba(crops) -> (n, 2)``; ``predict_proba(crops, noise=...)`` if its
+        ``intensity_context_`` is true: the noise level of the whole image
+        (:func:`~blobsift.detect.estimate_noise`, from the same pixels whole or tiled).
     tile_size : int, optional
         Tile side in pixels; default: whole if the image is in memory, else 2048.
 
@@ -64,11 +68,20 @@ def score_candidates(
     probability = np.empty(rows.size, dtype=np.float64)
     if rows.size == 0:
         return probability
+    level = estimate_noise(image)[1] if getattr(model, "intensity_context_", False) else None
+
+    def classify(crops: np.ndarray) -> np.ndarray:
+        if level is None:
+            scores: np.ndarray = model.predict_proba(crops)[:, 1]
+        else:
+            scores = model.predict_proba(crops, noise=np.full(len(crops), level))[:, 1]
+        return scores
+
     if tile_size is None and isinstance(image, np.ndarray):
         for start in range(0, rows.size, _CLASSIFY_CHUNK):
             chunk = slice(start, start + _CLASSIFY_CHUNK)
             crops = extract_crops(image, np.column_stack([rows[chunk], cols[chunk]]))
-            probability[chunk] = model.predict_proba(crops)[:, 1]
+            probability[chunk] = classify(crops)
         return probability
     size = DEFAULT_TILE if tile_size is None else tile_size
     height, width = image.shape
@@ -94,7 +107,7 @@ def score_candidates(
             part = members[start : start + _CLASSIFY_CHUNK]
             centres = np.column_stack([pixel_rows[part] - r0, pixel_cols[part] - c0])
             crops = extract_crops(region, centres.astype(np.float64))
-            probability[part] = model.predict_proba(crops)[:, 1]
+            probability[part] = classify(crops)
         del region
     return probability
 

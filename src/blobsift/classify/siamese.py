@@ -216,6 +216,7 @@ class SiameseClassifier(CropClassifier):
         *,
         unlabeled: Any = None,
         encoders: PretrainedEncoders | None = None,
+        noise: Any = None,
     ) -> SiameseClassifier:
         """Pre-train on ``unlabeled`` (if given), train on labelled pairs, build the gallery.
 
@@ -234,6 +235,10 @@ class SiameseClassifier(CropClassifier):
             crops with the same settings then runs once per cache (and once per
             ``pretrain_cache`` folder). Without one, this fit pre-trains unless the folder
             holds the encoder.
+        noise : array of shape (n,) or (n, C), optional
+            The noise level of each labelled crop's image: an intensity-context head
+            (:mod:`~blobsift.classify.context`) is fitted on the gallery's leave-one-out
+            scores, and predictions then need the noise of their crops' images too.
 
         Returns
         -------
@@ -249,6 +254,7 @@ class SiameseClassifier(CropClassifier):
         """
         self._validate_params()
         crops, labels = self._check_fit_input(X, y)
+        levels = None if noise is None else self._check_noise(noise, crops)
         pool = None if unlabeled is None else self._check_crops(unlabeled, name="unlabeled")
         rng = np.random.default_rng(self.random_state)
         init_seed, pretrain_seed, view_seed = (int(s) for s in rng.integers(2**31 - 1, size=3))
@@ -264,6 +270,10 @@ class SiameseClassifier(CropClassifier):
                 self.pretrain_state_ = transferable_state(encoder)
         with seeded(view_seed):  # dropout draws from the global generator
             self._fit_gallery(encoder, windows, labels, rng, view_seed)
+        loo = leave_one_out_scores(
+            self.gallery_embeddings_, labels, k=self.k, temperature=self.temperature
+        )
+        self._fit_context(crops, labels, levels, loo, rng, self.cv_metrics_)
         return self
 
     def _fit_gallery(
