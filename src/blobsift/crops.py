@@ -4,7 +4,8 @@
   many images (each image read once);
 * :func:`centre_window`: the central part of each crop a network is fed;
 * :func:`normalise_crops` (with :func:`robust_noise`): every crop on one scale, in numpy,
-  so that models, baselines and the web app's suggestions share it without torch.
+  so that models, baselines and the web app's suggestions share it without torch; by its
+  own noise, or by its image's (:func:`check_image_noise` checks those levels).
 """
 
 from __future__ import annotations

@@ -257,7 +257,8 @@ class CNNClassifier(CropClassifier):
             Names must be a subset of the network's.
         noise : array of shape (n,) or (n, C), optional
             The noise level of each crop's image: an intensity-context head
-            (:mod:`~blobsift.classify.context`) is fitted on the out-of-fold scores, and
+            (:mod:`~blobsift.classify.context`) is fitted on the out-of-fold scores and
+            kept if it raises their held-out average precision (``intensity_context_``);
             predictions then need the noise of their crops' images too.
 
         Returns

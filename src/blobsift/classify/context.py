@@ -11,7 +11,9 @@ the crop's image and so unchanged by any gain applied to the image and its noise
 * the log of the crop's own noise (:func:`~blobsift.crops.robust_noise`) over the image's.
 
 It is fitted on held-out scores of the labelled crops (out-of-fold, or leave-one-out for
-the gallery), with balanced class weights, so 0.5 stays its natural decision point.
+the gallery), with balanced class weights, so 0.5 stays its natural decision point; a
+classifier keeps it only where it raises the held-out average precision of those scores
+(:data:`~blobsift.classify.base.CONTEXT_MARGIN`).
 """
 
 from __future__ import annotations
@@ -88,7 +90,7 @@ def _logistic(x: np.ndarray, y: np.ndarray, weights: np.ndarray) -> tuple[np.nda
     return beta[1:], float(beta[0])
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ContextHead:
     """Logistic regression on (score logit, context features), on standardised inputs.
 

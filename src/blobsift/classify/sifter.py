@@ -269,9 +269,10 @@ class Sifter(CropClassifier):
             Sifter's own, so refitting it on the same unlabelled crops pre-trains once.
         noise : array of shape (n,) or (n, C), optional
             The noise level of each labelled crop's image
-            (:func:`blobsift.detect.estimate_noise`): the phase classifiers then weigh
-            each crop's brightness relative to its image
-            (:mod:`~blobsift.classify.context`), and predictions need ``noise`` too
+            (:func:`blobsift.detect.estimate_noise`): the phase classifiers then try
+            weighing each crop's brightness relative to its image
+            (:mod:`~blobsift.classify.context`) and keep it where held-out labels show it
+            helps (``intensity_context_``); predictions then need ``noise`` too
             (:func:`blobsift.scoring.score_candidates` passes it). Pre-training on
             ``unlabeled`` needs none: the context enters after the network.
 
