@@ -4,13 +4,14 @@
   many images (each image read once);
 * :func:`centre_window`: the central part of each crop a network is fed;
 * :func:`normalise_crops` (with :func:`robust_noise`): every crop on one scale, in numpy,
-  so that models, baselines and the web app's suggestions share it without torch.
+  so that models, baselines and the web app's suggestions share it without torch; by its
+  own noise, or by its image's (:func:`check_image_noise` checks those levels).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
@@ -20,6 +21,7 @@ from blobsift.exceptions import InvalidInputError
 __all__ = [
     "CROP_SIZE",
     "centre_window",
+    "check_image_noise",
     "crops_for",
     "extract_crops",
     "normalise_crops",
@@ -150,13 +152,32 @@ def centre_window(crops: np.ndarray, size: int) -> np.ndarray:
     return crops[..., start : start + size, start : start + size]
 
 
+@overload
+def crops_for(
+    table: Any,
+    reader: Callable[[Any], np.ndarray],
+    *,
+    image_column: str = ...,
+    size: int = ...,
+    image_noise: None = None,
+) -> np.ndarray: ...
+@overload
+def crops_for(
+    table: Any,
+    reader: Callable[[Any], np.ndarray],
+    *,
+    image_column: str = ...,
+    size: int = ...,
+    image_noise: Callable[[np.ndarray], float | np.ndarray],
+) -> tuple[np.ndarray, np.ndarray]: ...
 def crops_for(
     table: Any,
     reader: Callable[[Any], np.ndarray],
     *,
     image_column: str = "image_id",
     size: int = CROP_SIZE,
-) -> np.ndarray:
+    image_noise: Callable[[np.ndarray], float | np.ndarray] | None = None,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Cut the crop of every row of a table that spans many images, in the table's order.
 
     This is the one place where crops are cut image by image: each image is read once,
@@ -174,10 +195,16 @@ def crops_for(
         The column naming each row's image.
     size : int
         Side length of each crop.
+    image_noise : callable, optional
+        ``image_noise(pixels) -> float``, the noise level of an image (e.g. the second
+        value of :func:`blobsift.detect.estimate_noise`): given, each crop also gets the
+        noise of its image, computed while the image is read.
 
     Returns
     -------
     crops : (len(table), size, size) or (len(table), C, size, size) float32 array
+    noise : (len(table),) or (len(table), C) float64 array
+        Only with ``image_noise``: the noise level of each row's image (per channel).
 
     Raises
     ------
@@ -185,12 +212,15 @@ def crops_for(
         If the images differ in their number of channels.
     """
     crops = np.empty((len(table), size, size), dtype=np.float32)
+    noise = np.empty(len(table), dtype=np.float64)
     positions = table[["row", "col"]].to_numpy(dtype=np.float64)
     groups: dict[Hashable, np.ndarray] = table.groupby(image_column, sort=True).indices
     for number, (image, rows) in enumerate(groups.items()):
-        cut = extract_crops(reader(image), positions[rows], size)
+        pixels = reader(image)
+        cut = extract_crops(pixels, positions[rows], size)
         if number == 0 and cut.shape[1:] != crops.shape[1:]:
             crops = np.empty((len(table), *cut.shape[1:]), dtype=np.float32)
+            noise = np.empty((len(table), *cut.shape[1:-2]), dtype=np.float64)
         if cut.shape[1:] != crops.shape[1:]:
             raise InvalidInputError(
                 f"the images of the table differ in their channels: image {image!r} gives "
@@ -198,7 +228,9 @@ def crops_for(
                 "image must have the same number of channels."
             )
         crops[rows] = cut
-    return crops
+        if image_noise is not None:
+            noise[rows] = image_noise(pixels)
+    return crops if image_noise is None else (crops, noise)
 
 
 def _lower_median(values: np.ndarray) -> np.ndarray:
@@ -235,13 +267,15 @@ def robust_noise(crops: Any) -> np.ndarray:
     return (mad * np.float32(_MAD_TO_SIGMA / np.sqrt(2.0))).astype(np.float32)
 
 
-def normalise_crops(crops: Any) -> np.ndarray:
+def normalise_crops(crops: Any, noise: Any = None) -> np.ndarray:
     """Put raw crops of any brightness, gain and offset on one scale.
 
-    Each crop has its median background subtracted and is divided by its own noise level
-    (:func:`robust_noise`); the result, in noise sigmas, is compressed with ``asinh`` so that
-    hot pixels and cosmic rays hundreds of sigmas bright do not dominate. The output is
-    invariant to any positive gain and offset applied to the raw crop.
+    Each crop has its median background subtracted and is divided by a noise level: its
+    own (:func:`robust_noise`), or with ``noise`` the noise of the image it comes from, so
+    that its brightness is kept relative to that image. The result, in noise sigmas, is
+    compressed with ``asinh`` so that hot pixels and cosmic rays hundreds of sigmas bright
+    do not dominate. The output is invariant to any positive gain and offset applied to
+    the raw crop (and, with ``noise``, the same gain applied to the noise).
 
     Crops of several channels are normalised per crop and per channel: each channel of
     each crop on its own scale.
@@ -250,20 +284,83 @@ def normalise_crops(crops: Any) -> np.ndarray:
     ----------
     crops : array of shape (B, H, W) or (B, C, H, W)
         Raw intensities (any real dtype).
+    noise : array of shape (B,) or (B, C), optional
+        The robust noise level (> 0, in the crops' units) of the image each crop comes
+        from (:func:`blobsift.detect.estimate_noise`), per crop or per crop and channel.
 
     Returns
     -------
     ndarray of shape (B, C, H, W), float32
         What the networks are fed (``torch.from_numpy`` makes it their input tensor); C is
         1 for (B, H, W) crops.
+
+    Raises
+    ------
+    InvalidInputError
+        If ``noise`` does not give one positive finite level per crop (and channel).
     """
     crops = np.asarray(crops)
+    if noise is not None:
+        planes = crops.reshape(len(crops), -1, *crops.shape[-2:])
+        levels = check_image_noise(noise, len(crops), channels=planes.shape[1])
+        batch, channels, height, width = planes.shape
+        return _normalised(
+            planes.reshape(batch * channels, height, width), levels.reshape(-1)
+        ).reshape(batch, channels, height, width)
     if crops.ndim == 4 and crops.shape[1] != 1:
         batch, channels, height, width = crops.shape
         flat = normalise_crops(crops.reshape(batch * channels, height, width))
         return flat.reshape(batch, channels, height, width)
     if crops.ndim == 4:
         crops = crops[:, 0]
+    return _normalised(crops)
+
+
+def check_image_noise(noise: Any, n: int, *, channels: int = 1, name: str = "noise") -> np.ndarray:
+    """Check the image noise levels of ``n`` crops; return them as (n, channels) float32.
+
+    Parameters
+    ----------
+    noise : array of shape (n,) or (n, channels)
+        One positive finite level per crop (for every channel), or per crop and channel.
+    n : int
+        The number of crops.
+    channels : int
+        Channels of each crop.
+    name : str
+        The argument's name in messages.
+
+    Raises
+    ------
+    InvalidInputError
+        Naming the shape expected and found, or the first level that is not positive.
+    """
+    try:
+        levels = np.asarray(noise, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InvalidInputError(
+            f"{name} must be numbers: the noise level of each crop's image; got "
+            f"{type(noise).__name__}."
+        ) from None
+    if levels.ndim == 1 and levels.shape == (n,):
+        levels = np.repeat(levels[:, None], channels, axis=1)
+    if levels.shape != (n, channels):
+        raise InvalidInputError(
+            f"{name} must hold the image noise level of each of the {n} crops: shape ({n},)"
+            f"{'' if channels == 1 else f' or ({n}, {channels})'}; got shape {levels.shape}."
+        )
+    bad = ~(np.isfinite(levels) & (levels > 0))
+    if bad.any():
+        index = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise InvalidInputError(
+            f"{name} must be positive and finite (the image's pixel noise); got "
+            f"{levels[index]!r} at {index[0] if channels == 1 else index}."
+        )
+    return levels.astype(np.float32)
+
+
+def _normalised(crops: np.ndarray, noise: np.ndarray | None = None) -> np.ndarray:
+    """Normalise (B, H, W) crops by their own noise, or by ``noise`` (B,): (B, 1, H, W)."""
     crops = crops.astype(np.float32, copy=False)
     if crops.shape[0] == 0:
         empty: np.ndarray = crops[:, None].copy()
@@ -271,12 +368,14 @@ def normalise_crops(crops: Any) -> np.ndarray:
     n = len(crops)
     # The median of every other pixel in each direction: a quarter of the sorting.
     background = _lower_median(crops[:, ::2, ::2].reshape(n, -1))
-    noise = robust_noise(crops)
-    # A constant (or nearly noise-free) crop: fall back to the spread of its values, then 1.
-    flat = crops.reshape(n, -1)
-    spread = flat.std(axis=1, ddof=1) if flat.shape[1] > 1 else np.full(n, np.nan, np.float32)
-    noise = np.where(noise > np.float32(1e-6) * (np.abs(background) + 1), noise, spread)
-    noise = np.where(noise > 1e-12, noise, np.float32(1.0)).astype(np.float32)
+    if noise is None:
+        noise = robust_noise(crops)
+        # A constant (or nearly noise-free) crop: fall back to the spread of its values,
+        # then 1.
+        flat = crops.reshape(n, -1)
+        spread = flat.std(axis=1, ddof=1) if flat.shape[1] > 1 else np.full(n, np.nan, np.float32)
+        noise = np.where(noise > np.float32(1e-6) * (np.abs(background) + 1), noise, spread)
+        noise = np.where(noise > 1e-12, noise, np.float32(1.0)).astype(np.float32)
     scale = np.float32(_ASINH_SCALE)
     scaled = (crops - background[:, None, None]) / (scale * noise[:, None, None])
     normalised: np.ndarray = (np.arcsinh(scaled) * scale)[:, None].astype(np.float32, copy=False)

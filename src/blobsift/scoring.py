@@ -6,7 +6,9 @@ labelling app's queue. An image that fits in memory is cut and classified whole;
 one (or a lazy array) tile by tile, so memory stays bounded. A stack of aligned channels
 (C, H, W) is detected on one channel (``detect_channel``) and cut from all of them.
 
-The model is anything with ``predict_proba(crops) -> (n, 2)`` and ``threshold_``.
+The model is anything with ``predict_proba(crops) -> (n, 2)`` and ``threshold_``; a model
+with a true ``intensity_context_`` also gets ``noise=``, the image's noise level
+(:func:`~blobsift.detect.estimate_noise`), for each crop.
 """
 
 from __future__ import annotations
@@ -17,13 +19,14 @@ import numpy as np
 
 from blobsift._validation import CROP_SIZE, check_integer
 from blobsift.crops import extract_crops
-from blobsift.detect import DEFAULT_TILE, DetectSettings, detect_blobs
+from blobsift.detect import DEFAULT_TILE, DetectSettings, detect_blobs, estimate_noise
 from blobsift.exceptions import InvalidInputError
 from blobsift.types import Candidates
 
 __all__ = [
     "PREDICTION_COLUMNS",
     "WHOLE_IMAGE_PIXELS",
+    "image_noise",
     "prediction_table",
     "score_candidates",
     "score_image",
@@ -56,7 +59,9 @@ def score_candidates(
     candidates : Candidates, DataFrame or (n, 2) array
         Positions (``row``, ``col``).
     model : estimator
-        ``predict_proba(crops) -> (n, 2)``.
+        ``predict_proba(crops) -> (n, 2)``; ``predict_proba(crops, noise=...)`` if its
+        ``intensity_context_`` is true: the noise level of the whole image
+        (:func:`~blobsift.detect.estimate_noise`, from the same pixels whole or tiled).
     tile_size : int, optional
         Tile side in pixels; default: whole if the image is in memory, else 2048.
 
@@ -68,11 +73,21 @@ def score_candidates(
     probability = np.empty(rows.size, dtype=np.float64)
     if rows.size == 0:
         return probability
+    level = image_noise(image) if getattr(model, "intensity_context_", False) else None
+
+    def classify(crops: np.ndarray) -> np.ndarray:
+        if level is None:
+            scores: np.ndarray = model.predict_proba(crops)[:, 1]
+        else:
+            noise = np.broadcast_to(level, (len(crops), *np.shape(level)))
+            scores = model.predict_proba(crops, noise=noise)[:, 1]
+        return scores
+
     if tile_size is None and isinstance(image, np.ndarray):
         for start in range(0, rows.size, _CLASSIFY_CHUNK):
             chunk = slice(start, start + _CLASSIFY_CHUNK)
             crops = extract_crops(image, np.column_stack([rows[chunk], cols[chunk]]))
-            probability[chunk] = model.predict_proba(crops)[:, 1]
+            probability[chunk] = classify(crops)
         return probability
     size = DEFAULT_TILE if tile_size is None else tile_size
     height, width = image.shape[-2:]
@@ -99,9 +114,24 @@ def score_candidates(
             part = members[start : start + _CLASSIFY_CHUNK]
             centres = np.column_stack([pixel_rows[part] - r0, pixel_cols[part] - c0])
             crops = extract_crops(region, centres.astype(np.float64))
-            probability[part] = model.predict_proba(crops)[:, 1]
+            probability[part] = classify(crops)
         del region
     return probability
+
+
+def image_noise(image: Any) -> float | np.ndarray:
+    """The pixel noise of an image, or of each channel of a (C, H, W) stack.
+
+    The second value of :func:`~blobsift.detect.estimate_noise`, which reads a lazy image
+    only in a fixed grid of patches, so the whole and the tiled paths get the same level.
+
+    Returns
+    -------
+    float, or (C,) float64 array for a stack
+    """
+    if len(image.shape) == 3:
+        return np.array([estimate_noise(image[channel])[1] for channel in range(image.shape[0])])
+    return estimate_noise(image)[1]
 
 
 def prediction_table(name: str, candidates: Any, probability: np.ndarray, threshold: float) -> Any:

@@ -240,6 +240,7 @@ class CNNClassifier(CropClassifier):
         y: Any,
         *,
         initial_weights: dict[str, torch.Tensor] | None = None,
+        noise: Any = None,
     ) -> CNNClassifier:
         """Train the fold ensemble and choose the threshold on out-of-fold scores.
 
@@ -254,6 +255,11 @@ class CNNClassifier(CropClassifier):
             Weights every member starts from instead of a random initialisation, e.g. a
             pre-trained encoder's body (:func:`~blobsift.nn.models.transferable_state`).
             Names must be a subset of the network's.
+        noise : array of shape (n,) or (n, C), optional
+            The noise level of each crop's image: an intensity-context head
+            (:mod:`~blobsift.classify.context`) is fitted on the out-of-fold scores and
+            kept if it raises their held-out average precision (``intensity_context_``);
+            predictions then need the noise of their crops' images too.
 
         Returns
         -------
@@ -269,6 +275,7 @@ class CNNClassifier(CropClassifier):
         """
         self._validate_params()
         crops, labels = self._check_fit_input(X, y)
+        levels = None if noise is None else self._check_noise(noise, crops)
         rng = np.random.default_rng(self.random_state)
         with seeded(int(rng.integers(2**31 - 1))):  # the caller's torch state stays as it was
             folds, stopper, records, best_oof = self._fit_members(
@@ -292,6 +299,7 @@ class CNNClassifier(CropClassifier):
             "n_labels": len(labels), "n_positive": int(labels.sum()), "n_folds": len(folds),
             "n_members": len(self.members_), "threshold_rule": rule,
         }  # fmt: skip
+        self._fit_context(crops, labels, levels, self.oof_proba_, rng, self.cv_metrics_)
         return self
 
     def _fit_members(

@@ -216,6 +216,7 @@ class SiameseClassifier(CropClassifier):
         *,
         unlabeled: Any = None,
         encoders: PretrainedEncoders | None = None,
+        noise: Any = None,
     ) -> SiameseClassifier:
         """Pre-train on ``unlabeled`` (if given), train on labelled pairs, build the gallery.
 
@@ -234,6 +235,12 @@ class SiameseClassifier(CropClassifier):
             crops with the same settings then runs once per cache (and once per
             ``pretrain_cache`` folder). Without one, this fit pre-trains unless the folder
             holds the encoder.
+        noise : array of shape (n,) or (n, C), optional
+            The noise level of each labelled crop's image: an intensity-context head
+            (:mod:`~blobsift.classify.context`) is fitted on the gallery's leave-one-out
+            scores and kept if it raises their held-out average precision
+            (``intensity_context_``); predictions then need the noise of their crops'
+            images too.
 
         Returns
         -------
@@ -249,6 +256,7 @@ class SiameseClassifier(CropClassifier):
         """
         self._validate_params()
         crops, labels = self._check_fit_input(X, y)
+        levels = None if noise is None else self._check_noise(noise, crops)
         pool = None if unlabeled is None else self._check_crops(unlabeled, name="unlabeled")
         rng = np.random.default_rng(self.random_state)
         init_seed, pretrain_seed, view_seed = (int(s) for s in rng.integers(2**31 - 1, size=3))
@@ -263,13 +271,17 @@ class SiameseClassifier(CropClassifier):
                 encoder.load_state_dict(self._pretrained(pool, pretrain_seed, cache))
                 self.pretrain_state_ = transferable_state(encoder)
         with seeded(view_seed):  # dropout draws from the global generator
-            self._fit_gallery(encoder, windows, labels, rng, view_seed)
+            loo = self._fit_gallery(encoder, windows, labels, rng, view_seed)
+        self._fit_context(crops, labels, levels, loo, rng, self.cv_metrics_)
         return self
 
     def _fit_gallery(
         self, encoder: CropEncoder, windows: Tensor, labels: np.ndarray, rng: Generator, seed: int
-    ) -> None:
-        """Train the head on labelled pairs, fold by fold then on all; set the gallery."""
+    ) -> np.ndarray:
+        """Train the head on labelled pairs, fold by fold then on all; set the gallery.
+
+        Returns the leave-one-out gallery score of each label (see ``cv_metrics_``).
+        """
         features = self._view_features(encoder, windows, seed)
         label_tensor = torch.from_numpy(labels)
 
@@ -300,16 +312,19 @@ class SiameseClassifier(CropClassifier):
         self.gallery_labels_ = labels.copy()
         self.oof_proba_ = oof
         point, rule = self._gallery_threshold(labels, oof)
+        loo = leave_one_out_scores(
+            self.gallery_embeddings_, labels, k=self.k, temperature=self.temperature
+        )
         self.threshold_ = point.threshold
         self.classes_ = np.array([0, 1])
         self.cv_metrics_: dict[str, Any] = {
             "f1": point.f1, "precision": point.precision, "recall": point.recall,
             "average_precision": average_precision(labels, oof),
-            "loo_average_precision": average_precision(labels, leave_one_out_scores(
-                self.gallery_embeddings_, labels, k=self.k, temperature=self.temperature)),
+            "loo_average_precision": average_precision(labels, loo),
             "n_labels": len(labels), "n_positive": int(labels.sum()), "n_folds": len(folds),
             "pretrained": self.pretrain_state_ is not None, "threshold_rule": rule,
         }  # fmt: skip
+        return loo
 
     def _pretrained(
         self, pool: np.ndarray, seed: int, cache: PretrainedEncoders

@@ -244,6 +244,7 @@ class Sifter(CropClassifier):
         unlabeled: Any = None,
         history: Sequence[PhaseRecord | tuple[int, float]] = (),
         encoders: PretrainedEncoders | None = None,
+        noise: Any = None,
     ) -> Sifter:
         """Fit the phase classifier(s) on raw crops ``X`` (n, [C,] 64, 64) and labels ``y``.
 
@@ -266,6 +267,14 @@ class Sifter(CropClassifier):
         encoders : PretrainedEncoders, optional
             The cache of Phase 1's pre-trained encoders to reuse and fill; by default this
             Sifter's own, so refitting it on the same unlabelled crops pre-trains once.
+        noise : array of shape (n,) or (n, C), optional
+            The noise level of each labelled crop's image
+            (:func:`blobsift.detect.estimate_noise`): the phase classifiers then try
+            weighing each crop's brightness relative to its image
+            (:mod:`~blobsift.classify.context`) and keep it where held-out labels show it
+            helps (``intensity_context_``); predictions then need ``noise`` too
+            (:func:`blobsift.scoring.score_candidates` passes it). Pre-training on
+            ``unlabeled`` needs none: the context enters after the network.
 
         Returns
         -------
@@ -281,6 +290,7 @@ class Sifter(CropClassifier):
         """
         self._validate_params()  # parameter and option errors before any training
         crops, labels = self._check_fit_input(X, y)
+        levels = None if noise is None else self._check_noise(noise, crops)
         records = phase_records(history)
         self.gallery_ = None
         self.phase_scores_: dict[str, float] = {}
@@ -288,7 +298,7 @@ class Sifter(CropClassifier):
             if encoders is None:
                 encoders = self.__dict__.setdefault("_encoders", PretrainedEncoders())
             self.gallery_ = self._phase_estimator("siamese").fit(
-                crops, labels, unlabeled=unlabeled, encoders=encoders
+                crops, labels, unlabeled=unlabeled, encoders=encoders, noise=levels
             )
         if self.gallery_ is not None:
             self.phase_scores_["siamese"] = float(
@@ -304,7 +314,7 @@ class Sifter(CropClassifier):
         estimator: SiameseClassifier | CNNClassifier | None = self.gallery_
         if phase == "cnn":
             cnn = self._phase_estimator("cnn")
-            cnn.fit(crops, labels, initial_weights=self._pretrained_start(cnn))
+            cnn.fit(crops, labels, initial_weights=self._pretrained_start(cnn), noise=levels)
             self.phase_scores_["cnn"] = float(cnn.cv_metrics_[PHASE_SCORES["cnn"]])
             estimator = cnn
             if self.phase == "auto" and (
@@ -321,6 +331,7 @@ class Sifter(CropClassifier):
         self.phase_, self.phase_reason_ = phase, reason
         assert estimator is not None, "Phase 1 is trained unless Phase 2 was"
         self.estimator_ = estimator
+        self.context_ = estimator.context_
         self.threshold_ = self.estimator_.threshold_
         self.classes_ = np.array([0, 1])
         return self
@@ -398,7 +409,10 @@ class Sifter(CropClassifier):
         return self.gallery_.kneighbors(X, k)
 
     def _positive_proba(self, crops: np.ndarray) -> np.ndarray:
-        return self.estimator_._positive_proba(crops)
+        return self.estimator_._positive_proba(crops)  # the context is the estimator's
+
+    def _context_config(self) -> dict[str, Any]:
+        return {}  # the estimator's description holds its context head
 
     # -- files --------------------------------------------------------------------------
     def _tensors(self) -> dict[str, Any]:
@@ -413,6 +427,7 @@ class Sifter(CropClassifier):
                 "kind": estimator.kind,
                 "params": jsonable_params(estimator.get_params()),
                 "threshold": float(estimator.threshold_),
+                **estimator._context_config(),
                 **estimator._file_config(),
             }
 
@@ -443,6 +458,7 @@ class Sifter(CropClassifier):
             tensors, inner, where=f"{where}estimator.", source=source
         )
         self.n_channels_ = self.estimator_.n_channels_
+        self.context_ = self.estimator_.context_
         if self.estimator_.threshold_ != self.threshold_:
             raise ModelFileError(
                 f"{where}threshold ({self.threshold_}) differs from {where}estimator.threshold "

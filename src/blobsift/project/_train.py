@@ -15,6 +15,7 @@ from blobsift.exceptions import ModelFileError, ProjectError
 from blobsift.metrics import metrics_with_intervals
 from blobsift.project._label_files import LabelFilesMixin
 from blobsift.project._labels import label_set_hash
+from blobsift.scoring import image_noise
 from blobsift.store import ModelRecord, plain
 from blobsift.types import Progress
 
@@ -33,19 +34,25 @@ class TrainMixin(LabelFilesMixin):
         (crops,) = self._cut_crops(table)
         return crops, table["label"].to_numpy(dtype=np.int64), table
 
-    def _cut_crops(self, *tables: Any) -> list[np.ndarray]:
+    def _cut_crops(self, *tables: Any, image_noise: bool = False) -> list[np.ndarray]:
         """Crops at the rows of each table (``image_id``, ``row``, ``col``), in its order.
 
         The tables are cut together by :func:`blobsift.crops.crops_for`, so each image is
-        read (hash-checked) once for all of them, and one at a time.
+        read (hash-checked) once for all of them, and one at a time. With
+        ``image_noise``, the crops of each table are followed by the noise level of each
+        row's image (:func:`blobsift.scoring.image_noise`), table by table.
         """
         import pandas as pd
 
         columns = ["image_id", "row", "col"]
         whole = pd.concat([table[columns] for table in tables], ignore_index=True)
-        crops = crops_for(whole, self.read_image)
         ends = np.cumsum([len(table) for table in tables])[:-1]
-        return np.split(crops, ends)
+        if not image_noise:
+            return np.split(crops_for(whole, self.read_image), ends)
+        crops, noise = crops_for(
+            whole, self.read_image, image_noise=image_noise
+        )
+        return [*np.split(crops, ends), *np.split(noise, ends)]
 
     def train(
         self,
@@ -55,6 +62,7 @@ class TrainMixin(LabelFilesMixin):
         target_recall: float | None = None,
         random_state: int | None = 0,
         pretrain: bool = True,
+        intensity_context: bool = False,
         progress: Progress | None = None,
         **options: Any,
     ) -> ModelRecord:
@@ -76,6 +84,11 @@ class TrainMixin(LabelFilesMixin):
         pretrain : bool
             Pre-train Phase 1's encoder on a sample of 3,000 of the project's candidates;
             the result is cached under ``models/pretrained``.
+        intensity_context : bool
+            Fit with the noise level of each labelled crop's image, so that the model
+            weighs a candidate's brightness relative to its image (see
+            :mod:`blobsift.classify.context`); candidates from any detector get it from
+            their image. Scoring (:mod:`blobsift.scoring`) passes the noise on.
         progress : callable, optional
             Given to the Sifter as its ``callback``: called with a
             :class:`~blobsift.types.ProgressEvent` as training goes, stage "pretrain" or
@@ -93,7 +106,7 @@ class TrainMixin(LabelFilesMixin):
 
         table = self.labels(include_unsure=False)
         sample = self._pretraining_sample() if pretrain else table.iloc[:0]
-        crops, unlabelled = self._cut_crops(table, sample)
+        crops, unlabelled, *noise = self._cut_crops(table, sample, image_noise=intensity_context)
         labels = table["label"].to_numpy(dtype=np.int64)
         label_hash = label_set_hash(table, self.images())
         sifter = Sifter(
@@ -108,6 +121,7 @@ class TrainMixin(LabelFilesMixin):
             labels,
             unlabeled=unlabelled if len(unlabelled) >= 2 else None,
             history=self._phase_records(),
+            noise=noise[0] if noise else None,
         )
         heldout = _heldout_scores(sifter)
         metrics = dict(plain(sifter.cv_metrics_))
@@ -125,6 +139,7 @@ class TrainMixin(LabelFilesMixin):
             "target_precision": target_precision,
             "target_recall": target_recall,
             "pretrain": pretrain,
+            **({"intensity_context": True} if intensity_context else {}),
             **plain(options),
         }
         values = {

@@ -93,6 +93,7 @@ def simulate_crops(
     localisation_error: float | None = None,
     detection_threshold: float | None = None,
     domain: str = "spots",
+    noise_variation: float = 0.0,
 ) -> LabelledCrops:
     """Draw labelled crops around detector candidates at a realistic class ratio.
 
@@ -133,6 +134,11 @@ def simulate_crops(
         (the spot-scale LoG response) and 5 for difference (``detect_blobs``).
     domain : {"spots", "difference"}
         The simulated domain.
+    noise_variation : float
+        ``v`` >= 0: each image's noise (the difference image's, in that domain) is raised
+        by a factor drawn in ``[1, 1 + v]`` and by a gradient across it spanning another
+        ``1 + v``, the objects keeping their brightness (see
+        :func:`~blobsift.simulate._variation.vary_noise`); 0 leaves the images as drawn.
 
     Returns
     -------
@@ -140,12 +146,14 @@ def simulate_crops(
         ``crops`` (n, size, size) float32, ``labels`` (n,) int64, ``kinds`` (n,) str,
         shuffled; for the difference domain also ``triplets`` (n, 3, size, size) float32:
         the science, reference and difference crops at the same positions (``crops`` is
-        the difference).
+        the difference); ``noise`` (n,): the noise level of each crop's image
+        (:func:`~blobsift.detect.estimate_noise` on the image ``crops`` come from).
     """
     check_choice(domain, DOMAINS, name="domain")
     if n < 0:
         raise InvalidInputError(f"n must be >= 0; got {n}.")
     check_in_range(positive_fraction, name="positive_fraction", low=0, high=1)
+    check_in_range(noise_variation, name="noise_variation", low=0)
     threshold = _THRESHOLDS[domain] if detection_threshold is None else detection_threshold
     rng = np.random.default_rng(seed)
     if domain == "spots":
@@ -160,6 +168,7 @@ def simulate_crops(
             size=size,
             image_shape=image_shape,
             detection_threshold=threshold,
+            noise_variation=noise_variation,
             **options,
         )
     for name, value in (
@@ -173,8 +182,9 @@ def simulate_crops(
                 f"Leave {name} out."
             )
     return difference_crops(
-        n, positive_fraction, rng, size=size, image_shape=image_shape, detection_threshold=threshold
-    )
+        n, positive_fraction, rng, size=size, image_shape=image_shape,
+        detection_threshold=threshold, noise_variation=noise_variation,
+    )  # fmt: skip
 
 
 def write_simulated_images(

@@ -7,16 +7,18 @@ triplets) around what :func:`~blobsift.detect.detect_blobs` finds on simulated p
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 
 import numpy as np
 from scipy import ndimage
 
 from blobsift.crops import extract_crops
-from blobsift.detect import DetectSettings, detect_blobs
+from blobsift.detect import DetectSettings, detect_blobs, estimate_noise
 from blobsift.simulate._difference import MATCH_RADIUS, DifferenceImage, simulate_difference_image
 from blobsift.simulate._labelled import CropPool, LabelledCrops
 from blobsift.simulate._truth import pair_with_truth
+from blobsift.simulate._variation import vary_noise
 
 __all__ = ["candidate_kinds", "difference_crops"]
 
@@ -80,6 +82,7 @@ def difference_crops(
     size: int,
     image_shape: tuple[int, int],
     detection_threshold: float,
+    noise_variation: float = 0.0,
 ) -> LabelledCrops:
     """Draw labelled crops of the difference domain (see ``simulate_crops``).
 
@@ -97,14 +100,18 @@ def difference_crops(
     pool = CropPool({"real": n_pos, "bogus": n - n_pos}, signal="real", crop_shape=(3, size, size))
     while pool.short():
         simulated = simulate_difference_image(image_shape, seed=rng, **counts)
+        image, noise = vary_noise(simulated.difference, simulated.noise, noise_variation, rng)
+        simulated = dataclasses.replace(simulated, difference=image, noise=noise)
+        level = estimate_noise(simulated.difference)[1]
         found = detect_blobs(simulated.difference, settings, n_threads=1)
         positions = np.column_stack([found.row, found.col])
         kinds = candidate_kinds(positions, simulated)
         images = (simulated.science, simulated.reference, simulated.difference)
         triplets = np.stack([extract_crops(image, positions, size=size) for image in images], 1)
         real = kinds == "transient"
-        pool.add("real", kinds[real], triplets[real])
-        pool.add("bogus", kinds[~real], triplets[~real])
-    triplets, labels, kinds = pool.labelled(rng)
+        pool.add("real", kinds[real], triplets[real], level)
+        pool.add("bogus", kinds[~real], triplets[~real], level)
+    triplets, labels, kinds, levels = pool.labelled(rng)
     triplets = np.ascontiguousarray(triplets)
-    return LabelledCrops(np.ascontiguousarray(triplets[:, 2]), labels, kinds, triplets)
+    difference = np.ascontiguousarray(triplets[:, 2])
+    return LabelledCrops(difference, labels, kinds, triplets, levels)

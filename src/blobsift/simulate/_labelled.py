@@ -26,6 +26,9 @@ class LabelledCrops(NamedTuple):
     triplets: np.ndarray | None = None
     """(n, 3, size, size) float32 science, reference and difference crops at the same
     positions (difference domain); None for the spots domain."""
+    noise: np.ndarray | None = None
+    """(n,) float64: the robust noise level of the image each crop of ``crops`` was cut
+    from (:func:`~blobsift.detect.estimate_noise`), for the intensity context."""
 
 
 class CropPool:
@@ -48,14 +51,17 @@ class CropPool:
         self.crop_shape = tuple(crop_shape)
         self._kinds: dict[str, list[np.ndarray]] = {group: [] for group in self.wanted}
         self._crops: dict[str, list[np.ndarray]] = {group: [] for group in self.wanted}
+        self._noise: dict[str, list[np.ndarray]] = {group: [] for group in self.wanted}
 
-    def add(self, group: str, kinds: np.ndarray, crops: np.ndarray) -> None:
+    def add(self, group: str, kinds: np.ndarray, crops: np.ndarray, noise: float) -> None:
         """Add the crops of one group found on one image, with what each one is.
 
-        The kinds keep their array type (object or str) until the result joins them.
+        ``noise`` is the image's noise level. The kinds keep their array type (object or
+        str) until the result joins them.
         """
         self._kinds[group].append(np.asarray(kinds))
         self._crops[group].append(crops)
+        self._noise[group].append(np.full(len(crops), noise, dtype=np.float64))
 
     def short(self) -> bool:
         """Whether some group still has fewer crops than wanted."""
@@ -64,16 +70,20 @@ class CropPool:
             for group, count in self.wanted.items()
         )
 
-    def labelled(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Return (crops, labels, kinds): the wanted number of each group, shuffled."""
-        crops, kinds = [], []
+    def labelled(
+        self, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Return (crops, labels, kinds, image noise): as many of each group as wanted, shuffled."""
+        crops, kinds, noise = [], [], []
         for group, count in self.wanted.items():
             empty = np.empty((0, *self.crop_shape), np.float32)
             crops.append(np.concatenate([*self._crops[group], empty])[:count])
             kinds.append(np.concatenate([*self._kinds[group], np.empty(0, str)])[:count])
+            noise.append(np.concatenate([*self._noise[group], np.empty(0)])[:count])
         labels = np.concatenate(
             [np.full(n, int(group == self.signal), np.int64) for group, n in self.wanted.items()]
         )
         all_kinds = np.concatenate(kinds).astype(str)
         order = rng.permutation(len(labels))
-        return np.concatenate(crops)[order], labels[order], all_kinds[order]
+        joined = np.concatenate(crops)[order], labels[order], all_kinds[order]
+        return (*joined, np.concatenate(noise)[order])

@@ -10,6 +10,7 @@ peaks of the background. Real spots are signal (label 1); everything else is noi
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,6 +19,7 @@ from scipy import ndimage
 
 from blobsift._validation import check_in_range
 from blobsift.crops import extract_crops
+from blobsift.detect import estimate_noise
 from blobsift.exceptions import InvalidInputError
 from blobsift.simulate._draw import (
     Patch,
@@ -28,6 +30,7 @@ from blobsift.simulate._draw import (
     track,
 )
 from blobsift.simulate._labelled import CropPool, LabelledCrops
+from blobsift.simulate._variation import vary_noise
 
 #: Kinds of false candidates the simulator draws, in addition to noise peaks.
 DECOY_KINDS = ("hot_pixel", "cosmic_ray", "defocused")
@@ -219,6 +222,7 @@ def spot_crops(
     noise_peak_share: float,
     localisation_error: float,
     detection_threshold: float,
+    noise_variation: float = 0.0,
 ) -> LabelledCrops:
     """Draw labelled crops of the spots domain (see :func:`blobsift.simulate.simulate_crops`).
 
@@ -240,16 +244,22 @@ def spot_crops(
         simulated = simulate_image(
             image_shape, n_spots=spots_per_image, seed=rng, decoys_per_spot=decoys_per_spot
         )
+        image, noise = vary_noise(simulated.image, simulated.noise, noise_variation, rng)
+        simulated = dataclasses.replace(simulated, image=image, noise=noise)
+        level = estimate_noise(simulated.image)[1]
         response = _blob_response(simulated)
         objects = simulated.objects[_detected(simulated.objects, response, detection_threshold)]
         jitter = rng.normal(0.0, localisation_error, size=(len(objects), 2))
         positions = objects[["row", "col"]].to_numpy() + jitter
         crops = extract_crops(simulated.image, positions, size=size)
         is_spot = objects["label"].to_numpy() == 1
-        pool.add("spot", np.full(int(is_spot.sum()), "spot", dtype=object), crops[is_spot])
+        spots = np.full(int(is_spot.sum()), "spot", dtype=object)
+        pool.add("spot", spots, crops[is_spot], level)
         decoys = objects["kind"].to_numpy().astype(object)[~is_spot]
-        pool.add("decoy", decoys, crops[~is_spot])
+        pool.add("decoy", decoys, crops[~is_spot], level)
         peaks = rng.permutation(_noise_peaks(simulated, response, detection_threshold))
         peak_kinds = np.full(len(peaks), "noise_peak", dtype=object)
-        pool.add("noise_peak", peak_kinds, extract_crops(simulated.image, peaks, size=size))
-    return LabelledCrops(*pool.labelled(rng))
+        peak_crops = extract_crops(simulated.image, peaks, size=size)
+        pool.add("noise_peak", peak_kinds, peak_crops, level)
+    crops, labels, kinds, noise = pool.labelled(rng)
+    return LabelledCrops(crops, labels, kinds, noise=noise)
