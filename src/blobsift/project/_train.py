@@ -15,7 +15,7 @@ from blobsift.exceptions import ModelFileError, ProjectError
 from blobsift.metrics import metrics_with_intervals
 from blobsift.project._label_files import LabelFilesMixin
 from blobsift.project._labels import label_set_hash
-from blobsift.scoring import image_noise
+from blobsift.scoring import image_noise as noise_of_image
 from blobsift.store import ModelRecord, plain
 from blobsift.types import Progress
 
@@ -49,9 +49,7 @@ class TrainMixin(LabelFilesMixin):
         ends = np.cumsum([len(table) for table in tables])[:-1]
         if not image_noise:
             return np.split(crops_for(whole, self.read_image), ends)
-        crops, noise = crops_for(
-            whole, self.read_image, image_noise=image_noise
-        )
+        crops, noise = crops_for(whole, self.read_image, image_noise=noise_of_image)
         return [*np.split(crops, ends), *np.split(noise, ends)]
 
     def train(
