@@ -104,6 +104,13 @@ class CNNClassifier(CropClassifier):
         Crops per step; by default 8 below 200 labels, growing to 32 at 800 and more.
     weight_decay : float
         AdamW weight decay.
+    body_learning_rate : float
+        For networks started from pre-trained weights (``fit(initial_weights=...)``):
+        the learning rate of the body (convolutions and scale-space branch) as a share of
+        ``learning_rate``; the head learns at the full rate.
+    frozen_epochs : int
+        For networks started from pre-trained weights: epochs at the start during which
+        only the head learns.
     patience : int
         Early-stopping patience on out-of-fold F1 (counted after the warm-up).
     sampling : {"weighted", "oversample", "none"}
@@ -139,6 +146,8 @@ class CNNClassifier(CropClassifier):
         "learning_rate": real(0, low_open=True),
         "batch_size": integer(1, optional=True),
         "weight_decay": real(0),
+        "body_learning_rate": real(0),
+        "frozen_epochs": integer(0),
         "patience": integer(0),
         "sampling": one_of(*SAMPLINGS),
         "augment": BOOLEAN,
@@ -159,6 +168,8 @@ class CNNClassifier(CropClassifier):
         learning_rate: float = 1e-3,
         batch_size: int | None = None,
         weight_decay: float = 1e-4,
+        body_learning_rate: float = 1.0,
+        frozen_epochs: int = 0,
         patience: int = 25,
         sampling: str = "weighted",
         augment: bool = True,
@@ -176,6 +187,8 @@ class CNNClassifier(CropClassifier):
         self.learning_rate = learning_rate
         self.batch_size = batch_size
         self.weight_decay = weight_decay
+        self.body_learning_rate = body_learning_rate
+        self.frozen_epochs = frozen_epochs
         self.patience = patience
         self.sampling = sampling
         self.augment = augment
@@ -312,6 +325,11 @@ class CNNClassifier(CropClassifier):
         x_all = torch.from_numpy(self._window(crops))
         y_all = torch.from_numpy(labels)
         augment = Augmentation() if self.augment else None
+        pretrained = initial_weights is not None
+        body = {
+            "body_learning_rate": self.body_learning_rate if pretrained else 1.0,
+            "frozen_epochs": self.frozen_epochs if pretrained else 0,
+        }
 
         def trainer(train: np.ndarray | slice, n_epochs: int) -> Trainer:
             return Trainer(
@@ -319,7 +337,7 @@ class CNNClassifier(CropClassifier):
                 learning_rate=self.learning_rate, batch_size=self._batch_size(len(y_all[train])),
                 weight_decay=self.weight_decay, sampling=self.sampling, device=device,
                 generator=torch.Generator().manual_seed(int(rng.integers(2**31 - 1))),
-                augment=augment,
+                augment=augment, **body,
             )  # fmt: skip
 
         trainers = [trainer(train, epochs) for train, _ in folds]
