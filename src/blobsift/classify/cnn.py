@@ -63,6 +63,7 @@ _PREDICT_CHUNK = 4096
 _REFIT_MAX_LABELS = 400  # "auto" refit adds a full-data member up to this many labels
 _STEADY_FOLD_SIZE = 300  # training crops per fold up to which ``epochs`` applies in full
 _BACKENDS = ("auto", "onnx", "torch")
+_PREDICT_WITH = ("ensemble", "refit")
 
 
 class _Ensemble(nn.Module):
@@ -120,6 +121,10 @@ class CNNClassifier(CropClassifier):
     refit : bool or None
         Add one more ensemble member trained on all labels for the best epoch count;
         by default up to 400 labels, where each fold model misses many of the few positives.
+    predict_with : {"ensemble", "refit"}
+        What predicts: the mean of the members, or the refit member alone (one network,
+        so inference costs one network's time; the refit member is then always trained,
+        and the fold models only choose the epoch count and the threshold).
     architecture : dict or None
         :class:`~blobsift.nn.models.SignalClassifier` arguments;
         :data:`DEFAULT_ARCHITECTURE` when None.
@@ -152,6 +157,7 @@ class CNNClassifier(CropClassifier):
         "sampling": one_of(*SAMPLINGS),
         "augment": BOOLEAN,
         "refit": OPTIONAL_BOOLEAN,
+        "predict_with": one_of(*_PREDICT_WITH),
         "architecture": MAPPING,
         "target_precision": FRACTION,
         "target_recall": FRACTION,
@@ -174,6 +180,7 @@ class CNNClassifier(CropClassifier):
         sampling: str = "weighted",
         augment: bool = True,
         refit: bool | None = None,
+        predict_with: str = "ensemble",
         architecture: dict[str, Any] | None = None,
         target_precision: float | None = None,
         target_recall: float | None = None,
@@ -193,6 +200,7 @@ class CNNClassifier(CropClassifier):
         self.sampling = sampling
         self.augment = augment
         self.refit = refit
+        self.predict_with = predict_with
         self.architecture = architecture
         self.target_precision = target_precision
         self.target_recall = target_recall
@@ -228,6 +236,8 @@ class CNNClassifier(CropClassifier):
         return member
 
     def _refits(self, labels: np.ndarray) -> bool:
+        if self.predict_with == "refit":
+            return True
         if self.refit is not None:
             return bool(self.refit)
         return len(labels) <= _REFIT_MAX_LABELS
@@ -366,6 +376,8 @@ class CNNClassifier(CropClassifier):
             full = trainer(slice(None), stopper.best_epoch + 1)
             full.train_epochs(stopper.best_epoch + 1)
             self.members_.append(full.model.to("cpu").eval())
+            if self.predict_with == "refit":
+                self.members_ = self.members_[-1:]
         return folds, stopper, records, best_oof
 
     # -- prediction ---------------------------------------------------------------------
