@@ -32,7 +32,7 @@ def fitted():
 
 @pytest.mark.slow
 def test_the_single_network_is_the_ensembles_refit_member(fitted):
-    ensemble, single, test = fitted
+    ensemble, single, _ = fitted
     assert single.cv_metrics_["n_members"] == 1
     assert ensemble.cv_metrics_["n_members"] == FAST["n_folds"] + 1
     # the same folds, epochs and threshold: only the prediction differs

@@ -336,10 +336,8 @@ class CNNClassifier(CropClassifier):
         y_all = torch.from_numpy(labels)
         augment = Augmentation() if self.augment else None
         pretrained = initial_weights is not None
-        body = {
-            "body_learning_rate": self.body_learning_rate if pretrained else 1.0,
-            "frozen_epochs": self.frozen_epochs if pretrained else 0,
-        }
+        body_rate = self.body_learning_rate if pretrained else 1.0
+        frozen = self.frozen_epochs if pretrained else 0
 
         def trainer(train: np.ndarray | slice, n_epochs: int) -> Trainer:
             return Trainer(
@@ -347,7 +345,7 @@ class CNNClassifier(CropClassifier):
                 learning_rate=self.learning_rate, batch_size=self._batch_size(len(y_all[train])),
                 weight_decay=self.weight_decay, sampling=self.sampling, device=device,
                 generator=torch.Generator().manual_seed(int(rng.integers(2**31 - 1))),
-                augment=augment, **body,
+                augment=augment, body_learning_rate=body_rate, frozen_epochs=frozen,
             )  # fmt: skip
 
         trainers = [trainer(train, epochs) for train, _ in folds]
