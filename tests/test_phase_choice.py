@@ -9,7 +9,7 @@ from blobsift.metrics import best_threshold
 from blobsift.simulate import DOMAINS, simulate_crops
 
 # Small and fast: no pre-training, a short pair training and a short Phase 2.
-FAST = {"siamese__finetune_steps": 40, "epochs": 4, "cnn__n_folds": 3}
+FAST = {"siamese__finetune_steps": 40, "epochs": 8, "cnn__n_folds": 3}
 # Each phase crippled in turn, so that held-out crops tell the two apart clearly.
 WEAK_PHASE1 = {"siamese__finetune_steps": 0, "siamese__augment": False}
 WEAK_PHASE2 = {"cnn__learning_rate": 1e-7}
@@ -18,7 +18,7 @@ WEAK_PHASE2 = {"cnn__learning_rate": 1e-7}
 @pytest.fixture(scope="module", params=DOMAINS)
 def data(request):
     domain = request.param
-    return simulate_crops(300, seed=41, domain=domain), simulate_crops(400, seed=42, domain=domain)
+    return simulate_crops(300, seed=41, domain=domain), simulate_crops(600, seed=42, domain=domain)
 
 
 def _held_out(model, test):
