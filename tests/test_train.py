@@ -168,3 +168,31 @@ def test_training_needs_both_classes():
     crops, labels = _separable(10, 0)
     with pytest.raises(SingleClassError):
         train_classifier(_tiny_model(), crops, labels, crops, labels, epochs=1)
+
+
+def test_a_frozen_body_keeps_its_weights_while_the_head_learns():
+    from blobsift.nn.loop import Trainer
+
+    crops, labels = _separable(40, 8)
+    model = _tiny_model()
+    # learnt weights only: batch-norm running statistics follow the data in training mode
+    body_before = {
+        k: v.clone()
+        for k, v in model.features.state_dict().items()
+        if k.endswith(("weight", "bias"))
+    }
+    head_before = model.head[-1].weight.detach().clone()
+    trainer = Trainer(
+        model, torch.from_numpy(crops), torch.from_numpy(labels), epochs=4, learning_rate=1e-2,
+        batch_size=8, weight_decay=1e-4, sampling="weighted", device=torch.device("cpu"),
+        generator=torch.Generator().manual_seed(0), body_learning_rate=0.5, frozen_epochs=2,
+    )  # fmt: skip
+    assert [group["lr"] for group in trainer.optimizer.param_groups] == [1e-3, 0.0]
+    trainer.train_epochs(2)
+    after = model.features.state_dict()
+    assert all(torch.equal(after[k], v) for k, v in body_before.items())
+    assert not torch.equal(model.head[-1].weight, head_before)
+    trainer.train_epoch()  # unfrozen: the body learns at half the head's rate
+    head_lr, body_lr = (group["lr"] for group in trainer.optimizer.param_groups)
+    assert body_lr == pytest.approx(0.5 * head_lr)
+    assert not all(torch.equal(model.features.state_dict()[k], v) for k, v in body_before.items())

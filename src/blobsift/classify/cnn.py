@@ -63,6 +63,7 @@ _PREDICT_CHUNK = 4096
 _REFIT_MAX_LABELS = 400  # "auto" refit adds a full-data member up to this many labels
 _STEADY_FOLD_SIZE = 300  # training crops per fold up to which ``epochs`` applies in full
 _BACKENDS = ("auto", "onnx", "torch")
+_PREDICT_WITH = ("ensemble", "refit")
 
 
 class _Ensemble(nn.Module):
@@ -104,6 +105,13 @@ class CNNClassifier(CropClassifier):
         Crops per step; by default 8 below 200 labels, growing to 32 at 800 and more.
     weight_decay : float
         AdamW weight decay.
+    body_learning_rate : float
+        For networks started from pre-trained weights (``fit(initial_weights=...)``):
+        the learning rate of the body (convolutions and scale-space branch) as a share of
+        ``learning_rate``; the head learns at the full rate.
+    frozen_epochs : int
+        For networks started from pre-trained weights: epochs at the start during which
+        only the head learns.
     patience : int
         Early-stopping patience on out-of-fold F1 (counted after the warm-up).
     sampling : {"weighted", "oversample", "none"}
@@ -113,6 +121,10 @@ class CNNClassifier(CropClassifier):
     refit : bool or None
         Add one more ensemble member trained on all labels for the best epoch count;
         by default up to 400 labels, where each fold model misses many of the few positives.
+    predict_with : {"ensemble", "refit"}
+        What predicts: the mean of the members, or the refit member alone (one network,
+        so inference costs one network's time; the refit member is then always trained,
+        and the fold models only choose the epoch count and the threshold).
     architecture : dict or None
         :class:`~blobsift.nn.models.SignalClassifier` arguments;
         :data:`DEFAULT_ARCHITECTURE` when None.
@@ -139,10 +151,13 @@ class CNNClassifier(CropClassifier):
         "learning_rate": real(0, low_open=True),
         "batch_size": integer(1, optional=True),
         "weight_decay": real(0),
+        "body_learning_rate": real(0),
+        "frozen_epochs": integer(0),
         "patience": integer(0),
         "sampling": one_of(*SAMPLINGS),
         "augment": BOOLEAN,
         "refit": OPTIONAL_BOOLEAN,
+        "predict_with": one_of(*_PREDICT_WITH),
         "architecture": MAPPING,
         "target_precision": FRACTION,
         "target_recall": FRACTION,
@@ -159,10 +174,13 @@ class CNNClassifier(CropClassifier):
         learning_rate: float = 1e-3,
         batch_size: int | None = None,
         weight_decay: float = 1e-4,
+        body_learning_rate: float = 1.0,
+        frozen_epochs: int = 0,
         patience: int = 25,
         sampling: str = "weighted",
         augment: bool = True,
         refit: bool | None = None,
+        predict_with: str = "ensemble",
         architecture: dict[str, Any] | None = None,
         target_precision: float | None = None,
         target_recall: float | None = None,
@@ -176,10 +194,13 @@ class CNNClassifier(CropClassifier):
         self.learning_rate = learning_rate
         self.batch_size = batch_size
         self.weight_decay = weight_decay
+        self.body_learning_rate = body_learning_rate
+        self.frozen_epochs = frozen_epochs
         self.patience = patience
         self.sampling = sampling
         self.augment = augment
         self.refit = refit
+        self.predict_with = predict_with
         self.architecture = architecture
         self.target_precision = target_precision
         self.target_recall = target_recall
@@ -215,6 +236,8 @@ class CNNClassifier(CropClassifier):
         return member
 
     def _refits(self, labels: np.ndarray) -> bool:
+        if self.predict_with == "refit":
+            return True
         if self.refit is not None:
             return bool(self.refit)
         return len(labels) <= _REFIT_MAX_LABELS
@@ -320,6 +343,9 @@ class CNNClassifier(CropClassifier):
         x_all = torch.from_numpy(self._window(crops))
         y_all = torch.from_numpy(labels)
         augment = Augmentation() if self.augment else None
+        pretrained = initial_weights is not None
+        body_rate = self.body_learning_rate if pretrained else 1.0
+        frozen = self.frozen_epochs if pretrained else 0
 
         def trainer(train: np.ndarray | slice, n_epochs: int) -> Trainer:
             return Trainer(
@@ -327,7 +353,7 @@ class CNNClassifier(CropClassifier):
                 learning_rate=self.learning_rate, batch_size=self._batch_size(len(y_all[train])),
                 weight_decay=self.weight_decay, sampling=self.sampling, device=device,
                 generator=torch.Generator().manual_seed(int(rng.integers(2**31 - 1))),
-                augment=augment,
+                augment=augment, body_learning_rate=body_rate, frozen_epochs=frozen,
             )  # fmt: skip
 
         trainers = [trainer(train, epochs) for train, _ in folds]
@@ -356,6 +382,8 @@ class CNNClassifier(CropClassifier):
             full = trainer(slice(None), stopper.best_epoch + 1)
             full.train_epochs(stopper.best_epoch + 1)
             self.members_.append(full.model.to("cpu").eval())
+            if self.predict_with == "refit":
+                self.members_ = self.members_[-1:]
         return folds, stopper, records, best_oof
 
     # -- prediction ---------------------------------------------------------------------

@@ -22,6 +22,7 @@ from blobsift.nn.augment import Augmentation
 from blobsift.nn.data import network_input
 from blobsift.nn.loop import warmup_cosine
 from blobsift.nn.models import CropEncoder
+from blobsift.nn.threads import torch_threads
 from blobsift.types import Progress, ProgressEvent
 
 __all__ = [
@@ -178,18 +179,18 @@ def _optimise(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(steps, warmup))
     module.train()
     losses = []
-    for step in range(steps):
-        optimizer.zero_grad(set_to_none=True)
-        loss = step_loss()
-        loss.backward()
-        nn.utils.clip_grad_norm_(module.parameters(), max_norm=1.0)
-        optimizer.step()
-        scheduler.step()
-        losses.append(float(loss.detach()))
-        if callback is not None and ((step + 1) % 10 == 0 or step + 1 == steps):
-            callback(
-                ProgressEvent(stage=stage, done=step + 1, total=steps, details={"loss": losses[-1]})
-            )
+    with torch_threads():
+        for step in range(steps):
+            optimizer.zero_grad(set_to_none=True)
+            loss = step_loss()
+            loss.backward()
+            nn.utils.clip_grad_norm_(module.parameters(), max_norm=1.0)
+            optimizer.step()
+            scheduler.step()
+            losses.append(float(loss.detach()))
+            if callback is not None and ((step + 1) % 10 == 0 or step + 1 == steps):
+                details = {"loss": losses[-1]}
+                callback(ProgressEvent(stage=stage, done=step + 1, total=steps, details=details))
     module.eval()
     return losses
 

@@ -28,6 +28,7 @@ from blobsift.metrics import average_precision, best_threshold, binary_counts
 from blobsift.nn.augment import Augmentation
 from blobsift.nn.data import balance_dataset, create_weighted_sampler, network_input
 from blobsift.nn.losses import FocalLoss
+from blobsift.nn.threads import torch_threads
 from blobsift.types import Progress, ProgressEvent
 
 __all__ = [
@@ -199,6 +200,14 @@ class Trainer:
         Binary labels.
     epochs, learning_rate, batch_size, weight_decay, max_grad_norm, warmup_epochs
         The optimisation recipe.
+    body_learning_rate : float
+        The learning rate of everything but the model's ``head`` (its feature body), as a
+        share of ``learning_rate``: below 1 fine-tunes a pre-trained body gently while a
+        new head learns at the full rate. Ignored for a model without a ``head``.
+    frozen_epochs : int
+        Epochs at the start during which the body does not learn at all (learning rate
+        0): the new head first fits the pre-trained features, so its first large
+        gradients do not disturb them.
     sampling : {"none", "weighted", "oversample"}
         How batches are drawn: uniformly, by a class-balanced weighted sampler, or from a
         dataset with positives repeated to 30%.
@@ -228,6 +237,8 @@ class Trainer:
         augment: Augmentation | None = None,
         max_grad_norm: float = 1.0,
         warmup_epochs: int = WARMUP_EPOCHS,
+        body_learning_rate: float = 1.0,
+        frozen_epochs: int = 0,
     ) -> None:
         self.model = model.to(device)
         self.device = device
@@ -240,11 +251,15 @@ class Trainer:
         self.criterion = criterion or FocalLoss(alpha=default_focal_alpha(sampling))
         # Without augmentation the normalised crops never change: normalise them once.
         self.crops = crops if augment is not None else network_input(crops)
-        self.optimizer = torch.optim.AdamW(
-            model.parameters(), lr=learning_rate, weight_decay=weight_decay
-        )
+        schedule = warmup_cosine(epochs, warmup_epochs)
+        groups = _parameter_groups(model)
+
+        def body_schedule(epoch: int) -> float:
+            return 0.0 if epoch < frozen_epochs else body_learning_rate * schedule(epoch)
+
+        self.optimizer = torch.optim.AdamW(groups, lr=learning_rate, weight_decay=weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, warmup_cosine(epochs, warmup_epochs)
+            self.optimizer, [schedule, body_schedule][: len(groups)]
         )
         if sampling == "weighted":
             self._sampler = create_weighted_sampler(labels, generator=generator)
@@ -300,12 +315,23 @@ class Trainer:
 
     @property
     def learning_rate(self) -> float:
-        """The learning rate of the next epoch."""
+        """The learning rate of the next epoch (the head's, where the body has its own)."""
         return float(self.optimizer.param_groups[0]["lr"])
 
     def state(self) -> dict[str, torch.Tensor]:
         """A CPU copy of the model's weights."""
         return {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+
+
+def _parameter_groups(model: nn.Module) -> list[dict[str, list[nn.Parameter]]]:
+    """The model's parameters as optimiser groups: its ``head``, then the rest if any."""
+    head = getattr(model, "head", None)
+    if not isinstance(head, nn.Module):
+        return [{"params": list(model.parameters())}]
+    own = {id(p) for p in head.parameters()}
+    body = [p for p in model.parameters() if id(p) not in own]
+    groups = [{"params": list(head.parameters())}]
+    return groups + ([{"params": body}] if body else [])
 
 
 @dataclass(frozen=True)
@@ -388,6 +414,20 @@ def run_epochs(
     list of EpochRecord
         One per epoch run.
     """
+    with torch_threads():
+        records = _epochs(trainers, epochs, validate, stopper, callback, on_best)
+    return records
+
+
+def _epochs(
+    trainers: Sequence[Trainer],
+    epochs: int,
+    validate: Callable[[], dict[str, float]],
+    stopper: EarlyStopping,
+    callback: Progress | None,
+    on_best: Callable[[], None] | None,
+) -> list[EpochRecord]:
+    """The body of :func:`run_epochs`."""
     best_states = [trainer.state() for trainer in trainers]
     records = []
     for epoch in range(epochs):

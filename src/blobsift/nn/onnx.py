@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from blobsift.exceptions import ModelFileError
+from blobsift.nn.threads import onnx_session_options
 
 __all__ = ["ONNX_KEY", "ExportedGraph", "OnnxRunner", "export_onnx"]
 
@@ -61,18 +62,18 @@ class OnnxRunner:
     model_bytes : bytes
         An ONNX model from :func:`export_onnx`.
     threads : int, optional
-        Intra-op threads; onnxruntime's default (all physical cores) when None.
+        Intra-op threads; the cores available to the process when None. Either way one
+        inter-op thread and no spin-waiting (see
+        :func:`~blobsift.nn.threads.onnx_session_options`).
     """
 
     def __init__(self, model_bytes: bytes, threads: int | None = None) -> None:
         import onnxruntime
 
-        options = onnxruntime.SessionOptions()
-        options.log_severity_level = 3
-        if threads is not None:
-            options.intra_op_num_threads = threads
         self._session = onnxruntime.InferenceSession(
-            model_bytes, sess_options=options, providers=["CPUExecutionProvider"]
+            model_bytes,
+            sess_options=onnx_session_options(threads),
+            providers=["CPUExecutionProvider"],
         )
         self._input = self._session.get_inputs()[0].name
 
@@ -181,7 +182,7 @@ class ExportedGraph:
         self._unchecked = False
 
     def limit_threads(self, threads: int) -> None:
-        """Run later sessions on ``threads`` cores (onnxruntime defaults to all)."""
+        """Run later sessions on ``threads`` cores (by default the cores available)."""
         self._threads = threads
         self._runner = None
 
