@@ -41,6 +41,10 @@ def _as_float32(block: np.ndarray, settings: _TileContext) -> np.ndarray:
     return np.ascontiguousarray(block, dtype=np.float32)
 
 
+#: Candidates described within this many pixels (Chebyshev) of a stronger one are dropped.
+SAME_BLOB = 2
+
+
 def _detect_tile(
     image: Any, core: tuple[int, int, int, int], settings: _TileContext
 ) -> _TileResult:
@@ -99,6 +103,7 @@ def _detect_tile(
         factor = 2 ** np.asarray(plan.levels, dtype=np.int64)[layer_index]
         keep &= ~non_finite_mask[rows * factor, cols * factor]
         keep &= ~non_finite_mask[pixel_row, pixel_col]
+    keep &= _strongest_nearby(pixel_row, pixel_col, score, (e1 - e0, f1 - f0), settings)
     # The tile's own candidates: those whose described pixel lies in its core.
     row, col, pixel_row, pixel_col = row + e0, col + f0, pixel_row + e0, pixel_col + f0
     keep &= (pixel_row >= r0) & (pixel_row < r1) & (pixel_col >= c0) & (pixel_col < c1)
@@ -129,6 +134,27 @@ def _detect_tile(
         peaks=total,
         non_finite=non_finite,
     )
+
+
+def _strongest_nearby(
+    pixel_row: np.ndarray,
+    pixel_col: np.ndarray,
+    score: np.ndarray,
+    shape: tuple[int, int],
+    settings: _TileContext,
+) -> np.ndarray:
+    """Which candidates score highest within ``SAME_BLOB`` pixels of their described pixel.
+
+    One blob seen at two scales (or a dominated peak beside its maximum) is described at
+    pixels a step or two apart; only the stronger is a candidate. The test looks at the
+    candidates around each one, not at which of them survive, so it is the same in every
+    tile whose halo covers them.
+    """
+    strongest = np.full(shape, -np.finfo(np.float32).max, dtype=np.float32)
+    np.maximum.at(strongest, (pixel_row, pixel_col), score.astype(np.float32))
+    nearby = settings.window_max(strongest, SAME_BLOB)
+    keep: np.ndarray = score.astype(np.float32) >= nearby[pixel_row, pixel_col]
+    return keep
 
 
 def _tiles(
