@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -28,7 +28,32 @@ _FLOAT32_MAX = float(np.finfo(np.float32).max)
 Page = int | str | None
 
 
-class LazyImage:
+class HeldFile:
+    """What a lazy reader shares: the open file it may hold, closed once, as a context.
+
+    A subclass sets ``self._resource`` (an object with ``close()``, or None).
+    """
+
+    _resource: Any = None
+
+    def close(self) -> None:
+        """Close the underlying file, if one is held open (lazy TIFF)."""
+        resource, self._resource = self._resource, None
+        if resource is not None:
+            resource.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.close()
+
+
+class LazyImage(HeldFile):
     """A 2D float32 view of an image file that reads only what it is sliced with.
 
     Created by :func:`blobsift.io.open_image`. ``image[r0:r1, c0:c1]`` returns a float32
@@ -112,22 +137,6 @@ class LazyImage:
         if squeeze[1]:
             region = region[..., 0]
         return region
-
-    def close(self) -> None:
-        """Close the underlying file, if one is held open (lazy TIFF)."""
-        resource, self._resource = getattr(self, "_resource", None), None
-        if resource is not None:
-            resource.close()
-
-    def __enter__(self) -> LazyImage:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        with contextlib.suppress(Exception):
-            self.close()
 
     def _region(self, rows: slice, cols: slice) -> np.ndarray:
         index: list[Any] = []

@@ -8,19 +8,18 @@ every channel gets the pixel-type checks, page choices and lazy regions of a 2D 
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from blobsift.exceptions import ImageReadError
-from blobsift.io._lazy import LazyImage, Page
+from blobsift.io._lazy import HeldFile, LazyImage, Page
 
 __all__ = ["LazyStack", "stack_planes"]
 
 
-class LazyStack:
+class LazyStack(HeldFile):
     """A (C, H, W) float32 view of an image file of aligned frames (channels).
 
     Created by :func:`blobsift.io.open_stack`. ``stack[k]`` is channel ``k`` as a lazy
@@ -73,22 +72,6 @@ class LazyStack:
                 "and a region (stack[:, r0:r1, c0:c1])."
             )
         return np.stack([plane[key[1], key[2]] for plane in self._planes])
-
-    def close(self) -> None:
-        """Close the underlying file, if one is held open (lazy TIFF)."""
-        resource, self._resource = getattr(self, "_resource", None), None
-        if resource is not None:
-            resource.close()
-
-    def __enter__(self) -> LazyStack:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        with contextlib.suppress(Exception):
-            self.close()
 
 
 def stack_planes(path: Path, data: Any, axes: str, page: Page) -> list[LazyImage]:
