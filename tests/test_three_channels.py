@@ -244,3 +244,17 @@ def test_a_gallery_of_three_channel_crops_is_three_crops_wide(tmp_path):
         single = png.size
     assert wide[1] == single[1]
     assert wide[0] > 2.2 * single[0]
+
+
+def test_predictions_on_an_outside_stack_export_with_its_plane_size(trained, tmp_path):
+    from blobsift.export import export_project
+
+    written = export_project(trained["project"], tmp_path, format="trackmate")
+    outside = trained["outside"][0]
+    mine = [path for path in written if path.stem == outside.stem]
+    assert len(mine) == 1, written
+    settings = mine[0].read_text(encoding="utf-8")
+    height, width = read_stack(outside).shape[1:]
+    # the image's plane, not the stack's (C, H, W) nor a refusal for its channels
+    assert f'width="{width}"' in settings
+    assert f'height="{height}"' in settings

@@ -166,16 +166,13 @@ def _image_key(image_id: Any, name: Any) -> int | str:
 
 def _image_of(project: Any, key: Any) -> ImageInfo:
     """The image of a table row: a project image id, or the path of an outside image."""
-    from blobsift.io import open_image, read_wcs
+    from blobsift.io import read_wcs
 
     if isinstance(key, int):
         record = project.image(int(key))
         return ImageInfo(record.name, record.path, record.shape, read_wcs(record.path))
     path = Path(str(key))
-    shape = None
-    if path.is_file():
-        with open_image(path) as lazy:
-            shape = lazy.shape
+    shape = project.plane_shape(path) if path.is_file() else None
     return ImageInfo(path.name, path, shape, read_wcs(path))
 
 

@@ -157,6 +157,20 @@ class ChannelsMixin(ProjectBase):
 
         return read_image(path) if self.detect_channel is None else read_stack(path)
 
+    def plane_shape(self, path: str | os.PathLike[str]) -> tuple[int, int]:
+        """(H, W) of an image file opened as this project opens its images (no pixels read).
+
+        For images outside the project: a stack's planes in a project of stacks, where
+        the file opened as a 2D image would be refused for its channels.
+        """
+        from blobsift.io import open_image
+
+        if self.detect_channel is not None:
+            return _stack_shape(Path(path))[1:]
+        with open_image(path) as lazy:
+            height, width = lazy.shape
+        return height, width
+
     def detection_plane(self, pixels: np.ndarray) -> np.ndarray:
         """The 2D image candidates are detected on, of pixels :meth:`read_image` gave.
 
