@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -10,6 +12,19 @@ import torch
 
 from blobsift.nn.onnx import OnnxRunner, export_onnx
 from blobsift.nn.threads import available_cores, onnx_session_options, torch_threads
+
+_WAIT_POLICY = "import os, blobsift, torch; torch.ones(1); print(os.environ['OMP_WAIT_POLICY'])"
+
+
+@pytest.mark.parametrize(("chosen", "expected"), [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_torch_idle_threads_sleep_unless_the_user_chose(chosen, expected):
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if chosen is not None:
+        env["OMP_WAIT_POLICY"] = chosen
+    ran = subprocess.run(
+        [sys.executable, "-c", _WAIT_POLICY], env=env, capture_output=True, text=True, check=True
+    )
+    assert ran.stdout.strip() == expected
 
 
 def test_available_cores_follow_the_affinity():

@@ -5,10 +5,18 @@ needs them is first used.
 """
 
 import importlib as _importlib
+import os as _os
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 from typing import Any as _Any
 
 from blobsift._version import __version__
+
+# torch's intra-op pool is OpenMP, whose idle threads spin by default. Two processes on the
+# same cores then starve each other: two 2-thread fits on 2 cores took ten times as long as
+# one (benchmarks/contention.py), not twice. Idle threads that sleep cost a fit alone
+# nothing measurable. OpenMP reads this when torch loads, so it is set here, before any
+# blobsift module imports torch; a value the user chose is kept.
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # Public name -> module that defines it (loaded on first access).
 _LAZY = {

@@ -8,6 +8,9 @@
 * :func:`onnx_session_options`: onnxruntime options with an explicit intra-op thread
   count, one inter-op thread and no spin-waiting: idle worker threads sleep instead of
   keeping a core busy, so a second process on the same cores is not starved.
+
+torch's own idle threads (OpenMP) sleep too: ``import blobsift`` sets
+``OMP_WAIT_POLICY=PASSIVE`` unless the environment already chooses, before torch loads.
 """
 
 from __future__ import annotations
