@@ -172,7 +172,7 @@ def test_default_scales_share_two_filter_groups():
 
 
 def _legacy_state(model):
-    """``model``'s state as v0.1 saved it: each scale's 2-D filters as buffers."""
+    """``model``'s state as 0.1.0 saved it: each scale's 2-D filters as buffers."""
     state = model.state_dict()
     bank = model.scale_space[0]
     for index, (derivative, integration) in enumerate(bank.reaches):
@@ -182,7 +182,7 @@ def _legacy_state(model):
     return state
 
 
-def test_filters_are_not_stored_and_v01_model_files_still_load():
+def test_filters_are_not_stored_and_older_model_files_still_load():
     torch.manual_seed(0)
     saved = SignalClassifier(channels=(4, 8), hidden=8, crop_size=48, scale_features=True).eval()
     assert not [key for key in saved.state_dict() if key.startswith("scale_space.0.")]

@@ -178,8 +178,8 @@ class ScaleSpaceFeatures(nn.Module):
     filters are separable and computed in groups of consecutive scales: a scale joins the
     group while its total reach is at most twice the group's first (the defaults group as
     {0.7, 1.0, 1.6} and {2.5, 4.0}). The module has no state in ``state_dict``; the
-    filter buffers that v0.1 model files hold (``kernels{i}``, ``window{i}``) are ignored
-    on loading.
+    filter buffers that earlier (0.1.0) model files hold (``kernels{i}``, ``window{i}``)
+    are ignored on loading.
     """
 
     PER_SCALE = 8
@@ -213,7 +213,7 @@ class ScaleSpaceFeatures(nn.Module):
         prefix: str,
         *args: Any,
     ) -> None:
-        # v0.1 stored each scale's 2-D filters as buffers; they are rebuilt now.
+        # Model files of 0.1.0 stored each scale's 2-D filters as buffers; they are rebuilt now.
         for key in [k for k in state_dict if k.startswith(prefix)]:
             if self._LEGACY_KEY.fullmatch(key[len(prefix) :]):
                 del state_dict[key]
