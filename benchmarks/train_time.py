@@ -54,9 +54,22 @@ def _timed_fit(
     return seconds, (pretrained_at[-1] - start) if pretrained_at else None, sifter
 
 
-def _epochs(sifter: Sifter) -> str:
-    history = getattr(sifter.estimator_, "history_", None)
-    return str(len(history["train_loss"])) if sifter.phase_ == "cnn" and history else "-"
+def _row(
+    name: str,
+    sifter: Sifter | None,
+    seconds: float,
+    pretraining: float | None,
+    baseline: float | None,
+) -> None:
+    """Print one row: the phase kept, Phase 2's epochs when it was trained, the seconds."""
+    phase, epochs = "-", "-"
+    if sifter is not None:
+        phase = sifter.phase_
+        if phase == "cnn":
+            epochs = str(len(sifter.estimator_.history_["train_loss"]))
+    pre = "-" if pretraining is None else f"{pretraining:.1f}"
+    ratio = "-" if baseline is None else f"{seconds / baseline:.2f}x"
+    print(f"  {name:32} {phase:>8} {epochs:>7} {seconds:>8.1f} {pre:>13} {ratio:>12}", flush=True)
 
 
 def main() -> None:
@@ -73,23 +86,17 @@ def main() -> None:
     for domain in args.domains:
         data = simulate_crops(args.labels, seed=0, domain=domain)
         pool = simulate_crops(args.unlabeled, seed=1, domain=domain).crops
-        rows = []
-        seconds, _, sifter = _timed_fit(data.crops, data.labels)
-        rows.append(("fit", sifter.phase_, _epochs(sifter), seconds, None))
-        seconds, pretraining, sifter = _timed_fit(data.crops, data.labels, pool)
-        name = f"fit + pre-training on {args.unlabeled:,}"
-        rows.append((name, sifter.phase_, _epochs(sifter), seconds, pretraining))
+        print(f"{domain} ({int(data.labels.sum())} signal)", flush=True)
         baseline = None
-        if not args.no_baseline:
+        if not args.no_baseline:  # first, so that each row below prints as it is measured
             start = time.perf_counter()
             SpecRecipe(random_state=0).fit(data.crops, data.labels)
             baseline = time.perf_counter() - start
-            rows.append(("spec recipe (baseline)", "-", "-", baseline, None))
-        print(f"{domain} ({int(data.labels.sum())} signal)")
-        for name, phase, epochs, seconds, pretraining in rows:
-            pre = "-" if pretraining is None else f"{pretraining:.1f}"
-            ratio = "-" if baseline is None else f"{seconds / baseline:.2f}x"
-            print(f"  {name:32} {phase:>8} {epochs:>7} {seconds:>8.1f} {pre:>13} {ratio:>12}")
+            _row("spec recipe (baseline)", None, baseline, None, baseline)
+        seconds, _, sifter = _timed_fit(data.crops, data.labels)
+        _row("fit", sifter, seconds, None, baseline)
+        seconds, pretraining, sifter = _timed_fit(data.crops, data.labels, pool)
+        _row(f"fit + pre-training on {args.unlabeled:,}", sifter, seconds, pretraining, baseline)
     print(f"targets: fit under {FIT_TARGET_S:.0f} s; pre-training under {PRETRAIN_TARGET_S:.0f} s")
 
 
