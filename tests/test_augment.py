@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from blobsift.nn.augment import Augmentation, blur, dihedral, gamma_stretch, shift
+from blobsift.nn.augment import Augmentation, _on_chosen, blur, dihedral, gamma_stretch, shift
 
 crop_batches = arrays(
     np.float32,
@@ -94,3 +94,36 @@ def test_added_noise_stays_near_the_crops_own_level():
     ratio = noisy.std(dim=(1, 2)) / x.std(dim=(1, 2))
     assert ratio.min().item() >= 1.0
     assert ratio.max().item() <= np.sqrt(1 + 0.5**2) + 0.05
+
+
+def test_on_chosen_transforms_the_chosen_crops_alone():
+    x = torch.from_numpy(np.random.default_rng(0).normal(100, 5, (6, 2, 16, 16)).astype(np.float32))
+    chosen = torch.tensor([True, False, False, True, False, True])
+    sigma = torch.linspace(0.3, 0.8, 6)
+    seen = []
+
+    def recording_blur(crops, values):
+        seen.append(len(crops))
+        return blur(crops, values)
+
+    out = _on_chosen(x, chosen, recording_blur, sigma)
+    assert seen == [3]  # run on the chosen crops only
+    torch.testing.assert_close(out[~chosen], x[~chosen], rtol=0, atol=0)
+    torch.testing.assert_close(out[chosen], blur(x[chosen], sigma[chosen]))
+    assert (out[chosen] - x[chosen]).abs().amax(dim=(1, 2, 3)).min() > 0.1
+    assert _on_chosen(x, torch.zeros(6, dtype=torch.bool), recording_blur, sigma) is x
+
+
+@pytest.mark.parametrize(
+    "kept",
+    [{"max_shift": 1.0, "shift_probability": 0.5}, {"blur_sigma": 0.6, "blur_probability": 0.25}],
+)
+def test_shift_and_blur_leave_the_unchosen_crops_untouched(kept):
+    only = {"dihedral": False, "max_shift": 0.0, "gain": (1, 1), "offset": 0, "gamma": (1, 1),
+            "noise": 0, "blur_sigma": 0.0}  # fmt: skip
+    x = torch.from_numpy(np.random.default_rng(1).normal(100, 5, (64, 16, 16)).astype(np.float32))
+    out = Augmentation(**{**only, **kept})(x, torch.Generator().manual_seed(0))
+    untouched = (out == x).flatten(1).all(dim=1)
+    probability = next(v for k, v in kept.items() if k.endswith("probability"))
+    # About the chosen share changes; the rest are the input, bit for bit.
+    assert abs(float((~untouched).float().mean()) - probability) < 0.15

@@ -1,9 +1,14 @@
+import math
+
 import numpy as np
 import pytest
 import torch
+from scipy import ndimage
 
 from blobsift import InvalidInputError, SignalClassifier
 from blobsift.nn.models import ScaleSpaceFeatures, build_model
+from blobsift.nn.onnx import OnnxRunner, export_onnx
+from blobsift.nn.serialize import load_state_exactly
 
 
 def _blob(sigma, size=48, offset=(0.0, 0.0)):
@@ -104,3 +109,105 @@ def test_registry_builds_by_name_and_refuses_unknown_names():
 def test_impossible_configurations_are_refused(config):
     with pytest.raises(InvalidInputError):
         SignalClassifier(**config)
+
+
+def _reference_features(crop, scales):
+    """The scale-space features of one 2-D crop from full 2-D filters (scipy, float64)."""
+    centre = crop.shape[-1] // 2
+    features = []
+    for sigma in scales:
+        reach, window_reach = math.ceil(3 * sigma), max(math.ceil(2 * sigma), 1)
+        taps = np.arange(-reach, reach + 1.0)
+        g = np.exp(-0.5 * (taps / sigma) ** 2)
+        g /= g.sum()
+        d1, d2 = -taps / sigma**2 * g, (taps**2 / sigma**4 - 1 / sigma**2) * g
+        pairs = {"g": (g, g, 0), "dr": (d1, g, 1), "dc": (g, d1, 1),
+                 "drr": (d2, g, 2), "dcc": (g, d2, 2), "drc": (d1, d1, 2)}  # fmt: skip
+        maps = {
+            name: sigma**order * ndimage.correlate(crop, np.outer(r, c), mode="constant")
+            for name, (r, c, order) in pairs.items()
+        }
+        core = (slice(centre - 1, centre + 2),) * 2
+        drr, dcc, drc = maps["drr"][core], maps["dcc"][core], maps["drc"][core]
+        laplacian = drr + dcc
+        spread = np.sqrt(((drr - dcc) / 2) ** 2 + drc**2 + 1e-12)
+        gradient = np.sqrt(maps["dr"][core] ** 2 + maps["dc"][core] ** 2 + 1e-12)
+        features += [maps["g"][core].mean(), gradient.mean(), laplacian.mean(),
+                     (laplacian / 2 + spread).mean(), (laplacian / 2 - spread).mean(),
+                     laplacian.min()]  # fmt: skip
+        offsets = np.arange(-window_reach, window_reach + 1.0)
+        weight = np.exp(-0.5 * (offsets / sigma) ** 2)
+        window = np.outer(weight, weight) / np.outer(weight, weight).sum()
+        near = (slice(centre - window_reach, centre + window_reach + 1),) * 2
+        dr, dc = maps["dr"][near], maps["dc"][near]
+        jrr, jcc, jrc = ((product * window).sum() for product in (dr * dr, dc * dc, dr * dc))
+        spread = np.sqrt(((jrr - jcc) / 2) ** 2 + jrc**2 + 1e-12)
+        features += [(jrr + jcc) / 2 + spread, (jrr + jcc) / 2 - spread]
+    return np.array(features)
+
+
+def _mixed_crops():
+    rng = np.random.default_rng(1)
+    crops = rng.normal(size=(4, 1, 48, 48))
+    crops[0, 0, 20:27, 23:25] += 4.0  # a short line
+    crops[1] += 3 * _blob(2.0).numpy()[0]
+    crops[2] += 5 * _blob(4.0, offset=(0.5, -1.0)).numpy()[0]
+    return crops
+
+
+def test_separable_grouped_filters_match_full_2d_filters():
+    bank = ScaleSpaceFeatures()
+    crops = _mixed_crops()
+    expected = np.stack([_reference_features(crop[0], bank.scales) for crop in crops])
+    found = bank(torch.from_numpy(crops).float()).double().numpy()
+    np.testing.assert_allclose(found, expected, rtol=5e-7, atol=5e-7)
+
+
+def test_default_scales_share_two_filter_groups():
+    bank = ScaleSpaceFeatures()
+    assert [group.scales for group in bank.groups] == [(0.7, 1.0, 1.6), (2.5, 4.0)]
+    # Two separable passes per group: one (K, 1) conv, one depthwise (1, K) conv.
+    assert [tuple(group.columns.shape) for group in bank.groups] == [(18, 1, 11, 1), (12, 1, 25, 1)]
+    assert [tuple(group.rows.shape) for group in bank.groups] == [(18, 1, 1, 11), (12, 1, 1, 25)]
+
+
+def _legacy_state(model):
+    """``model``'s state as 0.1.0 saved it: each scale's 2-D filters as buffers."""
+    state = model.state_dict()
+    bank = model.scale_space[0]
+    for index, (derivative, integration) in enumerate(bank.reaches):
+        kernel, window = 2 * derivative + 1, 2 * integration + 1
+        state[f"scale_space.0.kernels{index}"] = torch.ones(6, 1, kernel, kernel)
+        state[f"scale_space.0.window{index}"] = torch.full((window, window), 1 / window**2)
+    return state
+
+
+def test_filters_are_not_stored_and_older_model_files_still_load():
+    torch.manual_seed(0)
+    saved = SignalClassifier(channels=(4, 8), hidden=8, crop_size=48, scale_features=True).eval()
+    assert not [key for key in saved.state_dict() if key.startswith("scale_space.0.")]
+    legacy = _legacy_state(saved)
+    assert "scale_space.0.kernels4" in legacy
+    torch.manual_seed(1)
+    loaded = SignalClassifier(channels=(4, 8), hidden=8, crop_size=48, scale_features=True)
+    loaded.load_state_dict(legacy)  # strict: the legacy filter buffers are dropped, not refused
+    load_state_exactly(loaded.eval(), legacy, "model")
+    crops = torch.from_numpy(_mixed_crops()).float()
+    torch.testing.assert_close(loaded(crops), saved(crops), rtol=0, atol=0)
+
+
+def test_unknown_scale_space_keys_are_still_refused():
+    model = SignalClassifier(channels=(4, 8), hidden=8, crop_size=48, scale_features=True)
+    state = {**model.state_dict(), "scale_space.0.kernels_extra": torch.zeros(1)}
+    with pytest.raises(RuntimeError, match="kernels_extra"):
+        model.load_state_dict(state)
+
+
+def test_scale_features_export_to_onnx_and_match_torch():
+    torch.manual_seed(0)
+    model = SignalClassifier(channels=(4, 8), hidden=8, crop_size=48, scale_features=True).eval()
+    crops = torch.from_numpy(_mixed_crops()).float()
+    found = OnnxRunner(export_onnx(model, 48), threads=1).run(crops.numpy())
+    with torch.inference_mode():
+        expected = model(crops).numpy()
+    np.testing.assert_allclose(found, expected, rtol=1e-5, atol=1e-5)

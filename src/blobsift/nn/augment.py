@@ -7,6 +7,7 @@ of a crop move together: one rotation, shift and blur per crop, the same for eac
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -89,6 +90,23 @@ def gamma_stretch(crops: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
     return low + span * unit.pow(per_crop)
 
 
+def _on_chosen(
+    crops: torch.Tensor,
+    chosen: torch.Tensor,
+    transform: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    values: torch.Tensor,
+) -> torch.Tensor:
+    """``crops`` with ``transform(crops[i], values[i])`` in place of each chosen crop ``i``.
+
+    The transform runs on the chosen crops alone (the others are copied as they are), so
+    a costly change given to a share of the batch costs only that share.
+    """
+    index = torch.nonzero(chosen).flatten()
+    if index.numel() == 0:
+        return crops
+    return crops.index_copy(0, index, transform(crops[index], values[index]))
+
+
 @dataclass(frozen=True)
 class Augmentation:
     """Random label-preserving changes of a batch of raw spot crops.
@@ -148,9 +166,10 @@ class Augmentation:
             x = dihedral(x, torch.randint(0, 8, (batch,), generator=generator))
         if self.max_shift > 0 and self.shift_probability > 0:
             offsets = (2 * torch.rand(batch, 2, generator=generator) - 1) * self.max_shift
-            x = shift(x, offsets * chosen(self.shift_probability)[:, None])
+            x = _on_chosen(x, chosen(self.shift_probability), shift, offsets)
         if self.blur_sigma > 0 and self.blur_probability > 0:
-            x = blur(x, uniform(0.0, self.blur_sigma) * chosen(self.blur_probability))
+            sigma = uniform(0.0, self.blur_sigma)
+            x = _on_chosen(x, chosen(self.blur_probability), blur, sigma)
         if self.gamma != (1.0, 1.0):
             low, high = (torch.log(torch.tensor(g)).item() for g in self.gamma)
             x = gamma_stretch(x, torch.exp(uniform(low, high)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -70,15 +71,20 @@ class _CentrePool(nn.Module):
         return torch.cat([mean, peak], dim=1)
 
 
-def _gaussian_derivative_kernels(sigma: float, reach: int) -> torch.Tensor:
-    """(6, 1, K, K) kernels: G, d/dr, d/dc, d2/dr2, d2/dc2, d2/drdc of a Gaussian."""
+def _padded(taps: torch.Tensor, reach: int) -> torch.Tensor:
+    """Zero-pad 1-D ``taps`` (odd length, centred) to ``2 * reach + 1`` taps."""
+    extra = reach - (len(taps) - 1) // 2
+    return F.pad(taps, (extra, extra))
+
+
+def _derivative_taps(sigma: float, reach: int) -> list[torch.Tensor]:
+    """1-D scale-normalised taps G, sigma G', sigma^2 G'' of a Gaussian (float64)."""
     taps = torch.arange(-reach, reach + 1, dtype=torch.float64)
     g = torch.exp(-0.5 * (taps / sigma) ** 2)
     g = g / g.sum()
-    d1 = -taps / sigma**2 * g
-    d2 = (taps**2 / sigma**4 - 1 / sigma**2) * g
-    pairs = ((g, g), (d1, g), (g, d1), (d2, g), (g, d2), (d1, d1))
-    return torch.stack([torch.outer(r, c) for r, c in pairs]).unsqueeze(1).float()
+    d1 = -taps / sigma * g
+    d2 = (taps**2 / sigma**2 - 1) * g
+    return [g, d1, d2]
 
 
 def _eigenvalues(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> list[torch.Tensor]:
@@ -86,6 +92,68 @@ def _eigenvalues(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> list[torc
     mean = (a + b) / 2
     spread = torch.sqrt(((a - b) / 2) ** 2 + c**2 + 1e-12)
     return [mean + spread, mean - spread]
+
+
+class _ScaleGroup(nn.Module):
+    """The :class:`ScaleSpaceFeatures` of a few scales that share one filter support.
+
+    Each scale's 1-D taps are zero-padded to the group's longest, so the six
+    Gaussian-derivative maps of every scale come from one column pass (a conv with one
+    (K, 1) filter per map) and one depthwise row pass ((1, K) filters): two separable
+    convolutions per group instead of one 2-D convolution per scale. The structure-tensor
+    windows are zero-padded the same way. The filters are built here, as buffers that
+    model files do not store.
+    """
+
+    # Buffers, registered in __init__ (not persistent: rebuilt from the scales).
+    columns: torch.Tensor  # (6n, 1, K, 1): each map's filter along rows
+    rows: torch.Tensor  # (6n, 1, 1, K): each map's filter along columns
+    windows: torch.Tensor  # (n, 2I + 1, 2I + 1): each scale's integration window
+
+    #: The (row, column) factors of G, d/dr, d/dc, d2/dr2, d2/dc2, d2/drdc as indices
+    #: into the taps of :func:`_derivative_taps`.
+    PAIRS = ((0, 0), (1, 0), (0, 1), (2, 0), (0, 2), (1, 1))
+
+    def __init__(self, scales: Sequence[float], reaches: Sequence[tuple[int, int]]) -> None:
+        super().__init__()
+        self.scales = tuple(scales)
+        derivative = max(d for d, _ in reaches)
+        self.integration = max(i for _, i in reaches)
+        self.reach = derivative + self.integration
+        columns, rows, windows = [], [], []
+        for sigma, (own_derivative, own_integration) in zip(scales, reaches, strict=True):
+            taps = [_padded(t, derivative) for t in _derivative_taps(sigma, own_derivative)]
+            columns += [taps[r] for r, _ in self.PAIRS]
+            rows += [taps[c] for _, c in self.PAIRS]
+            offsets = torch.arange(-own_integration, own_integration + 1, dtype=torch.float64)
+            weight = _padded(torch.exp(-0.5 * (offsets / sigma) ** 2), self.integration)
+            window = torch.outer(weight, weight)
+            windows.append(window / window.sum())
+        width = 2 * derivative + 1
+        self.register_buffer(
+            "columns", torch.stack(columns).view(-1, 1, width, 1).float(), persistent=False
+        )
+        self.register_buffer(
+            "rows", torch.stack(rows).view(-1, 1, 1, width).float(), persistent=False
+        )
+        self.register_buffer("windows", torch.stack(windows).float(), persistent=False)
+
+    def forward(self, crops: torch.Tensor, centre: int) -> torch.Tensor:
+        """(B, 8n) features, scale by scale, of (B, 1, H, W) crops about pixel ``centre``."""
+        low, high = centre - self.reach, centre + self.reach + 1
+        maps = F.conv2d(crops[:, :, low:high, low:high], self.columns)
+        maps = F.conv2d(maps, self.rows, groups=self.rows.shape[0])  # (B, 6n, 2I+1, 2I+1)
+        g, dr, dc, drr, dcc, drc = maps.unflatten(1, (-1, 6)).unbind(2)  # (B, n, 2I+1, 2I+1)
+        middle = slice(self.integration - 1, self.integration + 2)
+        core = (..., middle, middle)  # the central 3x3 pixels
+        laplacian = drr[core] + dcc[core]
+        hessian = _eigenvalues(drr[core], dcc[core], drc[core])
+        gradient = torch.sqrt(dr[core] ** 2 + dc[core] ** 2 + 1e-12)
+        parts = [part.mean(dim=(-2, -1)) for part in (g[core], gradient, laplacian, *hessian)]
+        parts.append(laplacian.amin(dim=(-2, -1)))
+        tensor = [(p * self.windows).sum(dim=(-2, -1)) for p in (dr * dr, dc * dc, dr * dc)]
+        parts.extend(_eigenvalues(*tensor))
+        return torch.stack(parts, dim=2).flatten(1)
 
 
 class ScaleSpaceFeatures(nn.Module):
@@ -103,50 +171,53 @@ class ScaleSpaceFeatures(nn.Module):
     ----------
     scales : sequence of float
         Gaussian scales in pixels. A crop must be at least ``min_size`` pixels wide.
+
+    Notes
+    -----
+    The derivatives reach ``ceil(3 sigma)`` pixels and the windows ``ceil(2 sigma)``. The
+    filters are separable and computed in groups of consecutive scales: a scale joins the
+    group while its total reach is at most twice the group's first (the defaults group as
+    {0.7, 1.0, 1.6} and {2.5, 4.0}). The module has no state in ``state_dict``; the
+    filter buffers that earlier (0.1.0) model files hold (``kernels{i}``, ``window{i}``)
+    are ignored on loading.
     """
 
     PER_SCALE = 8
+    _LEGACY_KEY = re.compile(r"(kernels|window)\d+")
 
     def __init__(self, scales: Sequence[float] = (0.7, 1.0, 1.6, 2.5, 4.0)) -> None:
         super().__init__()
         self.scales = tuple(float(s) for s in scales)
-        self.reaches: list[tuple[int, int]] = []
-        for index, sigma in enumerate(self.scales):
-            derivative, integration = math.ceil(3 * sigma), max(math.ceil(2 * sigma), 1)
-            self.reaches.append((derivative, integration))
-            self.register_buffer(f"kernels{index}", _gaussian_derivative_kernels(sigma, derivative))
-            taps = torch.arange(-integration, integration + 1, dtype=torch.float64)
-            weight = torch.exp(-0.5 * (taps / sigma) ** 2)
-            window = torch.outer(weight, weight)
-            self.register_buffer(f"window{index}", (window / window.sum()).float())
+        self.reaches = [(math.ceil(3 * s), max(math.ceil(2 * s), 1)) for s in self.scales]
+        groups: list[list[int]] = []
+        for index, (derivative, integration) in enumerate(self.reaches):
+            if groups and derivative + integration <= 2 * sum(self.reaches[groups[-1][0]]):
+                groups[-1].append(index)
+            else:
+                groups.append([index])
+        self.groups = nn.ModuleList(
+            _ScaleGroup([self.scales[i] for i in group], [self.reaches[i] for i in group])
+            for group in groups
+        )
         self.min_size = 2 * max(d + i for d, i in self.reaches) + 2
         self.n_features = self.PER_SCALE * len(self.scales)
 
     def forward(self, crops: torch.Tensor) -> torch.Tensor:
         """Return (B, 8 * len(scales)) features of (B, 1, H, W) normalised crops."""
         centre = crops.shape[-1] // 2
-        features: list[torch.Tensor] = []
-        scales = zip(self.scales, self.reaches, strict=True)
-        for index, (sigma, (derivative, integration)) in enumerate(scales):
-            reach = derivative + integration
-            region = crops[
-                :, :, centre - reach : centre + reach + 1, centre - reach : centre + reach + 1
-            ]
-            maps = F.conv2d(region, getattr(self, f"kernels{index}"))  # (B, 6, 2i+1, 2i+1)
-            g, dr, dc, drr, dcc, drc = (sigma**order * maps[:, k] for k, order in
-                                        enumerate((0, 1, 1, 2, 2, 2)))  # fmt: skip
-            core = (slice(None), slice(integration - 1, integration + 2),
-                    slice(integration - 1, integration + 2))  # fmt: skip
-            laplacian = drr + dcc
-            hessian = _eigenvalues(drr[core], dcc[core], drc[core])
-            gradient = torch.sqrt(dr[core] ** 2 + dc[core] ** 2 + 1e-12)
-            for part in (g[core], gradient, laplacian[core], *hessian):
-                features.append(part.mean(dim=(1, 2)))
-            features.append(laplacian[core].amin(dim=(1, 2)))
-            window = getattr(self, f"window{index}")
-            tensor = [(product * window).sum(dim=(1, 2)) for product in (dr * dr, dc * dc, dr * dc)]
-            features.extend(_eigenvalues(*tensor))
-        return torch.stack(features, dim=1)
+        return torch.cat([group(crops, centre) for group in self.groups], dim=1)
+
+    def _load_from_state_dict(
+        self,
+        state_dict: dict[str, Any],
+        prefix: str,
+        *args: Any,
+    ) -> None:
+        # Model files of 0.1.0 stored each scale's 2-D filters as buffers; they are rebuilt now.
+        for key in [k for k in state_dict if k.startswith(prefix)]:
+            if self._LEGACY_KEY.fullmatch(key[len(prefix) :]):
+                del state_dict[key]
+        super()._load_from_state_dict(state_dict, prefix, *args)
 
 
 @register_model("signal_classifier")
