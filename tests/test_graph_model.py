@@ -199,3 +199,13 @@ def test_a_file_of_another_kind_is_refused(cnn_file, tmp_path):
     config.write_text(json.dumps(document))
     with pytest.raises(ModelFileError, match="'forest' model"):
         load_predictor(stem)
+
+
+def test_a_value_fit_could_not_have_produced_is_refused_naming_its_key(cnn_file, tmp_path):
+    stem = _copy(cnn_file, tmp_path)
+    config = stem.with_name("model.json")
+    document = json.loads(config.read_text())
+    document["estimator"]["architecture"]["config"]["crop_size"] = -4
+    config.write_text(json.dumps(document))
+    with pytest.raises(ModelFileError, match=r"estimator\.architecture\.config\.crop_size"):
+        load_predictor(stem)

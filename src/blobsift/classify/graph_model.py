@@ -163,6 +163,8 @@ def load_predictor(path: str | os.PathLike[str], *, threads: int | None = None) 
         return _full_load(kind, path, threads)
     try:
         return _graph_model(tensors, config, kind, threads, str(weights_path))
+    except ModelFileError:
+        raise  # it names the file and the fix already
     except (TypeError, ValueError) as error:
         raise ModelFileError(
             f"{config_path} is not a usable model file: {error} Restore the model files as "
