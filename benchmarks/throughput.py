@@ -1,10 +1,13 @@
 """Whole-pipeline throughput: read → detect → crop → normalise → classify → write.
 
 Images are 2048 x 2048 simulated frames (``blobsift.simulate.simulate_image``, 1,000 spots
-plus decoys; about 2,900 candidates each at the default threshold), written as NPY files:
-the 8 flips/rotations of one cached simulation, repeated. The model is a ``Sifter`` (the
-default CNN ensemble of 3 members) fitted briefly on simulated crops; its speed does not
-depend on how well it was trained.
+plus decoys), written as NPY files: the 8 flips/rotations of one cached simulation,
+repeated. The detection threshold is bisected so that an image gives about 3,000
+candidates (the issue's setting), whatever the detector's default. The model is a
+``Sifter`` (the CNN ensemble of 3 members, or with ``--predict-with refit`` the one refit
+network) fitted briefly on simulated crops; its speed does not depend on how well it was
+trained. Every scoring process loads it as batch runs do, with
+``blobsift.classify.graph_model.load_predictor`` (the stored ONNX graph, no torch).
 
 Parts, each in a fresh process:
 
@@ -20,8 +23,9 @@ Parts, each in a fresh process:
   (the ``bench`` dependency group) the row says so.
 * **Memory** of one single-threaded scoring process: RSS after each step (imports, model,
   image, detection, crops, scoring) and the peak within it (``VmHWM``, reset per step), and
-  a fresh process's peak after two images (what one Dask worker thread adds on top of
-  distributed itself).
+  a fresh process's peak with the model loaded and after two images (what one Dask worker
+  thread adds on top of distributed itself), by ``load_predictor`` and, the baseline, by
+  ``Sifter.load`` (torch). Target: at most 500 MB after loading.
 * **Batch rows** (unless ``--stages-only``): ``predict_images(paths, model)`` in a fresh
   process on every core (``serial``), and on a ``distributed.LocalCluster`` of 2 worker
   processes x 1 thread (the model sent once to each worker is part of the timed run;
@@ -29,9 +33,10 @@ Parts, each in a fresh process:
   time x cores / images; peak memory is each process's own ``VmHWM`` (``ru_maxrss`` of a
   spawned process includes its parent's peak).
 
-    python benchmarks/throughput.py                 # 16 images
-    python benchmarks/throughput.py --quick         # 4 images
-    python benchmarks/throughput.py --stages-only   # one image: stages, sep, memory
+    OMP_NUM_THREADS=2 python benchmarks/throughput.py                 # 16 images
+    OMP_NUM_THREADS=2 python benchmarks/throughput.py --quick         # 4 images
+    OMP_NUM_THREADS=2 python benchmarks/throughput.py --stages-only   # stages, sep, memory
+    OMP_NUM_THREADS=2 python benchmarks/throughput.py --predict-with refit
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ import numpy as np
 from _sep_baseline import ROW_NAME, sep_available, sep_threshold
 
 SIZE, SPOTS, SEED = 2048, 1000, 0
+TARGET_CANDIDATES = 3000  # per 2048 x 2048 image (issue 14's setting)
 
 
 def _status_mb(field: str) -> float:
@@ -75,17 +81,19 @@ def _reset_peak() -> None:
     Path("/proc/self/clear_refs").write_text("5")
 
 
-def _serial(paths: list[str], model: str) -> tuple[float, int, float]:
+def _serial(paths: list[str], model: str, threshold: float) -> tuple[float, int, float]:
     """Run in a fresh process: (seconds, candidates, peak RSS in MB)."""
     from blobsift import predict_images
 
-    predict_images(paths[:1], model)  # warm-up: imports, onnxruntime session
+    predict_images(paths[:1], model, threshold=threshold)  # warm-up: imports, session
     start = time.perf_counter()
-    frame = predict_images(paths, model)
+    frame = predict_images(paths, model, threshold=threshold)
     return time.perf_counter() - start, len(frame), _peak_rss_mb()
 
 
-def _stages(path: str, model: str, threads: int, sep_threshold: float | None) -> dict:
+def _stages(
+    path: str, model: str, threads: int, threshold: float, sep_threshold: float | None
+) -> dict:
     """Seconds per stage for one image, best of 3, in a fresh process on ``threads`` cores.
 
     Each stage is the library's own function: ``io.open_image(...).read()``,
@@ -93,18 +101,17 @@ def _stages(path: str, model: str, threads: int, sep_threshold: float | None) ->
     the model's onnxruntime session, ``batch.write_predictions``. ``whole`` is one call of
     ``score_image`` on the opened file plus the write, as ``predict_images`` does it.
     """
-    from blobsift import Sifter
     from blobsift.batch import write_predictions
-    from blobsift.crops import extract_crops, normalise_crops
-    from blobsift.detect import detect_blobs
+    from blobsift.classify.graph_model import GraphModel, load_predictor
+    from blobsift.crops import centre_window, extract_crops, normalise_crops
+    from blobsift.detect import DetectSettings, detect_blobs
     from blobsift.io import open_image
     from blobsift.scoring import prediction_table, score_image
 
-    sifter = Sifter.load(model)
-    sifter.limit_threads(threads)
-    estimator = sifter.estimator_
-    estimator.backend = "onnx"
-    runner = estimator.graph_.runner("onnx")
+    predictor = load_predictor(model, threads=threads)
+    assert isinstance(predictor, GraphModel)
+    runner = predictor._runner
+    settings = DetectSettings(threshold=threshold)
     out = Path(tempfile.mkdtemp(prefix="blobsift-stages-")) / "predictions.csv"
     best: dict[str, float] = {}
     for _ in range(3):
@@ -112,15 +119,15 @@ def _stages(path: str, model: str, threads: int, sep_threshold: float | None) ->
         with open_image(path) as lazy:
             image = lazy.read()
         times.append(time.perf_counter())
-        found = detect_blobs(image, n_threads=threads)
+        found = detect_blobs(image, settings, n_threads=threads)
         times.append(time.perf_counter())
         crops = extract_crops(image, found)
         times.append(time.perf_counter())
-        x = normalise_crops(estimator._window(crops))
+        x = normalise_crops(np.ascontiguousarray(centre_window(crops, predictor.crop_size_)))
         times.append(time.perf_counter())
         probability = runner.run(x).reshape(-1).astype(np.float64)
         times.append(time.perf_counter())
-        table = prediction_table(path, found, probability, float(sifter.threshold_))
+        table = prediction_table(path, found, probability, float(predictor.threshold_))
         write_predictions(table, out)
         times.append(time.perf_counter())
         names = ("read", "detect", "crop", "normalise", "classify", "write")
@@ -128,7 +135,7 @@ def _stages(path: str, model: str, threads: int, sep_threshold: float | None) ->
             best[name] = min(best.get(name, np.inf), b - a)
         start = time.perf_counter()
         with open_image(path) as lazy:
-            frame = score_image(lazy, sifter, name=path, n_threads=threads)
+            frame = score_image(lazy, predictor, settings, name=path, n_threads=threads)
         write_predictions(frame, out)
         best["whole"] = min(best.get("whole", np.inf), time.perf_counter() - start)
         assert np.allclose(frame["probability"].to_numpy(), probability, atol=1e-6)
@@ -142,7 +149,7 @@ def _stages(path: str, model: str, threads: int, sep_threshold: float | None) ->
     return result
 
 
-def _memory(path: str, model: str) -> list[tuple[str, float, float]]:
+def _memory(path: str, model: str, threshold: float) -> list[tuple[str, float, float]]:
     """What one single-threaded worker's memory is made of: (step, RSS after, step peak) MB.
 
     The peak of each step is ``VmHWM`` reset just before it.
@@ -157,47 +164,56 @@ def _memory(path: str, model: str) -> list[tuple[str, float, float]]:
 
     step("python + numpy", lambda: None)
     step("import blobsift.batch, scoring, io", lambda: __import__("blobsift.batch"))
-    step("import torch", lambda: __import__("torch"))
     step("import onnxruntime", lambda: __import__("onnxruntime"))
-    from blobsift import Sifter
     from blobsift.crops import extract_crops
-    from blobsift.detect import detect_blobs
+    from blobsift.detect import DetectSettings, detect_blobs
     from blobsift.io import open_image
     from blobsift.scoring import score_candidates, score_image
 
-    def load() -> Any:
-        sifter = Sifter.load(model)
-        sifter.limit_threads(1)
-        sifter.predict_proba(np.zeros((2, 64, 64), np.float32))
-        return sifter
-
-    sifter = step("model loaded, session made", load)
+    settings = DetectSettings(threshold=threshold)
+    sifter = step("load_predictor, session made", lambda: _loaded(model, "load_predictor"))
     with open_image(path) as lazy:
         image = step("image read (float32)", lambda: np.array(lazy.read()))
-    found = step("detect_blobs", lambda: detect_blobs(image, n_threads=1))
+    found = step("detect_blobs", lambda: detect_blobs(image, settings, n_threads=1))
     step("crops of all candidates", lambda: extract_crops(image, found))
     step("score_candidates", lambda: score_candidates(image, found, sifter))
     with open_image(path) as lazy:
-        step("score_image (whole step)", lambda: score_image(lazy, sifter, n_threads=1))
+        step("score_image (whole step)", lambda: score_image(lazy, sifter, settings, n_threads=1))
+    assert "torch" not in __import__("sys").modules
     return steps
 
 
-def _worker_peak(path: str, model: str) -> tuple[float, float]:
+def _loaded(model: str, loader: str) -> Any:
+    """The model on one thread, by ``load_predictor`` or ``Sifter.load``, session made."""
+    if loader == "load_predictor":
+        from blobsift.classify.graph_model import load_predictor
+
+        predictor = load_predictor(model, threads=1)
+    else:
+        from blobsift import Sifter
+
+        predictor = Sifter.load(model)
+        predictor.limit_threads(1)
+    predictor.predict_proba(np.zeros((2, 64, 64), np.float32))
+    return predictor
+
+
+def _worker_peak(path: str, model: str, threshold: float, loader: str) -> tuple[float, float]:
     """(peak MB with the model loaded, peak MB after scoring the image twice), fresh process.
 
-    What a single-threaded worker holds: the imports, the model and one image's work.
+    What a single-threaded worker holds: the imports, the model (by ``loader``:
+    "load_predictor" or "Sifter.load") and one image's work.
     """
-    from blobsift import Sifter
+    import blobsift.batch  # noqa: F401  (what a worker imports anyway)
+    from blobsift.detect import DetectSettings
     from blobsift.io import open_image
     from blobsift.scoring import score_image
 
-    sifter = Sifter.load(model)
-    sifter.limit_threads(1)
-    sifter.predict_proba(np.zeros((2, 64, 64), np.float32))
+    predictor = _loaded(model, loader)
     loaded = _peak_rss_mb()
     for _ in range(2):
         with open_image(path) as lazy:
-            score_image(lazy, sifter, n_threads=1)
+            score_image(lazy, predictor, DetectSettings(threshold=threshold), n_threads=1)
     return loaded, _peak_rss_mb()
 
 
@@ -215,12 +231,13 @@ def _write_images(folder: Path, count: int) -> list[str]:
     return paths
 
 
-def _fit_model(folder: Path) -> str:
+def _fit_model(folder: Path, predict_with: str) -> str:
     from blobsift import Sifter
     from blobsift.simulate import simulate_crops
 
     data = simulate_crops(500, seed=0)
-    sifter = Sifter(phase="cnn", random_state=0, epochs=3).fit(data.crops, data.labels)
+    sifter = Sifter(phase="cnn", random_state=0, epochs=3, predict_with=predict_with)
+    sifter.fit(data.crops, data.labels)
     stem = folder / "model"
     sifter.save(stem)
     return str(stem)
@@ -271,6 +288,12 @@ def main() -> None:
     parser.add_argument(
         "--stages-only", action="store_true", help="only the per-stage tables and memory"
     )
+    parser.add_argument(
+        "--predict-with",
+        choices=("ensemble", "refit"),
+        default="ensemble",
+        help="what predicts: the 3-member ensemble (default) or the one refit network",
+    )
     args = parser.parse_args()
     n_images = 4 if args.quick else args.images
     cores = len(os.sched_getaffinity(0))
@@ -278,43 +301,61 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="blobsift-throughput-") as folder:
         folder = Path(folder)
         paths = _write_images(folder, 1 if args.stages_only else n_images)
-        model = _fit_model(folder)
+        model = _fit_model(folder, args.predict_with)
+        threshold, target = _fresh(_threshold_for, paths[0], TARGET_CANDIDATES)
+        print(f"model: {args.predict_with}; detection threshold {threshold:.3f} gives ", end="")
+        print(f"{target} candidates (target {TARGET_CANDIDATES})")
         sep_ok = sep_available()
-        threshold = None
+        sep_at = None
         if sep_ok:
             from blobsift.io import open_image
 
             with open_image(paths[0]) as lazy:
                 data = np.require(lazy.read(), np.float32, ["C", "W"])
-            target = _fresh(_count, paths[0])
-            threshold = sep_threshold(data, target)
+            sep_at = sep_threshold(data, target)
         for threads in (1, 2):
-            _print_stages(threads, _fresh(_stages, paths[0], model, threads, threshold), sep_ok)
+            stages = _fresh(_stages, paths[0], model, threads, threshold, sep_at)
+            _print_stages(threads, stages, sep_ok)
         print("\nmemory of one single-threaded scoring process (MB)")
         print(f"  {'step':<38}{'RSS after':>10}{'peak in step':>13}")
-        for step, current, peak in _fresh(_memory, paths[0], model):
+        for step, current, peak in _fresh(_memory, paths[0], model, threshold):
             print(f"  {step:<38}{current:>10.0f}{peak:>13.0f}")
-        loaded, peak = _fresh(_worker_peak, paths[0], model)
-        print(f"  fresh process, model loaded: peak {loaded:.0f}; after 2 images: {peak:.0f}")
+        for loader in ("load_predictor", "Sifter.load"):
+            loaded, peak = _fresh(_worker_peak, paths[0], model, threshold, loader)
+            print(
+                f"  fresh process, {loader + ':':<16} peak {loaded:.0f} with the model loaded, "
+                f"{peak:.0f} after 2 images"
+            )
         if not args.stages_only:
-            _batch_rows(paths, model, n_images, cores)
+            _batch_rows(paths, model, n_images, cores, threshold)
 
 
-def _count(path: str) -> int:
+def _threshold_for(path: str, target: int) -> tuple[float, int]:
+    """The detection threshold giving about ``target`` candidates (bisected), and the count."""
     from blobsift.detect import detect_blobs
     from blobsift.io import open_image
 
     with open_image(path) as lazy:
-        return len(detect_blobs(lazy.read(), n_threads=1))
+        image = np.asarray(lazy.read())
+
+    def count(threshold: float) -> int:
+        return len(detect_blobs(image, threshold=threshold))
+
+    low, high = 1.0, 20.0  # counts fall as the threshold rises
+    for _ in range(14):
+        middle = 0.5 * (low + high)
+        low, high = (middle, high) if count(middle) > target else (low, middle)
+    threshold = 0.5 * (low + high)
+    return threshold, count(threshold)
 
 
-def _batch_rows(paths: list[str], model: str, n_images: int, cores: int) -> None:
+def _batch_rows(paths: list[str], model: str, n_images: int, cores: int, threshold: float) -> None:
     """The serial and LocalCluster rows over ``n_images`` images."""
     import distributed
 
     from blobsift import predict_images
 
-    seconds, candidates, serial_rss = _fresh(_serial, paths, model)
+    seconds, candidates, serial_rss = _fresh(_serial, paths, model, threshold)
     rows = [_row("serial", seconds, n_images, candidates, cores)]
     start = time.perf_counter()
     with (
@@ -329,9 +370,9 @@ def _batch_rows(paths: list[str], model: str, n_images: int, cores: int) -> None
     ):
         client.wait_for_workers(2, timeout=120)
         startup = time.perf_counter() - start
-        predict_images(paths[:2], model, scheduler=client)  # warm-up, as for serial
+        predict_images(paths[:2], model, scheduler=client, threshold=threshold)  # warm-up
         start = time.perf_counter()
-        frame = predict_images(paths, model, scheduler=client)
+        frame = predict_images(paths, model, scheduler=client, threshold=threshold)
         seconds = time.perf_counter() - start
         worker_rss = client.run(_peak_rss_mb)
     rows.append(_row("LocalCluster 2x1", seconds, n_images, len(frame), cores))

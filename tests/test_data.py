@@ -94,3 +94,35 @@ def test_normalising_constant_and_empty_crops_is_finite():
     assert np.isfinite(out).all()
     assert np.abs(out).max() == 0
     assert normalise_crops(np.zeros((0, 64, 64))).shape == (0, 1, 64, 64)
+
+
+def _plain_normalisation(crops, noise=None):
+    """The normalisation written out plainly, in float64: what normalise_crops computes."""
+    crops = crops.astype(np.float64)
+    n = len(crops)
+    middle = (crops[:, ::2, ::2].reshape(n, -1).shape[1] - 1) // 2
+    background = np.sort(crops[:, ::2, ::2].reshape(n, -1), axis=1)[:, middle]
+    if noise is None:
+        noise = robust_noise(crops.astype(np.float32)).astype(np.float64)
+        spread = crops.reshape(n, -1).std(axis=1, ddof=1)
+        noise = np.where(noise > 1e-6 * (np.abs(background) + 1), noise, spread)
+        noise = np.where(noise > 1e-12, noise, 1.0)
+    scaled = (crops - background[:, None, None]) / (3.0 * noise[:, None, None])
+    return (3.0 * np.arcsinh(scaled))[:, None]
+
+
+@pytest.mark.parametrize("with_noise", [False, True])
+def test_normalise_crops_equals_the_plain_formula(with_noise):
+    rng = np.random.default_rng(4)
+    crops = rng.gamma(3.0, 10.0, size=(40, 48, 48)).astype(np.float32)
+    crops[:, 20:28, 20:28] += rng.uniform(0, 5e4, size=(40, 1, 1)).astype(np.float32)
+    crops[0] = 7.0  # constant: the spread, then 1
+    crops[1] = 7.0
+    crops[1, 3, 5] = 9.0  # no noise in the differences, a little spread
+    crops[2] *= -1e20  # values far beyond the usual range
+    noise = rng.uniform(0.5, 20.0, size=40) if with_noise else None
+    if noise is not None:
+        noise[3] = 1e-12  # scaled values whose square overflows float32
+    found = normalise_crops(crops, noise)
+    assert found.dtype == np.float32
+    np.testing.assert_allclose(found, _plain_normalisation(crops, noise), rtol=1e-6, atol=1e-6)

@@ -52,14 +52,17 @@ class ModelPlugin(WorkerPlugin):
         return {**self.__dict__, "model": None}
 
     def setup(self, worker: Any) -> None:
-        """Load the model (once, when the plugin reaches the worker)."""
-        from blobsift.classify.sifter import Sifter
+        """Load the model (once, when the plugin reaches the worker).
+
+        For prediction only (:func:`~blobsift.classify.graph_model.load_predictor`): from
+        its exported graph, so the worker never imports torch, unless the file has none.
+        """
+        from blobsift.classify.graph_model import load_predictor
 
         with tempfile.TemporaryDirectory(prefix="blobsift-model-") as folder:
             Path(folder, "model.safetensors").write_bytes(self.weights)
             Path(folder, "model.json").write_bytes(self.config)
-            self.model = Sifter.load(Path(folder, "model"))
-        self.model.limit_threads(self.threads)
+            self.model = load_predictor(Path(folder, "model"), threads=self.threads)
 
     def teardown(self, worker: Any) -> None:
         """Drop the model."""

@@ -71,7 +71,9 @@ def check_run(
     Parameters
     ----------
     model : Sifter or path-like
-        A fitted classifier, or the path of a saved one.
+        A fitted classifier, or the path of a saved one (loaded for prediction only, by
+        :func:`~blobsift.classify.graph_model.load_predictor`: from its exported graph,
+        without torch, where the file carries one).
     scheduler : None, str, distributed.Client or cluster
         Where to run (see :func:`predict_images`).
     detect_settings : mapping
@@ -82,8 +84,8 @@ def check_run(
 
     Returns
     -------
-    model : Sifter
-        The loaded model.
+    model : CropScorer
+        The model: ``model`` itself, or the one loaded from its file.
     plan : ScoringPlan
         How each image is to be scored.
 
@@ -97,9 +99,9 @@ def check_run(
     _check_scheduler(scheduler)
     local_model = model
     if isinstance(model, (str, os.PathLike)):
-        from blobsift.classify.sifter import Sifter
+        from blobsift.classify.graph_model import load_predictor
 
-        local_model = Sifter.load(model)
+        local_model = load_predictor(model)
     if not hasattr(local_model, "predict_proba") or not hasattr(local_model, "threshold_"):
         raise InvalidInputError(
             f"model must be a fitted Sifter (or the path of a saved one); got "

@@ -11,7 +11,11 @@ from ``fit``, leaves torch's global random state as it found it, reports progres
 Modules
 -------
 base
+    :class:`CropScorer`, the prediction half every model shares (numpy only), and
     :class:`CropClassifier`: parameters, input checks, threshold choice, model files.
+graph_model
+    :func:`load_predictor`: a saved model that predicts from its exported graph on
+    onnxruntime, without torch (:class:`GraphModel`).
 sifter
     :class:`~blobsift.Sifter`: the estimator users fit; it picks the learning phase.
 phases

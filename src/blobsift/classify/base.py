@@ -1,4 +1,12 @@
-"""What every blobsift crop classifier shares: parameters, input checks, threshold, files."""
+"""What every blobsift crop classifier shares: parameters, input checks, threshold, files.
+
+* :class:`CropScorer`: the prediction half (``predict_proba``, ``decision_function``,
+  ``predict`` at ``threshold_``, input checks, the intensity context), numpy only, so a
+  model run from its exported graph (:class:`~blobsift.classify.graph_model.GraphModel`)
+  shares it without torch;
+* :class:`CropClassifier`: a scorer that is also an estimator: parameters, fitting
+  helpers, the threshold's choice and model files.
+"""
 
 from __future__ import annotations
 
@@ -30,7 +38,9 @@ __all__ = [
     "CONTEXT_MARGIN",
     "THRESHOLD_RULES",
     "CropClassifier",
+    "CropScorer",
     "config_entry",
+    "context_from_config",
     "describe_threshold_rule",
     "jsonable_params",
 ]
@@ -58,10 +68,115 @@ _THRESHOLD_PRIOR_STRENGTH = 5  # positives at which the held-out threshold gets 
 CONTEXT_MARGIN = 0.01
 
 
-class CropClassifier:
-    """Base class: scikit-learn style parameters, ``predict`` at a chosen threshold, files.
+class CropScorer:
+    """The prediction half of every blobsift model: scores, decisions, input checks.
 
-    Subclasses implement ``_fit``, ``_positive_proba``, ``_tensors``/``_file_config`` and
+    A fitted scorer has ``threshold_``, ``classes_``, ``n_channels_`` and ``context_``;
+    subclasses implement ``_positive_proba`` (the network's signal probability of checked
+    crops) and :meth:`limit_threads`. Nothing here needs torch.
+    """
+
+    classes_: np.ndarray
+    threshold_: float
+    #: Channels of each crop the model was fitted on (1 for a model file that does not
+    #: record it: single-channel files from before channels were introduced).
+    n_channels_: int = 1
+    #: The intensity-context head fitted on the image noise of the crops (None when
+    #: ``fit`` got no ``noise``): see :mod:`blobsift.classify.context`.
+    context_: ContextHead | None = None
+
+    def _check_crops(self, X: Any, name: str = "X") -> np.ndarray:  # noqa: N803
+        """``X`` as checked crops with the channels this model was fitted on."""
+        crops = check_crops(X, name=name, channels=True)
+        check_channels(crops, self.n_channels_, name=name)
+        return crops
+
+    def _check_noise(self, noise: Any, crops: np.ndarray, name: str = "noise") -> np.ndarray:
+        """``noise`` checked against ``crops``: (n, C) positive levels."""
+        return check_image_noise(noise, len(crops), channels=crop_channels(crops), name=name)
+
+    @property
+    def intensity_context_(self) -> bool:
+        """Whether the model weighs image noise (so ``predict_proba`` needs ``noise``).
+
+        True when ``fit`` got ``noise`` and kept the intensity-context head; the model
+        file records the head (``intensity_context``).
+        """
+        return self.context_ is not None
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "threshold_"):
+            raise NotFittedError(
+                f"this {type(self).__name__} is not fitted yet; call fit(X, y) or "
+                f"{type(self).__name__}.load(path) first."
+            )
+
+    # -- prediction ---------------------------------------------------------------------
+    def limit_threads(self, threads: int) -> None:
+        """Run this model's inference on at most ``threads`` cores.
+
+        For a process that shares its machine, such as a Dask worker beside others.
+        """
+        raise NotImplementedError
+
+    def _positive_proba(self, crops: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def predict_proba(self, X: Any, *, noise: Any = None) -> np.ndarray:  # noqa: N803
+        """Return class probabilities, shape (n, 2); columns follow ``classes_ == [0, 1]``.
+
+        Parameters
+        ----------
+        X : array of shape (n, 64, 64) or (n, C, 64, 64)
+            Raw crops of any real dtype, with the channels the model was fitted on.
+        noise : array of shape (n,) or (n, C), optional
+            The noise level of each crop's image (:func:`blobsift.detect.estimate_noise`),
+            in the crops' units. Required by a model that kept its intensity context
+            (``intensity_context_``); any other model checks it and does not use it.
+
+        Raises
+        ------
+        InvalidInputError
+            If ``X`` is not crops, or its crops have another number of channels than
+            the model's (the message names both); if the model was fitted with image noise
+            and ``noise`` is missing, or ``noise`` is not one positive level per crop.
+        """
+        self._check_fitted()
+        crops = self._check_crops(X)
+        head = self.context_
+        if head is not None and noise is None:
+            raise InvalidInputError(
+                f"this {type(self).__name__} was fitted with the image noise of its crops "
+                "(intensity context): pass noise=, the noise level of each crop's image "
+                "(blobsift.detect.estimate_noise(image)[1]); scoring an image passes it."
+            )
+        levels = None if noise is None else self._check_noise(noise, crops)
+        positive = self._positive_proba(crops).astype(np.float64)
+        if head is not None and levels is not None:
+            positive = head.apply(positive, context_features(crops, levels))
+        return np.column_stack([1.0 - positive, positive])
+
+    def decision_function(self, X: Any, *, noise: Any = None) -> np.ndarray:  # noqa: N803
+        """Return the probability of signal, shape (n,): the ranking score.
+
+        (scikit-learn's name; ``predict`` compares it with ``threshold_``.) ``noise`` as
+        in :meth:`predict_proba`.
+        """
+        return self.predict_proba(X, noise=noise)[:, 1]
+
+    def predict(self, X: Any, *, noise: Any = None) -> np.ndarray:  # noqa: N803
+        """Return 0/1 decisions at ``threshold_`` (chosen on held-out labels), shape (n,).
+
+        ``noise`` as in :meth:`predict_proba`.
+        """
+        return (self.decision_function(X, noise=noise) >= self.threshold_).astype(np.int64)
+
+
+class CropClassifier(CropScorer):
+    """Base class of the estimators: scikit-learn style parameters, threshold, files.
+
+    Prediction is :class:`CropScorer`'s. Subclasses implement ``fit``,
+    ``_positive_proba``, ``_tensors``/``_file_config`` and
     ``_restore``. Constructors only store their keyword arguments; ``fit`` checks them
     against ``_parameter_constraints`` (as scikit-learn does), and so does ``load``.
     """
@@ -72,15 +187,6 @@ class CropClassifier:
     min_per_class: ClassVar[int] = 2
     #: The allowed values of each constructor parameter.
     _parameter_constraints: ClassVar[dict[str, Constraint]] = {}
-
-    classes_: np.ndarray
-    threshold_: float
-    #: Channels of each crop the model was fitted on (1 for a model file that does not
-    #: record it: single-channel files from before channels were introduced).
-    n_channels_: int = 1
-    #: The intensity-context head fitted on the image noise of the crops (None when
-    #: ``fit`` got no ``noise``): see :mod:`blobsift.classify.context`.
-    context_: ContextHead | None = None
 
     # -- parameters ---------------------------------------------------------------------
     @classmethod
@@ -139,16 +245,6 @@ class CropClassifier:
         self.n_channels_ = crop_channels(crops)
         return crops, labels
 
-    def _check_crops(self, X: Any, name: str = "X") -> np.ndarray:  # noqa: N803
-        """``X`` as checked crops with the channels this model was fitted on."""
-        crops = check_crops(X, name=name, channels=True)
-        check_channels(crops, self.n_channels_, name=name)
-        return crops
-
-    def _check_noise(self, noise: Any, crops: np.ndarray, name: str = "noise") -> np.ndarray:
-        """``noise`` checked against ``crops``: (n, C) positive levels."""
-        return check_image_noise(noise, len(crops), channels=crop_channels(crops), name=name)
-
     def _fit_context(
         self,
         crops: np.ndarray,
@@ -192,15 +288,6 @@ class CropClassifier:
             threshold_rule=rule,
             intensity_context=True,
         )
-
-    @property
-    def intensity_context_(self) -> bool:
-        """Whether the model weighs image noise (so ``predict_proba`` needs ``noise``).
-
-        True when ``fit`` got ``noise`` and kept the intensity-context head; the model
-        file records the head (``intensity_context``).
-        """
-        return self.context_ is not None
 
     def _with_channels(self, architecture: dict[str, Any]) -> dict[str, Any]:
         """``architecture`` with this model's ``in_channels`` (absent for one channel)."""
@@ -250,13 +337,6 @@ class CropClassifier:
         self._check_fitted()
         return getattr(self, "cv_metrics_", {}).get("threshold_rule")
 
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "threshold_"):
-            raise NotFittedError(
-                f"this {type(self).__name__} is not fitted yet; call fit(X, y) or "
-                f"{type(self).__name__}.load(path) first."
-            )
-
     # -- prediction ---------------------------------------------------------------------
     def limit_threads(self, threads: int) -> None:
         """Run this model's inference on at most ``threads`` cores (torch and onnxruntime).
@@ -270,58 +350,6 @@ class CropClassifier:
         graph = getattr(fitted, "graph_", None)
         if graph is not None:
             graph.limit_threads(threads)
-
-    def _positive_proba(self, crops: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
-
-    def predict_proba(self, X: Any, *, noise: Any = None) -> np.ndarray:  # noqa: N803
-        """Return class probabilities, shape (n, 2); columns follow ``classes_ == [0, 1]``.
-
-        Parameters
-        ----------
-        X : array of shape (n, 64, 64) or (n, C, 64, 64)
-            Raw crops of any real dtype, with the channels the model was fitted on.
-        noise : array of shape (n,) or (n, C), optional
-            The noise level of each crop's image (:func:`blobsift.detect.estimate_noise`),
-            in the crops' units. Required by a model that kept its intensity context
-            (``intensity_context_``); any other model checks it and does not use it.
-
-        Raises
-        ------
-        InvalidInputError
-            If ``X`` is not crops, or its crops have another number of channels than
-            the model's (the message names both); if the model was fitted with image noise
-            and ``noise`` is missing, or ``noise`` is not one positive level per crop.
-        """
-        self._check_fitted()
-        crops = self._check_crops(X)
-        head = self.context_
-        if head is not None and noise is None:
-            raise InvalidInputError(
-                f"this {type(self).__name__} was fitted with the image noise of its crops "
-                "(intensity context): pass noise=, the noise level of each crop's image "
-                "(blobsift.detect.estimate_noise(image)[1]); scoring an image passes it."
-            )
-        levels = None if noise is None else self._check_noise(noise, crops)
-        positive = self._positive_proba(crops).astype(np.float64)
-        if head is not None and levels is not None:
-            positive = head.apply(positive, context_features(crops, levels))
-        return np.column_stack([1.0 - positive, positive])
-
-    def decision_function(self, X: Any, *, noise: Any = None) -> np.ndarray:  # noqa: N803
-        """Return the probability of signal, shape (n,): the ranking score.
-
-        (scikit-learn's name; ``predict`` compares it with ``threshold_``.) ``noise`` as
-        in :meth:`predict_proba`.
-        """
-        return self.predict_proba(X, noise=noise)[:, 1]
-
-    def predict(self, X: Any, *, noise: Any = None) -> np.ndarray:  # noqa: N803
-        """Return 0/1 decisions at ``threshold_`` (chosen on held-out labels), shape (n,).
-
-        ``noise`` as in :meth:`predict_proba`.
-        """
-        return (self.decision_function(X, noise=noise) >= self.threshold_).astype(np.int64)
 
     # -- files --------------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str]) -> tuple[Path, Path]:
@@ -385,16 +413,10 @@ class CropClassifier:
         model._validate_params(where=f"{where}params.")
         model.threshold_ = float(config_entry(config, "threshold", where, _THRESHOLD))
         model.classes_ = np.array([0, 1])
-        context = config_entry(config, _CONTEXT_KEY, where, default=None)
-        if context is not None:
-            model.context_ = ContextHead.from_config(context, f"{where}{_CONTEXT_KEY}")
         model._restore(tensors, config, where=where, source=source)
-        head = model.context_
-        if head is not None and len(head.coef) != 1 + 2 * model.n_channels_:
-            raise ModelFileError(
-                f"{where}{_CONTEXT_KEY} holds {len(head.coef)} coefficients; a "
-                f"model of {model.n_channels_} channel(s) has {1 + 2 * model.n_channels_}."
-            )
+        head = context_from_config(config, where, model.n_channels_)
+        if head is not None:  # (a Sifter's head is its estimator's, set by ``_restore``)
+            model.context_ = head
         return model
 
     def _context_config(self) -> dict[str, Any]:
@@ -411,6 +433,37 @@ class CropClassifier:
         self, tensors: dict[str, Any], config: dict[str, Any], *, where: str, source: str
     ) -> None:
         raise NotImplementedError
+
+
+def context_from_config(config: dict[str, Any], where: str, channels: int) -> ContextHead | None:
+    """The intensity-context head a model description holds, if any, checked.
+
+    Parameters
+    ----------
+    config : dict
+        A (part of a) model file's JSON description.
+    where : str
+        Its place in the file, prefixed to key names in errors.
+    channels : int
+        The model's channels; the head takes 1 + 2 x channels inputs.
+
+    Raises
+    ------
+    ModelFileError
+        If the head has the wrong number of coefficients.
+    InvalidInputError
+        If an entry of the head is not allowed (``load`` turns it into a ModelFileError).
+    """
+    context = config_entry(config, _CONTEXT_KEY, where, default=None)
+    if context is None:
+        return None
+    head = ContextHead.from_config(context, f"{where}{_CONTEXT_KEY}")
+    if len(head.coef) != 1 + 2 * channels:
+        raise ModelFileError(
+            f"{where}{_CONTEXT_KEY} holds {len(head.coef)} coefficients; a "
+            f"model of {channels} channel(s) has {1 + 2 * channels}."
+        )
+    return head
 
 
 def config_entry(

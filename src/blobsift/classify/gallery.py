@@ -140,7 +140,7 @@ def checked_gallery(
     ----------
     tensors : mapping
         The file's tensors; ``gallery_embeddings`` (g, embedding_dim) and
-        ``gallery_labels`` (g,) are read (anything with ``.numpy()``).
+        ``gallery_labels`` (g,) are read (torch tensors or numpy arrays).
     embedding_dim : int
 
     Returns
@@ -158,8 +158,8 @@ def checked_gallery(
     for name in ("gallery_embeddings", "gallery_labels"):
         if name not in tensors:
             raise ModelFileError(f"the tensor {name} is missing.")
-    embeddings = tensors["gallery_embeddings"].numpy()
-    labels = tensors["gallery_labels"].numpy()
+    embeddings = np.asarray(tensors["gallery_embeddings"])
+    labels = np.asarray(tensors["gallery_labels"])
     if embeddings.dtype.kind != "f" or embeddings.shape != (len(labels), embedding_dim):
         raise ModelFileError(
             f"gallery_embeddings must be floats of shape ({len(labels)}, {embedding_dim}) for "

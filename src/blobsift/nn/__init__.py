@@ -1,6 +1,8 @@
 """The PyTorch parts of blobsift: networks, their training, files and inference.
 
-Layer 3, with :mod:`blobsift.classify`; torch is imported only in these two packages.
+Layer 3, with :mod:`blobsift.classify`; torch is imported only in these two packages
+(and not by :mod:`~blobsift.nn.runtime`, :mod:`~blobsift.nn.threads` or
+:mod:`~blobsift.nn.serialize` until a function needs it).
 
 Modules
 -------
@@ -23,7 +25,13 @@ data
 augment
     Label-preserving, seeded augmentation of raw crops.
 onnx
-    Exporting a network to ONNX and running it on onnxruntime.
+    Exporting a network to ONNX, and checking a stored graph against its weights.
+runtime
+    Running an exported graph on onnxruntime (:class:`~blobsift.nn.runtime.OnnxRunner`),
+    without torch.
+threads
+    How many cores torch and onnxruntime use.
 serialize
-    Model files: safetensors weights and a JSON description, checked on load.
+    Model files: safetensors weights and a JSON description, checked on load (read as
+    numpy arrays, without torch, for prediction from the stored graphs).
 """

@@ -1,4 +1,9 @@
-"""Fast inference: export a network to ONNX and run it with onnxruntime."""
+"""Fast inference: export a network to ONNX, and check a stored graph against its weights.
+
+Running a graph needs no torch: :class:`~blobsift.nn.runtime.OnnxRunner` and
+:data:`~blobsift.nn.runtime.ONNX_KEY` live in :mod:`blobsift.nn.runtime` (re-exported
+here).
+"""
 
 from __future__ import annotations
 
@@ -11,12 +16,10 @@ import torch
 from torch import nn
 
 from blobsift.exceptions import ModelFileError
-from blobsift.nn.threads import onnx_session_options
+from blobsift.nn.runtime import ONNX_KEY, OnnxRunner
 
 __all__ = ["ONNX_KEY", "ExportedGraph", "OnnxRunner", "export_onnx"]
 
-#: The name of the ONNX graph's tensor in model files.
-ONNX_KEY = "onnx_graph"
 _PROBE_CROPS = 8  # normalised random crops on which a stored graph must match its weights
 _PROBE_TOLERANCE = 1e-4  # onnxruntime and torch agree to about 1e-6 on the same weights
 
@@ -52,38 +55,6 @@ def export_onnx(model: nn.Module, crop_size: int, channels: int = 1) -> bytes:
     finally:
         model.train(was_training)
     return buffer.getvalue()
-
-
-class OnnxRunner:
-    """An onnxruntime session over an exported model, run in batches.
-
-    Parameters
-    ----------
-    model_bytes : bytes
-        An ONNX model from :func:`export_onnx`.
-    threads : int, optional
-        Intra-op threads; the cores available to the process when None. Either way one
-        inter-op thread and no spin-waiting (see
-        :func:`~blobsift.nn.threads.onnx_session_options`).
-    """
-
-    def __init__(self, model_bytes: bytes, threads: int | None = None) -> None:
-        import onnxruntime
-
-        self._session = onnxruntime.InferenceSession(
-            model_bytes,
-            sess_options=onnx_session_options(threads),
-            providers=["CPUExecutionProvider"],
-        )
-        self._input = self._session.get_inputs()[0].name
-
-    def run(self, crops: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        """Return the model output for normalised crops (N, C, S, S): shape (N, outputs)."""
-        outputs = [
-            self._session.run(None, {self._input: crops[start : start + batch_size]})[0]
-            for start in range(0, len(crops), batch_size)
-        ]
-        return np.concatenate(outputs) if outputs else np.empty((0, 1), np.float32)
 
 
 class ExportedGraph:

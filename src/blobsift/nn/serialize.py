@@ -10,6 +10,10 @@ the sha256 of the weights file and of each ONNX graph stored in it, and loading 
 a file that does not match. Files of format version 1 carry no such record; their stored
 ONNX graphs are dropped on load, so their predictions come from the weights (the graph
 is exported from them again when first needed).
+
+Reading a file needs no torch with ``load_model_file(path, arrays=True)`` (numpy arrays
+instead of tensors): a process that only predicts from the stored graphs
+(:func:`blobsift.classify.graph_model.load_predictor`) never loads it.
 """
 
 from __future__ import annotations
@@ -20,15 +24,17 @@ import os
 import re
 from collections.abc import Collection
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
-import torch
+import numpy as np
 from safetensors import SafetensorError
-from safetensors.torch import load, save
 
 from blobsift._atomic import atomic_write
 from blobsift.exceptions import ModelFileError
-from blobsift.nn.onnx import ONNX_KEY
+from blobsift.nn.runtime import ONNX_KEY
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "FORMAT",
@@ -68,6 +74,8 @@ def save_model_file(
     (Path, Path)
         The weights and config paths written.
     """
+    from safetensors.torch import save
+
     weights_path, config_path = model_paths(path)
     contiguous = {name: tensor.detach().cpu().contiguous() for name, tensor in tensors.items()}
     data = save(contiguous)
@@ -101,13 +109,31 @@ def _is_graph(name: str) -> bool:
     return name == ONNX_KEY or name.endswith("." + ONNX_KEY)
 
 
-def load_model_file(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+@overload
+def load_model_file(
+    path: str | os.PathLike[str], *, arrays: Literal[False] = False
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]: ...
+@overload
+def load_model_file(
+    path: str | os.PathLike[str], *, arrays: Literal[True]
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]: ...
+def load_model_file(
+    path: str | os.PathLike[str], *, arrays: bool = False
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Read a model file pair written by :func:`save_model_file`.
+
+    Parameters
+    ----------
+    path : path-like
+        Either file of the pair, or their common stem.
+    arrays : bool
+        Return numpy arrays instead of torch tensors; torch is then not imported.
 
     Returns
     -------
     tensors : dict
-        The tensors (without ONNX graphs for a format-1 file, whose graphs are unverified).
+        The tensors, or numpy arrays with ``arrays`` (without ONNX graphs for a format-1
+        file, whose graphs are unverified).
     config : dict
         The JSON description, ``integrity`` entry removed.
 
@@ -153,7 +179,7 @@ def load_model_file(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tenso
                 "saved, or retrain the model."
             )
     try:
-        tensors = load(data)
+        tensors: dict[str, Any] = _read_tensors(data, arrays)
     except (SafetensorError, OSError, ValueError) as error:
         raise ModelFileError(f"{weights_path} is not a valid safetensors file: {error}") from None
     stored = {name for name in tensors if _is_graph(name)}
@@ -165,12 +191,23 @@ def load_model_file(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tenso
             f"records {sorted(graphs)}. Restore both files as saved, or retrain the model."
         )
     for name in stored:
-        if _sha256(tensors[name].numpy().tobytes()) != graphs[name]:
+        if _sha256(np.asarray(tensors[name]).tobytes()) != graphs[name]:
             raise ModelFileError(
                 f"the ONNX graph {name!r} in {weights_path} does not match its sha256 in "
                 f"{config_path.name}. Restore both files as saved, or retrain the model."
             )
     return tensors, config
+
+
+def _read_tensors(data: bytes, arrays: bool) -> dict[str, Any]:
+    """The tensors of safetensors ``data``: numpy arrays with ``arrays``, else torch's."""
+    if arrays:
+        from safetensors.numpy import load as load_arrays
+
+        return load_arrays(data)
+    from safetensors.torch import load
+
+    return load(data)
 
 
 def _check_integrity(integrity: Any, config_path: Path) -> dict[str, str]:
@@ -223,6 +260,8 @@ def load_state_exactly(
             f"the {prefix}.* weights do not match the architecture (missing {missing[:3]}, "
             f"unexpected {unexpected[:3]})."
         )
+    import torch
+
     bad = [name for name, value in state.items() if not torch.isfinite(value).all()]
     if bad:
         raise ModelFileError(f"the {prefix}.* weights hold NaN or inf: {bad[:3]}.")
