@@ -113,12 +113,12 @@ def run_thresholds(thresholds: list[float], size: int, n_images: int, seed: int)
     if len(table) > 1:
         base = table.iloc[0]
         print(f"\nChange from threshold {base['threshold']:g}:")
-        for _, row in table.iloc[1:].iterrows():
+        for _, other in table.iloc[1:].iterrows():
             parts = []
             for name in ("cells", "plain spots", "difference"):
-                given_up = base[f"{name} recall"] - row[f"{name} recall"]
-                fewer = base[f"{name} cands/spot"] / row[f"{name} cands/spot"]
+                given_up = base[f"{name} recall"] - other[f"{name} recall"]
+                fewer = base[f"{name} cands/spot"] / other[f"{name} cands/spot"]
                 parts.append(f"{name} recall -{given_up:.3f}, {fewer:.1f}x fewer candidates")
-            fewer = base["noise cands/MP"] / max(row["noise cands/MP"], 1e-9)
+            fewer = base["noise cands/MP"] / max(other["noise cands/MP"], 1e-9)
             parts.append(f"noise {fewer:.1f}x fewer")
-            print(f"  {row['threshold']:g}: " + "; ".join(parts))
+            print(f"  {other['threshold']:g}: " + "; ".join(parts))

@@ -18,6 +18,9 @@ skimage ``blob_log`` and ``blob_dog`` always run (same sigma range, their other 
 count on realistic cell backgrounds (nuclei, tissue edges, saturation, spot clusters),
 each detector ranked by its own score (see ``benchmarks/_detection_cells.py``).
 
+``--profile`` prints the time of each stage of ``detect_blobs`` on the simulated image, on 1
+and 2 threads (see ``benchmarks/_detection_profile.py``).
+
 ``--thresholds 2.2 3 4`` prints candidates per true spot and recall at each threshold on
 four domains (cells, plain spots, difference images, pure noise; 3 images of 1024 x 1024
 each), what the default threshold is chosen on (see ``benchmarks/_detection_thresholds.py``).
@@ -112,6 +115,9 @@ def main() -> None:
     )
     parser.add_argument("--images", type=int, default=3, help="images (--backgrounds cells)")
     parser.add_argument(
+        "--profile", action="store_true", help="per-stage times of detect_blobs, 1 and 2 threads"
+    )
+    parser.add_argument(
         "--thresholds",
         type=float,
         nargs="+",
@@ -135,6 +141,11 @@ def main() -> None:
         args.size, args.spots = 1024, 250
 
     image, objects = load_image(args.size, args.spots, args.seed)
+    if args.profile:
+        from _detection_profile import run_profile
+
+        run_profile(image, args.repeats)
+        return
     spots = objects[objects["label"] == 1]
     truth = spots[["row", "col"]].to_numpy(dtype=float)
     bright = spots["snr"].to_numpy() >= 5
