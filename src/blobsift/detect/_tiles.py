@@ -89,7 +89,8 @@ def _detect_tile(
         settings.difference(current, following, plan.inv_norms[i] * scale, layer)
         unscaled.append(layer)
         block = SPREAD_BLOCK // 2 ** plan.levels[i]
-        layers.append(layer / local_spread(layer, block, settings))
+        spread = local_spread(layer, block, settings)
+        layers.append(np.divide(layer, spread, out=spread))  # in the spread map: no new array
         current = following
         if plan.decimate[i + 1]:
             current = np.ascontiguousarray(current[::2, ::2])
