@@ -18,6 +18,13 @@ skimage ``blob_log`` and ``blob_dog`` always run (same sigma range, their other 
 count on realistic cell backgrounds (nuclei, tissue edges, saturation, spot clusters),
 each detector ranked by its own score (see ``benchmarks/_detection_cells.py``).
 
+``--profile`` prints the time of each stage of ``detect_blobs`` on the simulated image, on 1
+and 2 threads (see ``benchmarks/_detection_profile.py``).
+
+``--thresholds 2.2 3 4`` prints candidates per true spot and recall at each threshold on
+four domains (cells, plain spots, difference images, pure noise; 3 images of 1024 x 1024
+each), what the default threshold is chosen on (see ``benchmarks/_detection_thresholds.py``).
+
 The simulated image is cached under benchmarks/results/.
 """
 
@@ -92,7 +99,7 @@ def recall(positions: np.ndarray, truth: np.ndarray, radius: float) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", type=int, default=2048)
+    parser.add_argument("--size", type=int, help="image side (default 2048; --thresholds 1024)")
     parser.add_argument("--spots", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2, help="threads for every method")
@@ -107,7 +114,24 @@ def main() -> None:
         help="cells: recall at 1x/3x/10x budgets on realistic cell backgrounds",
     )
     parser.add_argument("--images", type=int, default=3, help="images (--backgrounds cells)")
+    parser.add_argument(
+        "--profile", action="store_true", help="per-stage times of detect_blobs, 1 and 2 threads"
+    )
+    parser.add_argument(
+        "--thresholds",
+        type=float,
+        nargs="+",
+        metavar="T",
+        help="candidates per true spot and recall at these thresholds on four domains "
+        "(--size, default 1024 here; --images)",
+    )
     args = parser.parse_args()
+    if args.thresholds:
+        from _detection_thresholds import run_thresholds
+
+        run_thresholds(args.thresholds, args.size or 1024, args.images, args.seed)
+        return
+    args.size = args.size or 2048
     if args.backgrounds == "cells":
         from _detection_cells import run_cells
 
@@ -117,6 +141,11 @@ def main() -> None:
         args.size, args.spots = 1024, 250
 
     image, objects = load_image(args.size, args.spots, args.seed)
+    if args.profile:
+        from _detection_profile import run_profile
+
+        run_profile(image, args.repeats)
+        return
     spots = objects[objects["label"] == 1]
     truth = spots[["row", "col"]].to_numpy(dtype=float)
     bright = spots["snr"].to_numpy() >= 5

@@ -271,6 +271,50 @@ def test_scipy_backend_matches_opencv(busy_image):
     _same(fast, slow)
 
 
+# -- fast paths ----------------------------------------------------------------------------------
+def test_window_max_over_points_by_kd_tree_equals_the_dense_window_max(monkeypatch):
+    from blobsift.detect import _filters, _peaks
+
+    rng = np.random.default_rng(12)
+    shape = (60, 80)
+    points = (rng.integers(0, 60, 400), rng.integers(0, 80, 400))  # duplicates and edges
+    values = rng.normal(size=400).astype(np.float32)
+    queries = (rng.integers(-3, 63, 300), rng.integers(-3, 83, 300))  # clipped into the array
+    results = []
+    for share in (1.0, -1.0):  # all sparse (KD-tree), all dense (window maximum)
+        monkeypatch.setattr(_peaks, "SPARSE_SHARE", share)
+        for at in (queries, None):  # other pixels, the points themselves
+            results.append(
+                _peaks._window_max_at(points, values, 2, shape, _filters._window_max_scipy, at)
+            )
+    np.testing.assert_array_equal(results[0], results[2])
+    np.testing.assert_array_equal(results[1], results[3])
+    assert np.isinf(results[0]).any()  # queries with no point near, and many with some
+    assert np.isfinite(results[0]).sum() > 200
+
+
+def test_detection_by_kd_tree_checks_equals_the_dense_checks(busy_image, monkeypatch):
+    from blobsift.detect import _peaks
+
+    monkeypatch.setattr(_peaks, "SPARSE_SHARE", 1.0)  # every check by KD-tree
+    sparse = detect_blobs(busy_image, threshold=2.0)
+    monkeypatch.setattr(_peaks, "SPARSE_SHARE", -1.0)  # every check by window maxima
+    dense = detect_blobs(busy_image, threshold=2.0)
+    assert len(sparse) > 300
+    assert sparse.equals(dense)  # exactly the same candidates, bit for bit
+
+
+@pytest.mark.parametrize("block", [3, 4, 8])
+def test_block_means_by_strided_sums(block):
+    from blobsift.detect._local import _block_means
+
+    values = np.random.default_rng(13).normal(5, 1, (67, 45)).astype(np.float32)
+    edges = (np.arange(0, 67, block), np.arange(0, 45, block))
+    expected = np.add.reduceat(np.add.reduceat(values.astype(np.float64), edges[0], 0), edges[1], 1)
+    expected /= np.outer(np.diff([*edges[0], 67]), np.diff([*edges[1], 45]))  # partial blocks
+    np.testing.assert_allclose(_block_means(values, block), expected, rtol=1e-6)
+
+
 # -- the built-in simulator ---------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def simulated():
@@ -299,6 +343,19 @@ def test_candidates_above_a_high_threshold_sit_on_simulated_objects(simulated):
         on_object = ndimage.binary_dilation(sim.footprint, iterations=2)
         pixels = np.floor(found.positions + 0.5).astype(int)
         assert on_object[pixels[:, 0], pixels[:, 1]].mean() >= 0.97
+
+
+def test_default_threshold_gives_at_most_six_candidates_per_plain_spot(simulated):
+    # Measured: 4.0 and 4.1 per spot (10.0 and 10.3 at threshold 2.2).
+    for sim in simulated:
+        spots = sim.objects[sim.objects["label"] == 1]
+        assert len(detect_blobs(sim.image)) / len(spots) <= 6
+
+
+def test_default_threshold_passes_few_peaks_of_pure_noise():
+    # Measured: 813 per megapixel (5,157 at threshold 2.2).
+    noise = np.random.default_rng(11).normal(0, 1, (512, 512)).astype(np.float32)
+    assert len(detect_blobs(noise)) / (noise.size / 1e6) <= 1200
 
 
 def test_one_threshold_fits_images_of_different_brightness(simulated):

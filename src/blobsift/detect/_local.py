@@ -52,23 +52,23 @@ SPREAD_REACH = _reach(SPREAD_BLOCK)
 
 
 def _block_means(values: np.ndarray, block: int) -> np.ndarray:
-    """Mean of each ``block`` x ``block`` block (those at the far edges may be partial)."""
+    """Mean of each ``block`` x ``block`` block (those at the far edges may be partial).
+
+    By strided slices: ``block`` sums of every ``block``-th row, then of every
+    ``block``-th column of those (a few passes over memory, no small reductions).
+    """
     height, width = values.shape
-    rows, cols = height // block, width // block  # whole blocks
-    full_height, full_width = rows * block, cols * block
-    sums = np.zeros((-(-height // block), -(-width // block)), dtype=np.float32)
-    whole = values[:full_height, :full_width].reshape(rows, block, full_width).sum(axis=1)
-    sums[:rows, :cols] = whole.reshape(rows, cols, block).sum(axis=2)
-    if full_width < width:
-        right = values[:full_height, full_width:].reshape(rows, block, width - full_width)
-        sums[:rows, cols] = right.sum(axis=(1, 2))
-    if full_height < height:
-        bottom = values[full_height:, :full_width].reshape(height - full_height, cols, block)
-        sums[rows, :cols] = bottom.sum(axis=(0, 2))
-        if full_width < width:
-            sums[rows, cols] = values[full_height:, full_width:].sum()
-    heights = np.minimum(block, height - block * np.arange(sums.shape[0]))
-    widths = np.minimum(block, width - block * np.arange(sums.shape[1]))
+    rows, cols = -(-height // block), -(-width // block)
+    across = np.zeros((rows, width), dtype=np.float32)
+    for i in range(min(block, height)):
+        part = values[i::block]
+        across[: part.shape[0]] += part
+    sums = np.zeros((rows, cols), dtype=np.float32)
+    for j in range(min(block, width)):
+        part = across[:, j::block]
+        sums[:, : part.shape[1]] += part
+    heights = np.minimum(block, height - block * np.arange(rows))
+    widths = np.minimum(block, width - block * np.arange(cols))
     sums /= np.outer(heights, widths).astype(np.float32)
     return sums
 

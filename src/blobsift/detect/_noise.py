@@ -68,8 +68,17 @@ def estimate_noise(image: Any) -> tuple[float, float]:
     if len(shape) != 2:
         raise InvalidInputError(f"image must be 2D (H, W); got shape {shape}.")
     height, width = shape
-    if height * width <= (_NOISE_GRID * _NOISE_PATCH) ** 2:
+    sampled = height * width > (_NOISE_GRID * _NOISE_PATCH) ** 2
+    if not sampled:
         patches = [np.asarray(image[:, :], dtype=np.float64)]
+    elif isinstance(image, np.ndarray):
+        # All patches side by side in one array, by one gather: the same pixels and pairs
+        # (patches are an even number of pixels wide), without a loop over them.
+        rows, cols = (
+            (origins[:, None] + np.arange(_NOISE_PATCH)).ravel()
+            for origins in (_patch_origins(height), _patch_origins(width))
+        )
+        patches = [np.asarray(image[np.ix_(rows, cols)], dtype=np.float64)]
     else:
         patches = [
             np.asarray(
@@ -83,7 +92,7 @@ def estimate_noise(image: Any) -> tuple[float, float]:
     values = values[np.isfinite(values)]
     background = float(np.median(values)) if values.size else math.nan
     noise = _robust_sigma(np.concatenate([_pair_differences(p) for p in patches]))
-    if noise == 0.0 and isinstance(image, np.ndarray) and len(patches) > 1:
+    if noise == 0.0 and isinstance(image, np.ndarray) and sampled:
         # The patches are flat (e.g. a noiseless synthetic background): use every pixel.
         noise = _robust_sigma(_pair_differences(image))
     return background, noise

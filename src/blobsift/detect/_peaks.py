@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
+from scipy.spatial import cKDTree
 
 from blobsift.detect._plan import _Plan, _TileContext
 
@@ -10,6 +13,9 @@ _EDGE_RATIO = 5.0  # largest ratio of principal curvatures of a blob (ridges hav
 _DOMINATED_SCORE = 0.4  # score of a peak dominated by a neighbouring scale, per unit value
 _SHIFT = 1.0  # pixels a peak's vertex may move when described at another scale
 _CLEARANCE = 2  # pixels between a dominated peak and a scale-space maximum of another layer
+#: Window maxima over at most this many points per pixel use a KD-tree over the points;
+#: over more, a window maximum of the whole image (the same values, faster when dense).
+SPARSE_SHARE = 0.003
 
 
 def _neighbour_values(
@@ -72,6 +78,47 @@ def _to_level(coordinate: np.ndarray, source: int, target: int) -> np.ndarray:
     return coarser
 
 
+def _window_max_at(
+    points: tuple[np.ndarray, np.ndarray],
+    values: np.ndarray,
+    radius: int,
+    shape: tuple[int, int],
+    window_max: Callable[[np.ndarray, int], np.ndarray],
+    queries: tuple[np.ndarray, np.ndarray] | None = None,
+) -> np.ndarray:
+    """Largest value of the points in the ``(2 radius + 1)``-square window around each query.
+
+    ``points`` and ``queries`` (default: the points) are (rows, cols) of pixels of an array
+    of ``shape``; queries are clipped into it. -inf where no point is in the window. Few
+    points: a KD-tree over them (Chebyshev distance); many: the window maximum of an image
+    of their values.
+    """
+    height, width = shape
+    values = values.astype(np.float32)
+    if queries is not None:
+        queries = (np.clip(queries[0], 0, height - 1), np.clip(queries[1], 0, width - 1))
+    if values.size > SPARSE_SHARE * height * width:
+        image = np.full(shape, -np.inf, dtype=np.float32)
+        np.maximum.at(image, points, values)
+        dense: np.ndarray = window_max(image, radius)[points if queries is None else queries]
+        return dense
+    reach = radius + 0.5  # integer pixels: within radius + 0.5 is within radius
+    tree = cKDTree(np.column_stack(points))
+    if queries is None:
+        best = values.copy()
+        pairs = tree.query_pairs(reach, p=np.inf, output_type="ndarray")
+        np.maximum.at(best, pairs[:, 0], values[pairs[:, 1]])
+        np.maximum.at(best, pairs[:, 1], values[pairs[:, 0]])
+        return best
+    best = np.full(queries[0].size, -np.inf, dtype=np.float32)
+    if values.size and queries[0].size:
+        pairs = tree.sparse_distance_matrix(
+            cKDTree(np.column_stack(queries)), reach, p=np.inf, output_type="ndarray"
+        )
+        np.maximum.at(best, pairs["j"], values[pairs["i"]])
+    return best
+
+
 def _scale_space_peaks(
     layers: list[np.ndarray], plan: _Plan, settings: _TileContext
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -127,20 +174,21 @@ def _scale_space_peaks(
     maxima.clear()
 
     # Dominated peaks next to a scale-space maximum of a neighbouring layer are dropped.
-    near_maximum = []
-    for j, (rows, cols, _, maximal) in enumerate(found):
-        marks = np.zeros(layers[j].shape, dtype=np.float32)
-        marks[rows[maximal], cols[maximal]] = 1.0
-        near_maximum.append(settings.window_max(marks, _radius_at(plan.levels[j], _CLEARANCE)))
+    maximum_pixels = [(rows[maximal], cols[maximal]) for rows, cols, _, maximal in found]
     parts: list[tuple[np.ndarray, ...]] = []
     for i, (rows, cols, values, maximal) in enumerate(found):
         keep = maximal.copy()
         alone = ~maximal
         for j in (i - 1, i + 1):
-            if 0 <= j < n:
+            if 0 <= j < n and alone.any():
                 level, other = plan.levels[i], plan.levels[j]
-                r, c = _to_level(rows, level, other), _to_level(cols, level, other)
-                alone &= _gather(near_maximum[j], r, c) == 0
+                r, c = _to_level(rows[alone], level, other), _to_level(cols[alone], level, other)
+                marks = np.ones(maximum_pixels[j][0].size, dtype=np.float32)
+                radius = _radius_at(other, _CLEARANCE)
+                near = _window_max_at(
+                    maximum_pixels[j], marks, radius, layers[j].shape, settings.window_max, (r, c)
+                )
+                alone[alone] = near < 0  # no maximum of layer j in the window
         keep |= alone
         score = np.where(maximal, values, values * _DOMINATED_SCORE)[keep]
         parts.append((rows[keep], cols[keep], np.full(score.size, i), score.astype(np.float64)))

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from blobsift.detect._local import SPREAD_BLOCK, local_background, local_spread
-from blobsift.detect._peaks import _describe, _scale_space_peaks
+from blobsift.detect._peaks import _describe, _scale_space_peaks, _window_max_at
 from blobsift.detect._plan import _TileContext
 
 #: Default tile side (pixels) for images processed tile by tile, and the smallest allowed.
@@ -89,7 +89,8 @@ def _detect_tile(
         settings.difference(current, following, plan.inv_norms[i] * scale, layer)
         unscaled.append(layer)
         block = SPREAD_BLOCK // 2 ** plan.levels[i]
-        layers.append(layer / local_spread(layer, block, settings))
+        spread = local_spread(layer, block, settings)
+        layers.append(np.divide(layer, spread, out=spread))  # in the spread map: no new array
         current = following
         if plan.decimate[i + 1]:
             current = np.ascontiguousarray(current[::2, ::2])
@@ -150,10 +151,9 @@ def _strongest_nearby(
     candidates around each one, not at which of them survive, so it is the same in every
     tile whose halo covers them.
     """
-    strongest = np.full(shape, -np.finfo(np.float32).max, dtype=np.float32)
-    np.maximum.at(strongest, (pixel_row, pixel_col), score.astype(np.float32))
-    nearby = settings.window_max(strongest, SAME_BLOB)
-    keep: np.ndarray = score.astype(np.float32) >= nearby[pixel_row, pixel_col]
+    score = score.astype(np.float32)
+    nearby = _window_max_at((pixel_row, pixel_col), score, SAME_BLOB, shape, settings.window_max)
+    keep: np.ndarray = score >= nearby
     return keep
 
 
