@@ -13,8 +13,8 @@ from blobsift._version import __version__
 
 # torch's intra-op pool is OpenMP, whose idle threads spin by default. Two processes on the
 # same cores then starve each other: two 2-thread fits on 2 cores each took 7x as long as
-# one alone, 1.1x with sleeping threads (benchmarks/contention.py). Idle threads that sleep cost a fit alone
-# nothing measurable. OpenMP reads this when torch loads, so it is set here, before any
+# one alone, 1.1x with sleeping threads (benchmarks/contention.py). Sleeping costs a fit
+# alone nothing measurable. OpenMP reads this when torch loads, so it is set here, before any
 # blobsift module imports torch; a value the user chose is kept.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
