@@ -4,9 +4,10 @@ Images are 2048 x 2048 simulated frames (``blobsift.simulate.simulate_image``, 1
 plus decoys), written as NPY files: the 8 flips/rotations of one cached simulation,
 repeated. The detection threshold is bisected so that an image gives about 3,000
 candidates (the issue's setting), whatever the detector's default. The model is a
-``Sifter`` (the CNN ensemble of 3 members, or with ``--predict-with refit`` the one refit
-network) fitted briefly on simulated crops; its speed does not depend on how well it was
-trained. Every scoring process loads it as batch runs do, with
+``Sifter`` (the CNN ensemble of 3 members; with ``--predict-with refit`` the one refit
+network; with ``--predict-with siamese`` Phase 1, the encoder and its gallery, which
+``phase="auto"`` keeps most often) fitted briefly on simulated crops; its speed does not
+depend on how well it was trained. Every scoring process loads it as batch runs do, with
 ``blobsift.classify.graph_model.load_predictor`` (the stored ONNX graph, no torch).
 
 Parts, each in a fresh process:
@@ -110,7 +111,6 @@ def _stages(
 
     predictor = load_predictor(model, threads=threads)
     assert isinstance(predictor, GraphModel)
-    runner = predictor._runner
     settings = DetectSettings(threshold=threshold)
     out = Path(tempfile.mkdtemp(prefix="blobsift-stages-")) / "predictions.csv"
     best: dict[str, float] = {}
@@ -125,7 +125,7 @@ def _stages(
         times.append(time.perf_counter())
         x = normalise_crops(np.ascontiguousarray(centre_window(crops, predictor.crop_size_)))
         times.append(time.perf_counter())
-        probability = runner.run(x).reshape(-1).astype(np.float64)
+        probability = predictor._network_scores(x).astype(np.float64)
         times.append(time.perf_counter())
         table = prediction_table(path, found, probability, float(predictor.threshold_))
         write_predictions(table, out)
@@ -236,7 +236,10 @@ def _fit_model(folder: Path, predict_with: str) -> str:
     from blobsift.simulate import simulate_crops
 
     data = simulate_crops(500, seed=0)
-    sifter = Sifter(phase="cnn", random_state=0, epochs=3, predict_with=predict_with)
+    if predict_with == "siamese":
+        sifter = Sifter(phase="siamese", random_state=0)
+    else:
+        sifter = Sifter(phase="cnn", random_state=0, epochs=3, predict_with=predict_with)
     sifter.fit(data.crops, data.labels)
     stem = folder / "model"
     sifter.save(stem)
@@ -290,9 +293,10 @@ def main() -> None:
     )
     parser.add_argument(
         "--predict-with",
-        choices=("ensemble", "refit"),
+        choices=("ensemble", "refit", "siamese"),
         default="ensemble",
-        help="what predicts: the 3-member ensemble (default) or the one refit network",
+        help="what predicts: Phase 2's 3-member ensemble (default) or its one refit "
+        "network, or Phase 1's encoder and gallery",
     )
     args = parser.parse_args()
     n_images = 4 if args.quick else args.images

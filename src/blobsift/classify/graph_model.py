@@ -113,15 +113,20 @@ class GraphModel(CropScorer):
         out = np.empty(len(crops), dtype=np.float64)
         for start in range(0, len(crops), _PREDICT_CHUNK):
             chunk = np.ascontiguousarray(windows[start : start + _PREDICT_CHUNK])
-            output = self._runner.run(normalise_crops(chunk))
-            if self._gallery is None:
-                out[start : start + len(chunk)] = output.reshape(-1)
-            else:
-                embeddings, labels, k, temperature = self._gallery
-                similarity = output @ embeddings.T
-                scores = gallery_scores(similarity, labels, k=k, temperature=temperature)
-                out[start : start + len(chunk)] = scores
+            out[start : start + len(chunk)] = self._network_scores(normalise_crops(chunk))
         return out
+
+    def _network_scores(self, normalised: np.ndarray) -> np.ndarray:
+        """Scores (B,) of normalised windows, before any intensity-context head.
+
+        The graph's output; for a Siamese model, its embeddings compared with the gallery.
+        """
+        output = self._runner.run(normalised)
+        if self._gallery is None:
+            scores: np.ndarray = output.reshape(-1)
+            return scores
+        embeddings, labels, k, temperature = self._gallery
+        return gallery_scores(output @ embeddings.T, labels, k=k, temperature=temperature)
 
 
 def load_predictor(path: str | os.PathLike[str], *, threads: int | None = None) -> CropScorer:
