@@ -27,6 +27,7 @@ import pandas as pd
 
 import blobsift.detect as detect_module
 from blobsift.detect import detect_blobs
+from detection import timed
 
 # By their modules' names: ``blobsift.detect._tiles`` is also the name of a function there.
 _peaks = importlib.import_module("blobsift.detect._peaks")
@@ -114,16 +115,6 @@ def _dense_peak_checks() -> Iterator[None]:
         _peaks.SPARSE_SHARE = before
 
 
-def _best_wall(run: Callable[[], Any], repeats: int) -> tuple[float, Any]:
-    run()  # warm-up
-    best, result = np.inf, None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = run()
-        best = min(best, time.perf_counter() - start)
-    return best, result
-
-
 def run_profile(image: np.ndarray, repeats: int) -> None:
     megapixels = image.size / 1e6
     columns: dict[str, dict[str, float]] = {}
@@ -139,7 +130,8 @@ def run_profile(image: np.ndarray, repeats: int) -> None:
             def run(threads: int = threads) -> Any:
                 return detect_blobs(image, n_threads=threads)
 
-            seconds, found = _best_wall(run, repeats)
+            run()  # warm-up
+            seconds, found = timed(run, repeats)
             walls[label] = (seconds, len(found))
             if use_dense:
                 continue
