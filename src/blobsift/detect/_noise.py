@@ -71,14 +71,6 @@ def estimate_noise(image: Any) -> tuple[float, float]:
     sampled = height * width > (_NOISE_GRID * _NOISE_PATCH) ** 2
     if not sampled:
         patches = [np.asarray(image[:, :], dtype=np.float64)]
-    elif isinstance(image, np.ndarray):
-        # All patches side by side in one array, by one gather: the same pixels and pairs
-        # (patches are an even number of pixels wide), without a loop over them.
-        rows, cols = (
-            (origins[:, None] + np.arange(_NOISE_PATCH)).ravel()
-            for origins in (_patch_origins(height), _patch_origins(width))
-        )
-        patches = [np.asarray(image[np.ix_(rows, cols)], dtype=np.float64)]
     else:
         patches = [
             np.asarray(
