@@ -60,7 +60,7 @@ class _Clock:
         self.local = threading.local()
 
     def wrap(self, name: str, function: Callable[..., Any]) -> Callable[..., Any]:
-        def timed(*args: Any, **kwargs: Any) -> Any:
+        def stage(*args: Any, **kwargs: Any) -> Any:
             stack = self.local.__dict__.setdefault("stack", [])
             stack.append(0.0)  # time spent in the stages this one calls
             start = time.perf_counter()
@@ -74,7 +74,7 @@ class _Clock:
                 with self.lock:
                     self.seconds[name] = self.seconds.get(name, 0.0) + total - inner
 
-        return timed
+        return stage
 
 
 @contextmanager
