@@ -20,7 +20,7 @@ from blobsift._validation import (
     one_of,
     real,
 )
-from blobsift.classify.base import CropClassifier, config_entry
+from blobsift.classify.base import PREDICT_CHUNK, CropClassifier, config_entry
 from blobsift.crops import centre_window
 from blobsift.exceptions import InvalidInputError, ModelFileError
 from blobsift.nn.augment import Augmentation
@@ -59,7 +59,6 @@ DEFAULT_ARCHITECTURE: dict[str, Any] = {
     "head": "centre",
     "scale_features": True,
 }
-_PREDICT_CHUNK = 4096
 _REFIT_MAX_LABELS = 400  # "auto" refit adds a full-data member up to this many labels
 _STEADY_FOLD_SIZE = 300  # training crops per fold up to which ``epochs`` applies in full
 _BACKENDS = ("auto", "onnx", "torch")
@@ -403,8 +402,8 @@ class CNNClassifier(CropClassifier):
         ensemble = None if runner is not None else self._ensemble()
         crops = self._window(crops)
         out = np.empty(len(crops), dtype=np.float64)
-        for start in range(0, len(crops), _PREDICT_CHUNK):
-            x = network_input(crops[start : start + _PREDICT_CHUNK])
+        for start in range(0, len(crops), PREDICT_CHUNK):
+            x = network_input(crops[start : start + PREDICT_CHUNK])
             if runner is not None:
                 probs = runner.run(x.numpy()).reshape(-1)
             else:

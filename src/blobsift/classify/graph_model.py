@@ -24,14 +24,19 @@ from typing import Any
 import numpy as np
 
 from blobsift._validation import MAPPING, integer, one_of, real
-from blobsift.classify.base import CropClassifier, CropScorer, config_entry, context_from_config
+from blobsift.classify.base import (
+    PREDICT_CHUNK,
+    CropClassifier,
+    CropScorer,
+    config_entry,
+    context_from_config,
+)
 from blobsift.classify.gallery import checked_gallery, gallery_scores
 from blobsift.crops import centre_window, normalise_crops
 from blobsift.exceptions import ModelFileError
 
 __all__ = ["GraphModel", "load_predictor"]
 
-_PREDICT_CHUNK = 4096  # crops normalised at a time (a few MB), as the classifiers do
 _NETWORKS = {"cnn": "signal_classifier", "siamese": "crop_encoder"}
 _KINDS = ("sifter", *_NETWORKS)
 
@@ -111,8 +116,8 @@ class GraphModel(CropScorer):
     def _positive_proba(self, crops: np.ndarray) -> np.ndarray:
         windows = centre_window(crops, self.crop_size_)
         out = np.empty(len(crops), dtype=np.float64)
-        for start in range(0, len(crops), _PREDICT_CHUNK):
-            chunk = np.ascontiguousarray(windows[start : start + _PREDICT_CHUNK])
+        for start in range(0, len(crops), PREDICT_CHUNK):
+            chunk = np.ascontiguousarray(windows[start : start + PREDICT_CHUNK])
             out[start : start + len(chunk)] = self._network_scores(normalise_crops(chunk))
         return out
 

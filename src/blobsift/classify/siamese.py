@@ -23,7 +23,7 @@ from blobsift._validation import (
     one_of,
     real,
 )
-from blobsift.classify.base import CropClassifier, config_entry
+from blobsift.classify.base import PREDICT_CHUNK, CropClassifier, config_entry
 from blobsift.classify.cnn import DEFAULT_ARCHITECTURE
 from blobsift.classify.gallery import (
     checked_gallery,
@@ -48,7 +48,6 @@ __all__ = ["ENCODER_ARCHITECTURE", "SiameseClassifier"]
 #: (:data:`~blobsift.classify.cnn.DEFAULT_ARCHITECTURE`) with an embedding head, so a
 #: pre-trained encoder can start the Phase 2 classifier.
 ENCODER_ARCHITECTURE: dict[str, Any] = {**DEFAULT_ARCHITECTURE, "dropout": 0.1}
-_EMBED_CHUNK = 4096
 _MAX_UNLABELED = 4000  # unlabelled crops kept for pre-training (a random subset beyond)
 _DECISION_POINT = 0.5
 _N_VIEWS = 8  # augmented views of each labelled crop for the pair training
@@ -198,8 +197,8 @@ class SiameseClassifier(CropClassifier):
         encoder.eval()
         parts = []
         with torch.inference_mode():
-            for start in range(0, len(windows), _EMBED_CHUNK):
-                chunk = network_input(windows[start : start + _EMBED_CHUNK])
+            for start in range(0, len(windows), PREDICT_CHUNK):
+                chunk = network_input(windows[start : start + PREDICT_CHUNK])
                 parts.append(encoder(chunk).numpy())
         if not parts:
             return np.empty((0, encoder.config["embedding_dim"]), dtype=np.float32)
@@ -426,8 +425,8 @@ class SiameseClassifier(CropClassifier):
         if runner is None:
             return self._embed(self.encoder_, windows)
         parts = [
-            runner.run(network_input(windows[start : start + _EMBED_CHUNK]).numpy())
-            for start in range(0, len(windows), _EMBED_CHUNK)
+            runner.run(network_input(windows[start : start + PREDICT_CHUNK]).numpy())
+            for start in range(0, len(windows), PREDICT_CHUNK)
         ]
         return np.concatenate(parts) if parts else self._embed(self.encoder_, windows)
 
