@@ -29,11 +29,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from _baselines import SpecRecipe
 from blobsift import Sifter
-from blobsift.simulate import simulate_crops
+from blobsift.simulate import DOMAINS, simulate_crops
 from blobsift.types import ProgressEvent
 
 THREADS = 2
-DOMAINS = ("spots", "difference")
 FIT_TARGET_S = 30.0
 PRETRAIN_TARGET_S = 20.0
 
