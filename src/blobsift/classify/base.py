@@ -27,6 +27,7 @@ from blobsift._validation import (
     check_params,
     crop_channels,
     integer,
+    one_of,
     real,
 )
 from blobsift.classify.context import ContextHead, context_features
@@ -44,6 +45,7 @@ __all__ = [
     "context_from_config",
     "describe_threshold_rule",
     "jsonable_params",
+    "network_config",
 ]
 
 _MISSING = object()
@@ -467,6 +469,19 @@ def context_from_config(config: dict[str, Any], where: str, channels: int) -> Co
             f"model of {channels} channel(s) has {1 + 2 * channels}."
         )
     return head
+
+
+def network_config(config: dict[str, Any], where: str, name: str) -> dict[str, Any]:
+    """The network configuration in a model description's ``architecture``, checked.
+
+    ``architecture`` must be a mapping whose ``name`` is ``name`` (the registered network)
+    and whose ``config`` is a mapping, which is returned; ``where`` prefixes key names in
+    errors (see :func:`config_entry`).
+    """
+    spec = config_entry(config, "architecture", where, MAPPING)
+    config_entry(spec, "name", f"{where}architecture.", one_of(name))
+    network: dict[str, Any] = config_entry(spec, "config", f"{where}architecture.", MAPPING)
+    return network
 
 
 def config_entry(

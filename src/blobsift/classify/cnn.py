@@ -20,7 +20,7 @@ from blobsift._validation import (
     one_of,
     real,
 )
-from blobsift.classify.base import PREDICT_CHUNK, CropClassifier, config_entry
+from blobsift.classify.base import PREDICT_CHUNK, CropClassifier, config_entry, network_config
 from blobsift.crops import centre_window
 from blobsift.exceptions import InvalidInputError, ModelFileError
 from blobsift.nn.augment import Augmentation
@@ -439,10 +439,8 @@ class CNNClassifier(CropClassifier):
         from blobsift.nn.models import build_model
         from blobsift.nn.serialize import load_state_exactly
 
-        spec = config_entry(config, "architecture", where, MAPPING)
-        config_entry(spec, "name", f"{where}architecture.", one_of("signal_classifier"))
-        config_entry(spec, "config", f"{where}architecture.", MAPPING)
-        self._restore_channels(spec["config"], f"{where}architecture.config.")
+        network = network_config(config, where, "signal_classifier")
+        self._restore_channels(network, f"{where}architecture.config.")
         n_members = config_entry(config, "n_members", where, integer(1))
         stored = {k.split(".", 1)[0] for k in tensors if k.startswith("member")}
         if stored != {f"member{i}" for i in range(n_members)}:
@@ -453,10 +451,10 @@ class CNNClassifier(CropClassifier):
         for i in range(n_members):
             prefix = f"member{i}."
             state = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
-            member = build_model(spec["name"], spec["config"])
+            member = build_model("signal_classifier", network)
             load_state_exactly(member, state, f"member{i}")
             members.append(member.eval())
-        self.architecture = spec["config"]
+        self.architecture = network
         self.members_ = members
         graph = tensors.get(ONNX_KEY)
         graph_bytes = None if graph is None else graph.numpy().tobytes()

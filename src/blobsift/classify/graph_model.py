@@ -30,6 +30,7 @@ from blobsift.classify.base import (
     CropScorer,
     config_entry,
     context_from_config,
+    network_config,
 )
 from blobsift.classify.gallery import checked_gallery, gallery_scores
 from blobsift.crops import centre_window, normalise_crops
@@ -204,9 +205,7 @@ def _graph_model(
                 f"({inner['threshold']}), which decides."
             )
     phase = config_entry(inner, "kind", where, one_of(*_NETWORKS))
-    spec = config_entry(inner, "architecture", where, MAPPING)
-    config_entry(spec, "name", f"{where}architecture.", one_of(_NETWORKS[phase]))
-    network = config_entry(spec, "config", f"{where}architecture.", MAPPING)
+    network = network_config(inner, where, _NETWORKS[phase])
     at = f"{where}architecture.config."
     crop_size = config_entry(network, "crop_size", at, integer(1))
     channels = config_entry(network, "in_channels", at, integer(1), default=1)

@@ -23,7 +23,7 @@ from blobsift._validation import (
     one_of,
     real,
 )
-from blobsift.classify.base import PREDICT_CHUNK, CropClassifier, config_entry
+from blobsift.classify.base import PREDICT_CHUNK, CropClassifier, config_entry, network_config
 from blobsift.classify.cnn import DEFAULT_ARCHITECTURE
 from blobsift.classify.gallery import (
     checked_gallery,
@@ -487,13 +487,11 @@ class SiameseClassifier(CropClassifier):
         from blobsift.nn.models import build_model
         from blobsift.nn.serialize import load_state_exactly
 
-        spec = config_entry(config, "architecture", where, MAPPING)
-        network = config_entry(spec, "config", f"{where}architecture.", MAPPING)
+        network = network_config(config, where, "crop_encoder")
         self._restore_channels(network, f"{where}architecture.config.")
         expected = {**self._architecture(), "embedding_dim": self.embedding_dim}
-        config_entry(spec, "name", f"{where}architecture.", one_of("crop_encoder"))
-        config_entry(spec, "config", f"{where}architecture.", one_of(expected))
-        encoder = build_model(spec["name"], spec["config"])
+        config_entry(config["architecture"], "config", f"{where}architecture.", one_of(expected))
+        encoder = build_model("crop_encoder", network)
         assert isinstance(encoder, CropEncoder), "the name was checked: 'crop_encoder'"
         state = {k[len("encoder.") :]: v for k, v in tensors.items() if k.startswith("encoder.")}
         load_state_exactly(encoder, state, "encoder")
@@ -501,7 +499,7 @@ class SiameseClassifier(CropClassifier):
             k[len("pretrained.") :]: v for k, v in tensors.items() if k.startswith("pretrained.")
         }
         if pretrained:  # a transferable state: all but the last layer
-            fresh = build_model(spec["name"], spec["config"])
+            fresh = build_model("crop_encoder", network)
             last = set(fresh.state_dict()) - set(transferable_state(fresh))
             load_state_exactly(fresh, pretrained, "pretrained", may_lack=last)
         self.encoder_ = encoder.eval()
