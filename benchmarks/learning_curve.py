@@ -21,6 +21,10 @@ pre-train on:
 * brightness       baseline: the F1-best cut on the labels of the centre contrast (centre
                    3x3 mean minus crop median, raw units)
 
+With ``--ceiling N`` the run also estimates each domain's ceiling: a random forest and a
+CNN ensemble (2 folds) trained on N labels (20,000 as the issue asks), scored on the first
+seed's held-out crops; the tables then give every method's gap to it.
+
 For each method two numbers: F1 at the method's own threshold, and best-F1, the F1 of the
 best threshold on the test set's scores (the ranking's quality; scores are
 ``predict_proba[:, 1]`` for Sifter, ``decision_function`` for the others). Both as mean ±
@@ -28,6 +32,7 @@ sd over seeds, and against the best baseline at each label count.
 
 Run: .venv/bin/python benchmarks/learning_curve.py [--sizes 25,50,100,250,500,1000]
      [--seeds 3] [--domains spots,difference] [--methods "auto +U,forest,brightness"]
+     [--ceiling 20000]
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from _baselines import HoldoutRecipe, SpecRecipe
 from blobsift import Sifter
-from blobsift.classify.baselines import BrightnessCut, FeatureForest
+from blobsift.classify.baselines import BrightnessCut, FeatureForest, centre_features
 from blobsift.classify.pretraining import PretrainedEncoders
 from blobsift.metrics import best_threshold, precision_recall_f1
 from blobsift.report import SPEC_EXPECTED_F1, plot_learning_curve
@@ -81,6 +86,11 @@ def ranking_scores(model: Any, crops: np.ndarray) -> np.ndarray:
     return model.decision_function(crops)
 
 
+def forest_outputs(model: FeatureForest, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The forest's predictions and ranking scores from features computed once."""
+    return model.predict_from_features(features), model.decision_from_features(features)
+
+
 def crops_of(n: int, seed: int, domain: str) -> LabelledCrops:
     """Simulated crops of a domain, without the difference domain's triplets."""
     return simulate_crops(n, seed=seed, domain=domain)._replace(triplets=None)
@@ -103,6 +113,12 @@ def run_domain(
         encoders = PretrainedEncoders()
         unlabeled = crops_of(UNLABELED, 3000 + seed, domain).crops if needs_unlabeled else None
         test = crops_of(test_size, 2000 + seed, domain)
+        # The forest's features cost far more than its fits: computed once per seed.
+        features = (
+            {"pool": centre_features(pool.crops), "test": centre_features(test.crops)}
+            if "forest" in methods
+            else {}
+        )
         grown = None
         for j, n in enumerate(sizes):
             for method in methods:
@@ -113,12 +129,18 @@ def run_domain(
                     have = len(grown.gallery_.gallery_labels_)
                     grown.gallery_.add_to_gallery(pool.crops[have:n], pool.labels[have:n])
                     model = grown
+                elif method == "forest":
+                    model = factory(seed).fit_features(features["pool"][:n], pool.labels[:n])
                 else:
                     model = factory(seed).fit(pool.crops[:n], pool.labels[:n], **extra)
                     grown = model if method == "gallery-add +U" else grown
                 results["seconds"][method][row, j] = time.perf_counter() - start
-                f1 = precision_recall_f1(test.labels, model.predict(test.crops))["f1"]
-                best = best_threshold(test.labels, ranking_scores(model, test.crops)).f1
+                if method == "forest":
+                    predicted, scores = forest_outputs(model, features["test"])
+                else:
+                    predicted, scores = model.predict(test.crops), ranking_scores(model, test.crops)
+                f1 = precision_recall_f1(test.labels, predicted)["f1"]
+                best = best_threshold(test.labels, scores).f1
                 results["f1"][method][row, j] = f1
                 results["best_f1"][method][row, j] = best
                 print(f"{domain} seed {seed} labels {n:>5} {method:>15}: F1 {f1:.3f} "
@@ -126,6 +148,46 @@ def run_domain(
                       f"{getattr(model, 'phase_', '')} {getattr(model, 'phase_scores_', '')}",
                       file=sys.stderr, flush=True)  # fmt: skip
     return results
+
+
+def estimate_ceiling(domain: str, n: int, test_size: int, seed: int) -> dict[str, float]:
+    """Best-F1 of a forest and a 2-fold CNN ensemble trained on ``n`` labels."""
+    pool = crops_of(n, 5000 + seed, domain)
+    test = crops_of(test_size, 2000 + seed, domain)
+    ceiling = {}
+    start = time.perf_counter()
+    forest = FeatureForest(random_state=seed).fit_features(centre_features(pool.crops), pool.labels)
+    ceiling["forest"] = best_threshold(
+        test.labels, forest.decision_from_features(centre_features(test.crops))
+    ).f1
+    print(f"{domain} ceiling forest on {n} labels: best-F1 {ceiling['forest']:.3f} "
+          f"({time.perf_counter() - start:.0f} s)", file=sys.stderr, flush=True)  # fmt: skip
+    start = time.perf_counter()
+    cnn = Sifter(phase="cnn", n_folds=2, refit=False, random_state=seed)
+    cnn.fit(pool.crops, pool.labels)
+    ceiling["cnn"] = best_threshold(test.labels, ranking_scores(cnn, test.crops)).f1
+    print(f"{domain} ceiling cnn on {n} labels: best-F1 {ceiling['cnn']:.3f} "
+          f"({time.perf_counter() - start:.0f} s)", file=sys.stderr, flush=True)  # fmt: skip
+    return ceiling
+
+
+def print_ceiling(
+    domain: str,
+    results: dict[str, dict[str, np.ndarray]],
+    sizes: list[int],
+    methods: list[str],
+    ceiling: dict[str, float],
+    n: int,
+) -> None:
+    """Print the domain's ceiling and each method's best-F1 gap to it."""
+    top = max(ceiling.values())
+    trained = ", ".join(f"{name} {value:.3f}" for name, value in ceiling.items())
+    print(f"\n[{domain}] ceiling (best-F1 of models trained on {n} labels: {trained}): "
+          f"{top:.3f}; best-F1 minus the ceiling")  # fmt: skip
+    print(f"{'labels':>7} " + " ".join(f"{m:>15}" for m in methods))
+    for j, size in enumerate(sizes):
+        row = " ".join(f"{np.mean(results['best_f1'][m][:, j]) - top:>+15.3f}" for m in methods)
+        print(f"{size:>7} {row}")
 
 
 def print_tables(
@@ -184,6 +246,7 @@ def main() -> None:
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--methods", default=",".join(DEFAULT_METHODS))
     parser.add_argument("--domains", default=",".join(DOMAINS))
+    parser.add_argument("--ceiling", type=int, default=0, help="labels of the ceiling models")
     parser.add_argument("--png", type=Path, default=Path("benchmarks/results/learning_curve.png"))
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -198,6 +261,9 @@ def main() -> None:
     for domain in domains:
         results = run_domain(domain, sizes, methods, seeds, args.test_size)
         print_tables(domain, results, sizes, methods, args.test_size)
+        if args.ceiling:
+            ceiling = estimate_ceiling(domain, args.ceiling, args.test_size, seeds[0])
+            print_ceiling(domain, results, sizes, methods, ceiling, args.ceiling)
         curves = {m: (sizes, results["f1"][m].mean(axis=0).tolist()) for m in methods}
         png = args.png.with_name(f"{args.png.stem}_{domain}{args.png.suffix}")
         path = plot_learning_curve(curves, png, title=f"F1 against number of labels ({domain})")
