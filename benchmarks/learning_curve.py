@@ -25,6 +25,10 @@ With ``--ceiling N`` the run also estimates each domain's ceiling: a random fore
 CNN ensemble (2 folds) trained on N labels (20,000 as the issue asks), scored on the first
 seed's held-out crops; the tables then give every method's gap to it.
 
+``--limit spec=250`` fits a method only up to that many labels (the specification's recipe
+trains a 78-MFLOP network at batch 8 for up to 75 epochs: minutes per fit beyond 250
+labels on 2 cores); its cells above are left out ("-").
+
 For each method two numbers: F1 at the method's own threshold, and best-F1, the F1 of the
 best threshold on the test set's scores (the ranking's quality; scores are
 ``predict_proba[:, 1]`` for Sifter, ``decision_function`` for the others). Both as mean ±
@@ -32,7 +36,7 @@ sd over seeds, and against the best baseline at each label count.
 
 Run: .venv/bin/python benchmarks/learning_curve.py [--sizes 25,50,100,250,500,1000]
      [--seeds 3] [--domains spots,difference] [--methods "auto +U,forest,brightness"]
-     [--ceiling 20000]
+     [--ceiling 20000] [--limit spec=250]
 """
 
 from __future__ import annotations
@@ -97,7 +101,12 @@ def crops_of(n: int, seed: int, domain: str) -> LabelledCrops:
 
 
 def run_domain(
-    domain: str, sizes: list[int], methods: list[str], seeds: range, test_size: int
+    domain: str,
+    sizes: list[int],
+    methods: list[str],
+    seeds: range,
+    test_size: int,
+    limits: dict[str, int],
 ) -> dict[str, dict[str, np.ndarray]]:
     """Fit every method at every size and seed; return metric -> method -> (seeds, sizes)."""
     shape = (len(seeds), len(sizes))
@@ -122,6 +131,8 @@ def run_domain(
         grown = None
         for j, n in enumerate(sizes):
             for method in methods:
+                if n > limits.get(method, n):
+                    continue
                 factory, uses_unlabeled = METHODS[method]
                 extra = {"unlabeled": unlabeled, "encoders": encoders} if uses_unlabeled else {}
                 start = time.perf_counter()
@@ -190,6 +201,13 @@ def print_ceiling(
         print(f"{size:>7} {row}")
 
 
+def _mean_sd(values: np.ndarray) -> str:
+    """``mean ± sd`` over seeds, or "-" where the method was not fitted."""
+    if np.isnan(values).any():
+        return f"{'-':>15}"
+    return f"{np.mean(values):>8.3f} ± {np.std(values):.3f}"
+
+
 def print_tables(
     domain: str,
     results: dict[str, dict[str, np.ndarray]],
@@ -206,9 +224,7 @@ def print_tables(
               f"mean ± sd over {n_seeds} seeds")  # fmt: skip
         print(f"{'labels':>7} " + " ".join(f"{m:>15}" for m in methods) + "   spec expects")
         for j, n in enumerate(sizes):
-            cells = " ".join(
-                f"{np.mean(values[m][:, j]):>8.3f} ± {np.std(values[m][:, j]):.3f}" for m in methods
-            )
+            cells = " ".join(_mean_sd(values[m][:, j]) for m in methods)
             expected = SPEC_EXPECTED_F1.get(n)
             print(f"{n:>7} {cells}   {'{:.2f}-{:.2f}'.format(*expected) if expected else '-'}")
         if not baselines:
@@ -217,7 +233,8 @@ def print_tables(
               f"(of {', '.join(baselines)}; ratio method / best baseline)")  # fmt: skip
         print(f"{'labels':>7} {'best baseline':>14} " + " ".join(f"{m:>17}" for m in methods))
         for j, n in enumerate(sizes):
-            best_name = max(baselines, key=lambda m: np.mean(values[m][:, j]))
+            measured = [m for m in baselines if not np.isnan(values[m][:, j]).any()]
+            best_name = max(measured, key=lambda m: np.mean(values[m][:, j]))
             base = np.mean(values[best_name][:, j])
             cells = " ".join(
                 f"{np.mean(values[m][:, j]) - base:>+8.3f} "
@@ -247,6 +264,7 @@ def main() -> None:
     parser.add_argument("--methods", default=",".join(DEFAULT_METHODS))
     parser.add_argument("--domains", default=",".join(DOMAINS))
     parser.add_argument("--ceiling", type=int, default=0, help="labels of the ceiling models")
+    parser.add_argument("--limit", default="", help="METHOD=N,...: fit METHOD up to N labels")
     parser.add_argument("--png", type=Path, default=Path("benchmarks/results/learning_curve.png"))
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -257,9 +275,15 @@ def main() -> None:
         parser.error(f"unknown methods {unknown}; known: {list(METHODS)}")
     if set(domains) - set(DOMAINS):
         parser.error(f"unknown domains {sorted(set(domains) - set(DOMAINS))}; known: {DOMAINS}")
+    limits = {
+        name: int(n)
+        for name, _, n in (item.partition("=") for item in args.limit.split(",") if item)
+    }
+    if set(limits) - set(methods):
+        parser.error(f"--limit names methods not run: {sorted(set(limits) - set(methods))}")
     seeds = range(args.first_seed, args.first_seed + args.seeds)
     for domain in domains:
-        results = run_domain(domain, sizes, methods, seeds, args.test_size)
+        results = run_domain(domain, sizes, methods, seeds, args.test_size, limits)
         print_tables(domain, results, sizes, methods, args.test_size)
         if args.ceiling:
             ceiling = estimate_ceiling(domain, args.ceiling, args.test_size, seeds[0])
