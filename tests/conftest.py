@@ -6,8 +6,15 @@ CI, where chromium or Playwright is missing) and how to install what they need.
 
 from __future__ import annotations
 
-import pytest
+# isort: off
+# blobsift before torch: importing it makes torch's idle OpenMP threads sleep
+# (OMP_WAIT_POLICY=PASSIVE), which only works before torch loads. The tests start other
+# processes (Dask workers, the CLI, the web server) that share the cores with this one.
+import blobsift  # noqa: F401
 import torch
+
+# isort: on
+import pytest
 
 from blobsift.simulate import simulate_crops
 

@@ -1,7 +1,15 @@
 import numpy as np
 import pytest
+from scipy import ndimage
 
-from blobsift.classify.baselines import BrightnessCut, FeatureForest, centre_contrast
+from blobsift.classify.baselines import (
+    SCALES,
+    BrightnessCut,
+    FeatureForest,
+    centre_contrast,
+    centre_features,
+)
+from blobsift.crops import normalise_crops
 from blobsift.exceptions import SingleClassError
 from blobsift.metrics import best_threshold, precision_recall_f1
 from blobsift.simulate import simulate_crops
@@ -54,3 +62,32 @@ def test_one_class_is_refused(baseline):
     crops = np.random.default_rng(0).normal(size=(10, 64, 64)).astype(np.float32)
     with pytest.raises(SingleClassError):
         baseline.fit(crops, np.zeros(10, dtype=int))
+
+
+def _features_by_whole_filters(crops: np.ndarray) -> np.ndarray:
+    """centre_features' definition, each filter run over the whole crop by scipy.ndimage."""
+    x = normalise_crops(crops)[:, 0].astype(np.float64)
+    c = x.shape[-1] // 2
+    centre = (slice(None), slice(c - 1, c + 2), slice(c - 1, c + 2))
+    features = [x[centre].mean(axis=(1, 2)), x[:, c, c], x.std(axis=(1, 2))]
+    for s in SCALES:
+        features.append(ndimage.gaussian_filter(x, s, axes=(1, 2))[:, c, c])
+        features.append(ndimage.gaussian_laplace(x, s, axes=(1, 2))[:, c, c] * s**2)
+        # (not gaussian_gradient_magnitude: with axes=(1, 2) it smooths across the batch)
+        gr, gc = (ndimage.gaussian_filter(x, s, order=o, axes=(1, 2)) for o in ((1, 0), (0, 1)))
+        features.append(np.sqrt(gr**2 + gc**2)[centre].mean(axis=(1, 2)))
+        for filtered in (
+            [ndimage.gaussian_filter(x, s, order=o, axes=(1, 2)) for o in ((2, 0), (0, 2), (1, 1))],
+            [ndimage.gaussian_filter(p, s, axes=(1, 2)) for p in (gr * gr, gc * gc, gr * gc)],
+        ):
+            rr, cc, rc = (f[:, c, c] for f in filtered)
+            root = np.sqrt(((rr - cc) / 2) ** 2 + rc**2)
+            features += [(rr + cc) / 2 + root, (rr + cc) / 2 - root]
+    return np.column_stack(features)
+
+
+def test_centre_features_equal_the_whole_crop_filters_they_stand_for():
+    crops = simulate_crops(40, seed=5).crops
+    fast = centre_features(crops)
+    assert fast.shape == (40, 3 + 7 * len(SCALES))
+    np.testing.assert_allclose(fast, _features_by_whole_filters(crops), rtol=1e-4, atol=1e-4)
