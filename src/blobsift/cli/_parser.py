@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from blobsift._version import __version__
 from blobsift.classify.phases import PHASES
@@ -47,6 +48,25 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--quiet", action="store_true", help="no progress bars")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    _add_init(commands, common)
+    _add_add_images(commands, common)
+    _add_detect(commands, common)
+    _add_import_candidates(commands, common)
+    _add_import_labels(commands, common)
+    _add_export_labels(commands, common)
+    _add_export(commands, common)
+    _add_train(commands, common)
+    _add_predict(commands, common)
+    _add_report(commands, common)
+    _add_info(commands, common)
+    _add_relocate(commands, common)
+    _add_label(commands, common)
+    _add_demo(commands, common)
+    return parser
+
+
+def _add_init(commands: Any, common: argparse.ArgumentParser) -> None:
+    """The ``init`` command."""
     init = _command(
         commands,
         "init",
@@ -66,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_detect_channel(init, "make a project of stacks")
     init.set_defaults(run=_init)
 
+
+def _add_add_images(commands: Any, common: argparse.ArgumentParser) -> None:
+    """The ``add-images`` command."""
     add = _command(
         commands,
         "add-images",
@@ -90,6 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add.set_defaults(run=_add_images)
 
+
+def _add_detect(commands: Any, common: argparse.ArgumentParser) -> None:
+    """The ``detect`` command."""
     detect = _command(
         commands,
         "detect",
@@ -121,6 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_detect_options(detect)
     detect.set_defaults(run=_detect)
 
+
+def _add_import_candidates(commands: Any, common: argparse.ArgumentParser) -> None:
+    """The ``import-candidates`` command."""
     cand = _command(
         commands,
         "import-candidates",
@@ -145,6 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cand.set_defaults(run=_import_candidates)
 
+
+def _add_import_labels(commands: Any, common: argparse.ArgumentParser) -> None:
+    """The ``import-labels`` command."""
     imp = _command(
         commands,
         "import-labels",
@@ -174,6 +206,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     imp.set_defaults(run=_import_labels)
 
+
+def _add_export_labels(commands: Any, common: argparse.ArgumentParser) -> None:
+    """The ``export-labels`` command."""
     exp = _command(
         commands,
         "export-labels",
@@ -188,6 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--include-unsure", action="store_true", help="also write unsure (-1)")
     exp.set_defaults(run=_export_labels)
 
+
+def _add_export(commands: Any, common: argparse.ArgumentParser) -> None:
+    """The ``export`` command."""
     from blobsift.export import FORMATS, WHAT
 
     export = _command(
@@ -222,6 +260,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--image", default=None, help="only this image (file name or path)")
     export.set_defaults(run=_export)
 
+
+def _add_train(commands: Any, common: argparse.ArgumentParser) -> None:
+    """The ``train`` command."""
     train = _command(
         commands,
         "train",
@@ -275,6 +316,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     train.set_defaults(run=_train)
 
+
+def _add_predict(commands: Any, common: argparse.ArgumentParser) -> None:
+    """The ``predict`` command."""
     predict = _command(
         commands,
         "predict",
@@ -331,6 +375,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_detect_options(predict, prefix="detect-")
     predict.set_defaults(run=_predict)
 
+
+def _add_report(commands: Any, common: argparse.ArgumentParser) -> None:
+    """The ``report`` command."""
     report = _command(
         commands,
         "report",
@@ -356,6 +403,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--image", default=None, help="image to draw detections on")
     report.set_defaults(run=_report)
 
+
+def _add_info(commands: Any, common: argparse.ArgumentParser) -> None:
+    """The ``info`` command."""
     info = _command(
         commands,
         "info",
@@ -369,6 +419,9 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--verify", action="store_true", help="check every image's content hash")
     info.set_defaults(run=_info)
 
+
+def _add_relocate(commands: Any, common: argparse.ArgumentParser) -> None:
+    """The ``relocate`` command."""
     relocate = _command(
         commands,
         "relocate",
@@ -383,6 +436,9 @@ def build_parser() -> argparse.ArgumentParser:
     relocate.add_argument("new_path", type=Path, help="where the file is now")
     relocate.set_defaults(run=_relocate)
 
+
+def _add_label(commands: Any, common: argparse.ArgumentParser) -> None:
+    """The ``label`` command."""
     label = _command(
         commands,
         "label",
@@ -427,6 +483,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     label.set_defaults(run=_label)
 
+
+def _add_demo(commands: Any, common: argparse.ArgumentParser) -> None:
+    """The ``demo`` command."""
     demo = _command(
         commands,
         "demo",
@@ -477,4 +536,3 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--seed", type=int, default=0, help="seed of data and training")
     demo.set_defaults(run=_demo)
-    return parser
