@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 
 from blobsift.cli import main
-from blobsift.demo import BASELINES, DemoResult, DemoRound, summary_lines
+from blobsift.demo import BASELINES, DEMO_DOMAINS, DemoResult, DemoRound, run_demos, summary_lines
+from blobsift.exceptions import InvalidInputError
 from blobsift.metrics import MIN_HELDOUT_POSITIVES
 from blobsift.project import Project
 from blobsift.simulate import truth_labels
@@ -31,21 +32,35 @@ FIGURES = (
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    """One tiny demo (2 rounds, 1 new image, 3 epochs, no pre-training) in a folder an
-    earlier demo left."""
-    folder = tmp_path_factory.mktemp("demo") / "run"
-    folder.mkdir()
-    (folder / "demo.json").write_text("{}")
-    (folder / "stale.txt").write_text("from an earlier demo")
+def demos(tmp_path_factory):
+    """One tiny demo of both domains (2 rounds, 1 new image, 3 epochs, no pre-training) in
+    a folder an earlier demo left."""
+    root = tmp_path_factory.mktemp("demo") / "run"
+    root.mkdir()
+    (root / "demo.json").write_text("{}")
+    (root / "stale.txt").write_text("from an earlier demo")
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         code = main(
-            ["demo", str(folder), "--labels", "25,40", "--new-images", "1", "--epochs", "3",
+            ["demo", str(root), "--labels", "25,40", "--new-images", "1", "--epochs", "3",
              "--no-pretrain", "--quiet"]
         )  # fmt: skip
+    return SimpleNamespace(code=code, root=root, out=out.getvalue())
+
+
+@pytest.fixture(scope="module", params=list(DEMO_DOMAINS))
+def demo(demos, request):
+    """One domain's project of the demo, and its part of the printed summary."""
+    folder = demos.root / request.param
     summary = json.loads((folder / "demo.json").read_text())
-    return SimpleNamespace(code=code, folder=folder, out=out.getvalue(), summary=summary)
+    heads = [i for i, line in enumerate(demos.out.splitlines()) if " demo, " in line]
+    own = next(i for i in heads if f" demo, {request.param}: " in demos.out.splitlines()[i])
+    end = min([i for i in heads if i > own], default=None)
+    out = "\n".join(demos.out.splitlines()[own:end])
+    return SimpleNamespace(
+        code=demos.code, root=demos.root, folder=folder, out=out, summary=summary,
+        domain=request.param,
+    )  # fmt: skip
 
 
 def _truth(folder):
@@ -62,7 +77,11 @@ def test_demo_prints_one_row_per_round_and_where_the_report_is(demo):
     assert all(0.0 <= float(value) <= 1.0 for row in rows for value in row[3:6])
     report = demo.summary["report"]
     assert f"report:      {report}" in lines
-    assert not (demo.folder / "stale.txt").exists()  # the earlier demo's folder was replaced
+    assert not (demo.root / "stale.txt").exists()  # the earlier demo's folder was replaced
+    assert demo.summary["domain"] == demo.domain
+    assert json.loads((demo.root / "demo.json").read_text())["projects"] == {
+        name: str(demo.root.resolve() / name) for name in DEMO_DOMAINS
+    }
 
 
 def test_the_simulated_labeller_labels_by_the_truth_in_rounds(demo):
@@ -132,8 +151,8 @@ def test_the_summary_compares_with_the_specification_and_withholds_few_positive_
         )  # fmt: skip
 
     result = DemoResult(
-        project=tmp_path, rounds=[round_(25, 2, 0.6, None), round_(100, 9, 0.85, 0.9),
-                                  round_(250, 22, 0.8, 0.86)],
+        domain="spots", project=tmp_path,
+        rounds=[round_(25, 2, 0.6, None), round_(100, 9, 0.85, 0.9), round_(250, 22, 0.8, 0.86)],
         new_images=1, new_candidates=10, new_signal=1, report=tmp_path / "index.html",
         predictions=[], seconds=3.0,
     )  # fmt: skip
@@ -182,11 +201,31 @@ def test_nested_order_keeps_the_class_ratio_in_every_prefix():
 
 
 def test_the_demo_shows_its_rounds_and_progress_on_stderr(tmp_path, capsys):
-    argv = ["demo", str(tmp_path / "run"), "--labels", "25", "--new-images", "1",
-            "--epochs", "1", "--no-pretrain"]  # fmt: skip
+    argv = ["demo", str(tmp_path / "run"), "--domain", "spots", "--labels", "25",
+            "--new-images", "1", "--epochs", "1", "--no-pretrain"]  # fmt: skip
     assert main(argv) == 0
     err = capsys.readouterr().err
-    assert "round 1/1: 25 labels (" in err
+    assert "spots round 1/1: 25 labels (" in err
+    assert sorted(path.name for path in (tmp_path / "run").iterdir()) == ["demo.json", "spots"]
     assert "  model 1 (" in err
     assert "on the new images" in err
     assert "detect" in err  # the project's own stages draw bars
+
+
+def test_the_demo_domains_simulate_their_own_images(demos):
+    # spots: single-channel fluorescence-like images; difference imaging: the truth holds
+    # transients (signal) and the bogus kinds (dipoles, star residuals, cosmic rays, ...)
+    kinds = {
+        name: set(pd.read_csv(demos.root / name / "images" / "truth.csv")["kind"])
+        for name in DEMO_DOMAINS
+    }
+    assert "transient" in kinds["difference"]
+    assert "transient" not in kinds["spots"]
+    assert len(kinds["difference"] - {"transient"}) >= 2
+
+
+def test_run_demos_refuses_unknown_or_repeated_domains(tmp_path):
+    for domains in (["spots", "spots"], ["galaxies"], []):
+        with pytest.raises(InvalidInputError, match="domain"):
+            run_demos(tmp_path / "run", domains)
+    assert not (tmp_path / "run").exists()

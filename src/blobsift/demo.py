@@ -1,6 +1,8 @@
 """The demo: the whole path of a project on built-in simulated images.
 
-:func:`run_demo` does what a user does, with a simulated labeller who knows the answer:
+:func:`run_demo` does what a user does, with a simulated labeller who knows the answer, on
+one simulated domain (:data:`DEMO_DOMAINS`: fluorescence-like spots, or astronomical
+difference images); :func:`run_demos` runs it on each domain, one project per domain:
 
 1. **simulate** training images and *new* images as TIFF files, with their ground truth
    in ``truth.csv`` beside them (:func:`~blobsift.simulate.write_simulated_images`);
@@ -39,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from blobsift._validation import check_choice
 from blobsift.classify.baselines import BrightnessCut, FeatureForest, centre_features
 from blobsift.crops import crops_for
 from blobsift.exceptions import InvalidInputError
@@ -50,27 +53,62 @@ from blobsift.types import Progress, ProgressEvent
 
 __all__ = [
     "BASELINES",
-    "DETECT_SETTINGS",
-    "IMAGE_OPTIONS",
-    "LABEL_COUNTS",
+    "DEMO_DOMAINS",
+    "DemoDomain",
     "DemoResult",
     "DemoRound",
     "run_demo",
+    "run_demos",
     "summary_lines",
 ]
 
-#: Label counts of the rounds (each round labels up to the next count). Training dominates
-#: the demo's time; there is no round at 500 to keep the demo short.
-LABEL_COUNTS = (25, 50, 100, 250, 1000)
+
+@dataclass(frozen=True)
+class DemoDomain:
+    """How the demo simulates, detects and labels one domain.
+
+    Attributes
+    ----------
+    image_options : dict
+        :func:`~blobsift.simulate.write_simulated_images` arguments of every image.
+    detect_settings : dict
+        ``Project.detect`` settings.
+    candidates_per_image : int
+        A little under what the detector finds in one image, to size the training set.
+    label_counts : tuple of int
+        Labels after each round (each round labels up to the next count).
+    """
+
+    image_options: dict[str, Any]
+    detect_settings: dict[str, Any]
+    candidates_per_image: int
+    label_counts: tuple[int, ...]
+
+
+#: The demo's domains. Spots: at 3 noise sigmas a 512 x 512 image gives about 440
+#: candidates, about 1 real : 11 false. Difference imaging: ``detect_blobs`` at 5 sigmas
+#: on a 512 x 512 difference image gives about 75, about 1 real : 7 false (dipoles, star
+#: residuals, cosmic rays and hot pixels; see :mod:`blobsift.simulate`). Training
+#: dominates the demo's time: spots have no round at 500 and difference imaging none at
+#: 1,000 (that would need 40 images), to keep the demo short.
+DEMO_DOMAINS: dict[str, DemoDomain] = {
+    "spots": DemoDomain(
+        image_options={"domain": "spots", "shape": (512, 512), "n_spots": 40,
+                       "decoys_per_spot": 2.0},
+        detect_settings={"threshold": 3.0},
+        candidates_per_image=400,
+        label_counts=(25, 50, 100, 250, 1000),
+    ),
+    "difference": DemoDomain(
+        image_options={"domain": "difference", "shape": (512, 512)},
+        detect_settings={"threshold": 5.0},
+        candidates_per_image=60,
+        label_counts=(25, 50, 100, 250, 500),
+    ),
+}  # fmt: skip
 #: The trivial baselines every round also trains on its labels and scores on the new
 #: images (:mod:`blobsift.classify.baselines`): what the learner adds is the difference.
 BASELINES = ("brightness cut", "forest")
-#: :func:`~blobsift.simulate.simulate_image` arguments of every demo image.
-IMAGE_OPTIONS: dict[str, Any] = {"shape": (512, 512), "n_spots": 40, "decoys_per_spot": 2.0}
-#: Detection settings: at 3 noise sigmas a 512 x 512 image gives about 440 candidates,
-#: about 1 real : 11 false.
-DETECT_SETTINGS: dict[str, Any] = {"threshold": 3.0}
-_CANDIDATES_PER_IMAGE = 400  # a little under what DETECT_SETTINGS finds, for sizing
 _LABELLED_SHARE = 1 / 3  # the labeller labels at most this share of the candidates
 _MARKER = "demo.json"
 _WHO = "simulated labeller"
@@ -123,6 +161,8 @@ class DemoResult:
 
     Attributes
     ----------
+    domain : str
+        The simulated domain (a key of :data:`DEMO_DOMAINS`).
     project : Path
         The project folder.
     rounds : list of DemoRound
@@ -139,6 +179,7 @@ class DemoResult:
         Wall time of the whole demo.
     """
 
+    domain: str
     project: Path
     rounds: list[DemoRound]
     new_images: int
@@ -152,7 +193,8 @@ class DemoResult:
 def run_demo(
     output: str | os.PathLike[str],
     *,
-    label_counts: Sequence[int] = LABEL_COUNTS,
+    domain: str = "spots",
+    label_counts: Sequence[int] | None = None,
     train_images: int | None = None,
     new_images: int = 6,
     seed: int = 0,
@@ -166,8 +208,11 @@ def run_demo(
     output : path-like
         The project folder to create. A folder an earlier demo wrote (it holds
         ``demo.json``) is replaced; any other folder must be empty or missing.
-    label_counts : sequence of int
-        Labels after each round, increasing; a model is trained at each.
+    domain : str
+        The simulated domain, a key of :data:`DEMO_DOMAINS`.
+    label_counts : sequence of int, optional
+        Labels after each round, increasing; a model is trained at each. By default the
+        domain's (:attr:`DemoDomain.label_counts`).
     train_images : int, optional
         Simulated images in the project; by default enough that the labeller labels at most
         a third of their candidates.
@@ -179,8 +224,8 @@ def run_demo(
         Called with a :class:`~blobsift.types.ProgressEvent` as the demo goes: the stages
         of :class:`~blobsift.project.Project` (``"detect"``, ``"epoch"``, ``"predict"`` ...)
         and of the report (``"report"``, ``"overlays"``); and the demo's own: ``"round"``
-        before each round (``done`` rounds begun of ``total``; details ``labels``,
-        ``positives``) and ``"scored"`` after it (details: the fields of its
+        before each round (``done`` rounds begun of ``total``; details ``domain``,
+        ``labels``, ``positives``) and ``"scored"`` after it (details: the fields of its
         :class:`DemoRound`).
     **train_options
         Further ``Project.train`` options (e.g. ``epochs``, ``pretrain``).
@@ -192,33 +237,37 @@ def run_demo(
     Raises
     ------
     InvalidInputError
-        If ``label_counts`` is not increasing and positive, ``new_images`` is below 1,
-        there are too few candidates for the last count, or ``output`` is a non-empty
-        folder that no demo wrote.
+        If ``domain`` is unknown, ``label_counts`` is not increasing and positive,
+        ``new_images`` is below 1, there are too few candidates for the last count, or
+        ``output`` is a non-empty folder that no demo wrote.
     """
     from blobsift.batch import write_predictions
     from blobsift.project import Project
     from blobsift.report import write_overlays, write_report
 
     started = time.perf_counter()
-    counts = [int(count) for count in label_counts]
+    check_choice(domain, tuple(DEMO_DOMAINS), name="domain")
+    settings = DEMO_DOMAINS[domain]
+    counts = [int(count) for count in (label_counts or settings.label_counts)]
     if not counts or counts[0] < 1 or any(b <= a for a, b in pairwise(counts)):
         raise InvalidInputError(f"label_counts must be positive and increasing; got {counts}.")
     if new_images < 1:
         raise InvalidInputError(f"new_images must be at least 1; got {new_images}.")
     if train_images is None:
-        train_images = max(2, ceil(counts[-1] / (_LABELLED_SHARE * _CANDIDATES_PER_IMAGE)))
+        per_image = _LABELLED_SHARE * settings.candidates_per_image
+        train_images = max(2, ceil(counts[-1] / per_image))
     report = progress or (lambda event: None)
     root = _fresh_folder(output)
     (root / _MARKER).write_text(json.dumps({"status": "running", "seed": seed}))
 
-    train_truth = _simulate(root / "images", train_images, seed * 1000, "train")
-    new_truth = _simulate(root / "new-images", new_images, seed * 1000 + 500, "new")
+    options = settings.image_options
+    train_truth = _simulate(root / "images", train_images, seed * 1000, "train", options)
+    new_truth = _simulate(root / "new-images", new_images, seed * 1000 + 500, "new", options)
     truth = {path.name: objects for path, objects in {**train_truth, **new_truth}.items()}
     new_paths = list(new_truth)
     with Project.create(root) as project:
         project.add_images(list(train_truth))
-        project.detect(progress=progress, **DETECT_SETTINGS)
+        project.detect(progress=progress, **settings.detect_settings)
         candidates = project.candidates()
         labels = truth_labels(candidates, truth, project.match_radius)
         order = _labelling_order(candidates, labels, project.match_radius, seed)
@@ -247,7 +296,7 @@ def run_demo(
                     stage="round",
                     done=k,
                     total=len(counts),
-                    details={"labels": count, "positives": positives},
+                    details={"domain": domain, "labels": count, "positives": positives},
                 )
             )
             start = time.perf_counter()
@@ -296,6 +345,7 @@ def run_demo(
             },
         )
     result = DemoResult(
+        domain=domain,
         project=root,
         rounds=rounds,
         new_images=len(new_paths),
@@ -307,6 +357,65 @@ def run_demo(
     )
     (root / _MARKER).write_text(json.dumps(asdict(result), indent=2, default=str))
     return result
+
+
+def run_demos(
+    output: str | os.PathLike[str],
+    domains: Sequence[str] = tuple(DEMO_DOMAINS),
+    *,
+    label_counts: Sequence[int] | None = None,
+    rounds: int | None = None,
+    **options: Any,
+) -> dict[str, DemoResult]:
+    """Run :func:`run_demo` on each domain, one project each in ``output/<domain>``.
+
+    Parameters
+    ----------
+    output : path-like
+        The folder of the projects. A folder an earlier run wrote (it holds ``demo.json``)
+        is replaced; any other folder must be empty or missing.
+    domains : sequence of str
+        Keys of :data:`DEMO_DOMAINS`, run in this order.
+    label_counts : sequence of int, optional
+        Labels after each round, for every domain; by default each domain's
+        (:attr:`DemoDomain.label_counts`).
+    rounds : int, optional
+        Without ``label_counts``: only each domain's first ``rounds`` rounds.
+    **options
+        Further :func:`run_demo` arguments (``new_images``, ``seed``, ``progress``, and
+        ``Project.train`` options).
+
+    Returns
+    -------
+    dict
+        Domain -> its :class:`DemoResult`, in the order run.
+
+    Raises
+    ------
+    InvalidInputError
+        If ``domains`` is empty or names an unknown or repeated domain, or as
+        :func:`run_demo` does.
+    """
+    names = [check_choice(name, tuple(DEMO_DOMAINS), name="domain") for name in domains]
+    if not names or len(set(names)) != len(names):
+        raise InvalidInputError(
+            f"domains must name each of {list(DEMO_DOMAINS)} at most once, and one at "
+            f"least; got {names}."
+        )
+    root = _fresh_folder(output)
+    (root / _MARKER).write_text(json.dumps({"status": "running", "domains": names}))
+    results = {
+        name: run_demo(
+            root / name,
+            domain=name,
+            label_counts=label_counts or DEMO_DOMAINS[name].label_counts[:rounds],
+            **options,
+        )
+        for name in names
+    }
+    summary = {name: str(result.project) for name, result in results.items()}
+    (root / _MARKER).write_text(json.dumps({"projects": summary}, indent=2))
+    return results
 
 
 class _Baselines:
@@ -360,7 +469,7 @@ def summary_lines(result: DemoResult) -> list[str]:
     names = list(result.rounds[0].baselines) if result.rounds else []
     heads = "".join(f" {_short(name):>6}" for name in names)
     lines = [
-        f"blobsift {__version__} demo: {result.rounds[-1].labels} labels in "
+        f"blobsift {__version__} demo, {result.domain}: {result.rounds[-1].labels} labels in "
         f"{len(result.rounds)} rounds; every model scored on {result.new_images} new image(s) "
         f"({result.new_candidates} candidates, {result.new_signal} real) against their truth",
         "",
@@ -423,11 +532,13 @@ def _number(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
-def _simulate(folder: Path, n: int, seed: int, prefix: str) -> dict[Path, Any]:
+def _simulate(
+    folder: Path, n: int, seed: int, prefix: str, options: dict[str, Any]
+) -> dict[Path, Any]:
     """Write ``n`` demo images and ``truth.csv`` (their objects) into ``folder``."""
     import pandas as pd
 
-    written = write_simulated_images(folder, n, seed=seed, prefix=prefix, **IMAGE_OPTIONS)
+    written = write_simulated_images(folder, n, seed=seed, prefix=prefix, **options)
     table = pd.concat({path.name: objects for path, objects in written.items()}, names=["image"])
     table.reset_index(level="image").to_csv(folder / "truth.csv", index=False, float_format="%.4f")
     return written

@@ -139,9 +139,9 @@ def _report(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from blobsift.demo import LABEL_COUNTS, run_demo, summary_lines
+    from blobsift.demo import DEMO_DOMAINS, run_demos, summary_lines
 
-    counts = args.labels or (LABEL_COUNTS[:3] if args.quick else LABEL_COUNTS)
+    domains = list(DEMO_DOMAINS) if args.domain == "both" else [args.domain]
     options: dict[str, Any] = {} if args.epochs is None else {"epochs": args.epochs}
     if args.no_pretrain:
         options["pretrain"] = False
@@ -152,8 +152,9 @@ def _demo(args: argparse.Namespace) -> int:
             bars.close()
             if bars.enabled:
                 tqdm.write(
-                    f"round {event.done}/{event.total}: {event.details['labels']} labels "
-                    f"({event.details['positives']} signal), training ...",
+                    f"{event.details['domain']} round {event.done}/{event.total}: "
+                    f"{event.details['labels']} labels ({event.details['positives']} signal), "
+                    "training ...",
                     file=sys.stderr,
                 )
         elif event.stage == "scored":
@@ -169,9 +170,11 @@ def _demo(args: argparse.Namespace) -> int:
             bars(event)
 
     try:
-        result = run_demo(
+        results = run_demos(
             args.folder,
-            label_counts=counts,
+            domains,
+            label_counts=args.labels,
+            rounds=3 if args.quick else None,
             new_images=args.new_images,
             seed=args.seed,
             progress=progress,
@@ -179,7 +182,8 @@ def _demo(args: argparse.Namespace) -> int:
         )
     finally:
         bars.close()
-    _emit(args, asdict(result), summary_lines(result))
+    lines = [line for result in results.values() for line in [*summary_lines(result), ""]]
+    _emit(args, {name: asdict(result) for name, result in results.items()}, lines[:-1])
     return 0
 
 

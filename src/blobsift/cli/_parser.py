@@ -491,28 +491,41 @@ def _add_demo(commands: Any, common: argparse.ArgumentParser) -> None:
         "demo",
         common,
         "the whole path on built-in simulated images",
-        "Simulate images with a known answer and run the whole path on them: create a "
-        "project in FOLDER, detect candidates, let a simulated labeller label them in "
-        "rounds (25, 50, 100, 250, 1000 labels), train after each round, sift new "
-        "simulated images with every model and score it against their truth, and write "
-        "the report. Prints a table of the rounds and where the report is. A folder an "
-        "earlier demo wrote is replaced.",
-        ["blobsift demo", "blobsift demo /tmp/demo --quick", "blobsift demo --labels 25,100"],
+        "Simulate images with a known answer and run the whole path on them, in each "
+        "domain (fluorescence-like spots, astronomical difference images): create a "
+        "project in FOLDER/DOMAIN, detect candidates, let a simulated labeller label them "
+        "in rounds (25, 50, 100, 250 and 1000 labels for spots; 25 to 500 for difference "
+        "imaging), train after each round, sift new simulated images with every model and "
+        "score it against their truth, and write the report. Prints a table of the rounds "
+        "per domain and where the reports are. A folder an earlier demo wrote is replaced.",
+        [
+            "blobsift demo",
+            "blobsift demo /tmp/demo --quick",
+            "blobsift demo --domain difference --labels 25,100",
+        ],
     )
     demo.add_argument(
         "folder",
         nargs="?",
         type=Path,
         default=Path("blobsift-demo"),
-        help="the project folder to create (default: ./blobsift-demo)",
+        help="the folder of the projects to create (default: ./blobsift-demo)",
     )
-    demo.add_argument("--quick", action="store_true", help="only 25, 50 and 100 labels")
+    demo.add_argument(
+        "--domain",
+        choices=["spots", "difference", "both"],
+        default="both",
+        help="the simulated domain (default: both, one after the other)",
+    )
+    demo.add_argument(
+        "--quick", action="store_true", help="only the first 3 rounds (to 100 labels)"
+    )
     demo.add_argument(
         "--labels",
         type=_counts,
         default=None,
         metavar="N,N,...",
-        help="labels after each round (default: 25,50,100,250,1000)",
+        help="labels after each round, in every domain (default: the domain's)",
     )
     demo.add_argument(
         "--new-images",
