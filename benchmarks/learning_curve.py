@@ -13,6 +13,9 @@ pre-train on:
                    gallery without retraining
 * cnn              Phase 2 (the direct CNN ensemble) from random weights
 * cnn +U           Phase 2 started from the pre-trained encoder
+* cnn +U refit     the same, predicting with its one refit network (predict_with="refit")
+* cnn +U distil    the same, predicting with one network distilled from the ensemble on
+                   the labelled and unlabelled crops (predict_with="distilled")
 * holdout          the Phase 2 recipe with one 80/20 split instead of the CV ensemble
 * spec             baseline: the specification's recipe as written (model, split, batch 8,
                    focal alpha 0.25, threshold 0.5)
@@ -68,6 +71,14 @@ METHODS: dict[str, tuple[Callable[[int], Any], bool]] = {
     "gallery-add +U": (lambda seed: Sifter(phase="siamese", random_state=seed), True),
     "cnn": (lambda seed: Sifter(phase="cnn", random_state=seed), False),
     "cnn +U": (lambda seed: Sifter(phase="cnn", random_state=seed), True),
+    "cnn +U refit": (
+        lambda seed: Sifter(phase="cnn", predict_with="refit", random_state=seed),
+        True,
+    ),
+    "cnn +U distil": (
+        lambda seed: Sifter(phase="cnn", predict_with="distilled", random_state=seed),
+        True,
+    ),
     "holdout": (lambda seed: HoldoutRecipe(random_state=seed), False),
     "spec": (lambda seed: SpecRecipe(random_state=seed), False),
     "spec+balance": (lambda seed: SpecRecipe(balance=True, random_state=seed), False),

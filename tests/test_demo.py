@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from blobsift.cli import main
+from blobsift.cli._parser import build_parser
 from blobsift.demo import BASELINES, DEMO_DOMAINS, DemoResult, DemoRound, run_demos, summary_lines
 from blobsift.exceptions import InvalidInputError
 from blobsift.metrics import MIN_HELDOUT_POSITIVES
@@ -222,6 +223,20 @@ def test_the_demo_domains_simulate_their_own_images(demos):
     assert "transient" in kinds["difference"]
     assert "transient" not in kinds["spots"]
     assert len(kinds["difference"] - {"transient"}) >= 2
+
+
+def test_the_demo_command_offers_every_demo_domain_and_both():
+    # The parser names the domains itself (importing blobsift.demo would load torch for
+    # every command's --help): it must stay in step with DEMO_DOMAINS.
+    parser = build_parser()
+    action = next(
+        a
+        for sub in parser._subparsers._group_actions  # the sub-command parsers
+        for a in sub.choices["demo"]._actions
+        if a.dest == "domain"
+    )
+    assert set(action.choices) == {*DEMO_DOMAINS, "both"}
+    assert parser.parse_args(["demo"]).domain == "both"
 
 
 def test_run_demos_refuses_unknown_or_repeated_domains(tmp_path):

@@ -38,6 +38,7 @@ from blobsift.nn.loop import (
     summarise_logits,
     trivial_f1,
 )
+from blobsift.nn.losses import FocalLoss
 from blobsift.nn.onnx import ONNX_KEY, ExportedGraph
 from blobsift.splits import feasible_folds, stratified_folds
 from blobsift.types import Progress
@@ -62,7 +63,9 @@ DEFAULT_ARCHITECTURE: dict[str, Any] = {
 _REFIT_MAX_LABELS = 400  # "auto" refit adds a full-data member up to this many labels
 _STEADY_FOLD_SIZE = 300  # training crops per fold up to which ``epochs`` applies in full
 _BACKENDS = ("auto", "onnx", "torch")
-_PREDICT_WITH = ("ensemble", "refit")
+_PREDICT_WITH = ("ensemble", "refit", "distilled")
+_DISTIL_EPOCHS = 8  # the student starts from a trained member: a few epochs suffice
+_DISTIL_UNLABELED = 2000  # unlabelled crops the student learns the ensemble's scores on
 
 
 class _Ensemble(nn.Module):
@@ -120,10 +123,14 @@ class CNNClassifier(CropClassifier):
     refit : bool or None
         Add one more ensemble member trained on all labels for the best epoch count;
         by default up to 400 labels, where each fold model misses many of the few positives.
-    predict_with : {"ensemble", "refit"}
-        What predicts: the mean of the members, or the refit member alone (one network,
+    predict_with : {"ensemble", "refit", "distilled"}
+        What predicts: the mean of the members; the refit member alone (one network,
         so inference costs one network's time; the refit member is then always trained,
-        and the fold models only choose the epoch count and the threshold).
+        and the fold models only choose the epoch count and the threshold); or one
+        network distilled from the ensemble: a copy of the last member trained for a few
+        more epochs to reproduce the ensemble's probabilities on the labelled crops and
+        on up to 2,000 of ``fit``'s ``unlabeled`` crops (one network's inference, the
+        ensemble's threshold and held-out scores).
     architecture : dict or None
         :class:`~blobsift.nn.models.SignalClassifier` arguments;
         :data:`DEFAULT_ARCHITECTURE` when None.
@@ -263,6 +270,7 @@ class CNNClassifier(CropClassifier):
         *,
         initial_weights: dict[str, torch.Tensor] | None = None,
         noise: Any = None,
+        unlabeled: Any = None,
     ) -> CNNClassifier:
         """Train the fold ensemble and choose the threshold on out-of-fold scores.
 
@@ -282,6 +290,9 @@ class CNNClassifier(CropClassifier):
             (:mod:`~blobsift.classify.context`) is fitted on the out-of-fold scores and
             kept if it raises their held-out average precision (``intensity_context_``);
             predictions then need the noise of their crops' images too.
+        unlabeled : array of shape (m, 64, 64) or (m, C, 64, 64), optional
+            Unlabelled candidate crops, used only with ``predict_with="distilled"``: the
+            distilled network also learns the ensemble's scores on (up to 2,000 of) them.
 
         Returns
         -------
@@ -298,6 +309,7 @@ class CNNClassifier(CropClassifier):
         self._validate_params()
         crops, labels = self._check_fit_input(X, y)
         levels = None if noise is None else self._check_noise(noise, crops)
+        pool = None if unlabeled is None else self._check_crops(unlabeled, name="unlabeled")
         rng = np.random.default_rng(self.random_state)
         with seeded(int(rng.integers(2**31 - 1))):  # the caller's torch state stays as it was
             folds, stopper, records, best_oof = self._fit_members(
@@ -306,6 +318,9 @@ class CNNClassifier(CropClassifier):
         self.oof_proba_ = torch.sigmoid(best_oof).numpy().astype(np.float64)
         point, rule = self._choose_threshold(labels, self.oof_proba_)
         self.threshold_ = point.threshold
+        if self.predict_with == "distilled":
+            with seeded(int(rng.integers(2**31 - 1))):
+                self.members_ = [self._distilled_member(crops, pool, rng)]
         self.classes_ = np.array([0, 1])
         history = {
             "train_loss": [record.train_loss for record in records],
@@ -384,6 +399,42 @@ class CNNClassifier(CropClassifier):
             if self.predict_with == "refit":
                 self.members_ = self.members_[-1:]
         return folds, stopper, records, best_oof
+
+    def _distilled_member(
+        self, crops: np.ndarray, unlabeled: np.ndarray | None, rng: np.random.Generator
+    ) -> nn.Module:
+        """One network trained to reproduce the ensemble's probabilities (``predict_with``).
+
+        The student starts as a copy of the last member (the refit one, if any) and trains
+        with binary cross-entropy (focal loss with ``gamma=0`` and no ``alpha``) on the
+        ensemble's probabilities as soft targets, on the labelled crops and up to
+        ``_DISTIL_UNLABELED`` unlabelled ones, augmented as in training (the augmentations
+        keep a crop's class, so its target stays valid). Batches balance the crops the
+        ensemble calls signal (at ``threshold_``) with the others, as the members' batches
+        balance the labels: the few signal crops are not drowned, and as the balance
+        depends on the crop alone, the student's best prediction of each crop is still
+        the ensemble's probability (so its threshold stays valid).
+        """
+        if unlabeled is not None and len(unlabeled) > _DISTIL_UNLABELED:
+            unlabeled = unlabeled[rng.choice(len(unlabeled), _DISTIL_UNLABELED, replace=False)]
+        pool = crops if unlabeled is None else np.concatenate([crops, unlabeled])
+        self.graph_ = self._exported_graph()
+        targets = torch.from_numpy(self._positive_proba(pool).astype(np.float32))
+        decisions = (targets >= self.threshold_).to(torch.int64)
+        both = 0 < int(decisions.sum()) < len(decisions)
+        student = self._build_member()
+        student.load_state_dict(self.members_[-1].state_dict())
+        trainer = Trainer(
+            student, torch.from_numpy(self._window(pool)), targets, epochs=_DISTIL_EPOCHS,
+            learning_rate=self.learning_rate, batch_size=max(self._batch_size(len(pool)), 32),
+            weight_decay=self.weight_decay, sampling="weighted" if both else "none",
+            sampling_labels=decisions, device=resolve_device(self.device),
+            generator=torch.Generator().manual_seed(int(rng.integers(2**31 - 1))),
+            criterion=FocalLoss(alpha=None, gamma=0.0), warmup_epochs=1,
+            augment=Augmentation() if self.augment else None,
+        )  # fmt: skip
+        trainer.train_epochs(_DISTIL_EPOCHS)
+        return trainer.model.to("cpu").eval()
 
     # -- prediction ---------------------------------------------------------------------
     def _ensemble(self) -> nn.Module:

@@ -46,9 +46,12 @@ PHASE_SCORES = {"siamese": "loo_average_precision", "cnn": "average_precision"}
 #: flatters it; Phase 1's score involves no such choice.
 SWITCH_MARGIN = 0.02
 #: The short probe of Phase 2 that ``phase="auto"`` runs before the full ensemble: the same
-#: network in 2 folds for 10 epochs (a short warm-up and cosine schedule), no refit member;
+#: network in 2 folds for 10 epochs (a short warm-up and cosine schedule), no refit or
+#: distilled member (only its held-out scores count);
 #: about a tenth of the full fit's steps at 1,000 labels and a twentieth at 250.
-PROBE_OPTIONS: dict[str, Any] = {"n_folds": 2, "epochs": 10, "refit": False}
+PROBE_OPTIONS: dict[str, Any] = {
+    "n_folds": 2, "epochs": 10, "refit": False, "predict_with": "ensemble",
+}  # fmt: skip
 #: How far the probe's held-out score may fall short of what Phase 2 must reach (Phase 1's
 #: score plus :data:`SWITCH_MARGIN`) for the full ensemble to be trained. The probe is
 #: pessimistic (each fold model sees half the labels, for few epochs): in two demo runs at
@@ -258,7 +261,9 @@ class Sifter(CropClassifier):
             Labels: 1 signal, 0 noise; at least 2 of each.
         unlabeled : array of shape (m, 64, 64), optional
             Unlabelled candidate crops: Phase 1 pre-trains its encoder on them (and is
-            trained with ``phase="cnn"`` too, to start Phase 2 and for neighbours).
+            trained with ``phase="cnn"`` too, to start Phase 2 and for neighbours); with
+            ``predict_with="distilled"``, Phase 2's one network also learns the ensemble's
+            scores on them.
         history : sequence of PhaseRecord or (int, float)
             Earlier fits on this data set (``(number of labels, Phase 1 held-out score)``
             pairs will do), for ``phase="auto"``: see
@@ -314,7 +319,10 @@ class Sifter(CropClassifier):
         estimator: SiameseClassifier | CNNClassifier | None = self.gallery_
         if phase == "cnn":
             cnn = self._phase_estimator("cnn")
-            cnn.fit(crops, labels, initial_weights=self._pretrained_start(cnn), noise=levels)
+            cnn.fit(
+                crops, labels, initial_weights=self._pretrained_start(cnn), noise=levels,
+                unlabeled=unlabeled,
+            )  # fmt: skip
             self.phase_scores_["cnn"] = float(cnn.cv_metrics_[PHASE_SCORES["cnn"]])
             estimator = cnn
             if self.phase == "auto" and (

@@ -197,7 +197,8 @@ class Trainer:
     crops : Tensor (N, H, W)
         Raw training crops.
     labels : Tensor (N,)
-        Binary labels.
+        Binary labels, or soft targets in [0, 1] (a teacher's probabilities, for
+        distillation) for a ``criterion`` that takes them.
     epochs, learning_rate, batch_size, weight_decay, max_grad_norm, warmup_epochs
         The optimisation recipe.
     body_learning_rate : float
@@ -211,6 +212,10 @@ class Trainer:
     sampling : {"none", "weighted", "oversample"}
         How batches are drawn: uniformly, by a class-balanced weighted sampler, or from a
         dataset with positives repeated to 30%.
+    sampling_labels : Tensor (N,), optional
+        The binary classes that ``sampling`` balances, where ``labels`` are soft targets
+        (for distillation, the teacher's decisions); ``labels`` by default. Balancing by a
+        function of the crop alone leaves the best prediction of each crop unchanged.
     criterion : nn.Module, optional
         Training loss; focal loss with :func:`default_focal_alpha` by default.
     augment : Augmentation, optional
@@ -233,6 +238,7 @@ class Trainer:
         sampling: str,
         device: torch.device,
         generator: torch.Generator,
+        sampling_labels: torch.Tensor | None = None,
         criterion: nn.Module | None = None,
         augment: Augmentation | None = None,
         max_grad_norm: float = 1.0,
@@ -261,10 +267,11 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, [schedule, body_schedule][: len(groups)]
         )
+        classes = labels if sampling_labels is None else sampling_labels
         if sampling == "weighted":
-            self._sampler = create_weighted_sampler(labels, generator=generator)
+            self._sampler = create_weighted_sampler(classes, generator=generator)
         elif sampling == "oversample":
-            self._pool, _ = balance_dataset(torch.arange(len(labels)), labels, generator=generator)
+            self._pool, _ = balance_dataset(torch.arange(len(labels)), classes, generator=generator)
 
     def _epoch_indices(self) -> torch.Tensor:
         if self.sampling == "weighted":
