@@ -417,18 +417,20 @@ class CNNClassifier(CropClassifier):
         """
         if unlabeled is not None and len(unlabeled) > _DISTIL_UNLABELED:
             unlabeled = unlabeled[rng.choice(len(unlabeled), _DISTIL_UNLABELED, replace=False)]
-        pool = crops if unlabeled is None else np.concatenate([crops, unlabeled])
-        self.graph_ = self._exported_graph()
-        targets = torch.from_numpy(self._positive_proba(pool).astype(np.float32))
+        window = self._window(crops if unlabeled is None else np.concatenate([crops, unlabeled]))
+        device = resolve_device(self.device)
+        # The teacher in torch: exporting the ensemble's graph only to score these would be
+        # thrown away (predict_logits runs any module; the ensemble's output is probabilities).
+        targets = predict_logits(self._ensemble(), network_input(window), device)
         decisions = (targets >= self.threshold_).to(torch.int64)
         both = 0 < int(decisions.sum()) < len(decisions)
         student = self._build_member()
         student.load_state_dict(self.members_[-1].state_dict())
         trainer = Trainer(
-            student, torch.from_numpy(self._window(pool)), targets, epochs=_DISTIL_EPOCHS,
-            learning_rate=self.learning_rate, batch_size=max(self._batch_size(len(pool)), 32),
+            student, torch.from_numpy(window), targets, epochs=_DISTIL_EPOCHS,
+            learning_rate=self.learning_rate, batch_size=max(self._batch_size(len(window)), 32),
             weight_decay=self.weight_decay, sampling="weighted" if both else "none",
-            sampling_labels=decisions, device=resolve_device(self.device),
+            sampling_labels=decisions, device=device,
             generator=torch.Generator().manual_seed(int(rng.integers(2**31 - 1))),
             criterion=FocalLoss(alpha=None, gamma=0.0), warmup_epochs=1,
             augment=Augmentation() if self.augment else None,
